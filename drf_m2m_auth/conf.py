@@ -1,0 +1,120 @@
+"""The DRF_M2M_AUTH settings: defaults, validation, and reload on setting_changed."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from django.conf import settings as django_settings
+from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
+
+SETTINGS_NAME = "DRF_M2M_AUTH"
+
+# Every public key, its default. README's settings table is tested against this dict.
+DEFAULTS: dict[str, Any] = {
+    "ISSUER": None,
+    "AUDIENCE": None,
+    "JWKS_URL": None,
+    "ALGORITHMS": ["RS256"],
+    "LEEWAY": 0,
+    "SCOPE_CLAIMS": ["scope", "scp", "permissions"],
+    "CACHE": "default",
+    "REALM": "api",
+    "REQUIRE_AT_JWT_TYP": False,
+    "MAX_TOKEN_BYTES": 8192,
+    "HTTP_TIMEOUT": 5.0,
+    "JWKS_MAX_BYTES": 512 * 1024,
+    "JWKS_DEFAULT_TTL": 600,
+    "JWKS_MIN_TTL": 60,
+    "JWKS_MAX_TTL": 86400,
+    "JWKS_REFRESH_COOLDOWN": 30,
+    "JWKS_STALE_IF_ERROR": 6 * 3600,
+    "JWKS_COLD_RETRY": 2,
+    "INSECURE_JWKS_HOSTS": [],
+    "VERIFIED_TOKEN_CACHE_SIZE": 10000,
+    "UNREGISTERED_CLIENTS": "allow",
+    "REVOCATION_CHECK_INTERVAL": 1.0,
+}
+
+ALLOWED_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512",
+                                "EdDSA", "Ed25519"})
+
+
+def as_list(value: Any) -> list:
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return list(value)
+    return [value]
+
+
+class M2MSettings:
+    """Attribute access to DRF_M2M_AUTH with defaults; unknown keys are an error, not ignored."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values: dict[str, Any] | None = None
+
+    def user_settings(self) -> dict[str, Any]:
+        value = getattr(django_settings, SETTINGS_NAME, {})
+        if not isinstance(value, dict):
+            raise ImproperlyConfigured(f"{SETTINGS_NAME} must be a dict, not {type(value).__name__}")
+        return value
+
+    def _load(self) -> dict[str, Any]:
+        user = self.user_settings()
+        unknown = sorted(set(user) - set(DEFAULTS))
+        if unknown:
+            raise ImproperlyConfigured(f"{SETTINGS_NAME} has unknown key(s): {', '.join(unknown)}")
+        values = dict(DEFAULTS)
+        values.update(user)
+        return values
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_") or name not in DEFAULTS:
+            raise AttributeError(f"Invalid {SETTINGS_NAME} setting: {name!r}")
+        values = self._values
+        if values is None:
+            with self._lock:
+                if self._values is None:
+                    self._values = self._load()
+                values = self._values
+        return values[name]
+
+    @property
+    def issuers(self) -> list[str]:
+        return [str(i) for i in as_list(self.ISSUER)]
+
+    @property
+    def audiences(self) -> list[str]:
+        return [str(a) for a in as_list(self.AUDIENCE)]
+
+    def reload(self) -> None:
+        with self._lock:
+            self._values = None
+
+
+m2m_settings = M2MSettings()
+
+_reset_callbacks: list = []
+
+
+def on_reset(callback):
+    """Register a callable run whenever DRF_M2M_AUTH (or CACHES) changes: derived state is cleared."""
+    _reset_callbacks.append(callback)
+    return callback
+
+
+def reset_state() -> None:
+    m2m_settings.reload()
+    for callback in list(_reset_callbacks):
+        callback()
+
+
+def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:
+    if setting in (SETTINGS_NAME, "CACHES"):
+        reset_state()
+
+
+setting_changed.connect(_on_setting_changed, dispatch_uid="drf_m2m_auth.conf.setting_changed")

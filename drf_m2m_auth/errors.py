@@ -1,0 +1,66 @@
+"""One exception tree for drf_m2m_auth; pure Python, translated to HTTP once at the DRF boundary."""
+
+from __future__ import annotations
+
+
+class M2MAuthError(Exception):
+    """Base error: ``error`` is an RFC 6750 error code, ``description`` a short human reason.
+
+    ``reason`` is a stable machine code (for logs, metrics and signals); ``claim`` names the
+    offending claim or header parameter when there is one. None of them ever holds a token.
+    """
+
+    error = "invalid_request"
+    status_code = 400
+
+    def __init__(self, description: str, *, reason: str = "invalid", claim: str | None = None):
+        super().__init__(description)
+        self.description = description
+        self.reason = reason
+        self.claim = claim
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(reason={self.reason!r}, description={self.description!r})"
+
+
+class InvalidRequest(M2MAuthError):
+    """The request itself is malformed (RFC 6750 3.1 invalid_request): 400."""
+
+
+class InvalidToken(M2MAuthError):
+    """The access token is malformed, expired, revoked, or fails verification: 401."""
+
+    error = "invalid_token"
+    status_code = 401
+
+
+class InsufficientScope(M2MAuthError):
+    """The token is valid but lacks the scopes the endpoint needs: 403 (RFC 6750 3.1)."""
+
+    error = "insufficient_scope"
+    status_code = 403
+
+    def __init__(self, needed: frozenset[str] | set[str], *, description: str | None = None):
+        self.needed = frozenset(needed)
+        super().__init__(
+            description or "The access token does not grant the scopes this endpoint requires.",
+            reason="insufficient_scope",
+        )
+
+
+class KeysUnavailable(M2MAuthError):
+    """No signing keys at all can be obtained for the issuer (cold start while it is down): 503.
+
+    This is not the token's fault, so it is not an invalid_token: the client should retry.
+    """
+
+    error = "temporarily_unavailable"
+    status_code = 503
+
+    def __init__(self, description: str, *, retry_after: int = 5):
+        super().__init__(description, reason="keys_unavailable")
+        self.retry_after = retry_after
+
+
+class JWKSError(Exception):
+    """Fetching or parsing a JWKS (or discovery document) failed. Internal to jwks.py callers."""

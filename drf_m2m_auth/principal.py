@@ -1,0 +1,116 @@
+"""The authenticated principal: ServiceClient (request.user) and AccessToken (request.auth)."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Mapping
+from typing import Any
+
+AUTH0_CLIENT_SUFFIX = "@clients"
+
+
+def client_id_from_claims(claims: Mapping[str, Any]) -> str:
+    """The OAuth client id: RFC 9068 ``client_id``, else Auth0's ``azp``, else ``sub``.
+
+    Auth0 writes client_credentials subjects as ``<client_id>@clients``; the suffix is dropped so
+    the id matches what the issuer's dashboard shows. Non-string values are ignored.
+    """
+    for name in ("client_id", "azp"):
+        value = claims.get(name)
+        if isinstance(value, str) and value:
+            return value
+    sub = claims.get("sub")
+    if isinstance(sub, str) and sub.endswith(AUTH0_CLIENT_SUFFIX) and len(sub) > len(AUTH0_CLIENT_SUFFIX):
+        return sub[: -len(AUTH0_CLIENT_SUFFIX)]
+    return sub if isinstance(sub, str) else ""
+
+
+class AccessToken:
+    """A verified access token (``request.auth``). Never holds or shows the raw JWT."""
+
+    __slots__ = ("claims", "scopes", "client_id", "subject", "issuer", "exp", "iat", "jti", "kid",
+                 "token_hash", "header")
+
+    def __init__(self, claims: dict[str, Any], scopes: frozenset[str], *, header: Mapping[str, Any] | None = None,
+                 token_hash: str = "", kid: str | None = None):
+        self.claims = claims
+        self.scopes = scopes
+        self.header = dict(header or {})
+        self.client_id = client_id_from_claims(claims)
+        self.subject: str = claims["sub"]
+        self.issuer: str = claims["iss"]
+        self.exp: float = claims["exp"]
+        self.iat: float = claims["iat"]
+        jti = claims.get("jti")
+        self.jti: str | None = jti if isinstance(jti, str) and jti else None
+        self.kid = kid
+        self.token_hash = token_hash  # sha256 of the raw token, hex: a cache key, not a secret
+
+    @property
+    def expires_at(self) -> _dt.datetime:
+        return _dt.datetime.fromtimestamp(self.exp, tz=_dt.timezone.utc)
+
+    @property
+    def issued_at(self) -> _dt.datetime:
+        return _dt.datetime.fromtimestamp(self.iat, tz=_dt.timezone.utc)
+
+    def has_scopes(self, needed) -> bool:
+        return frozenset(needed) <= self.scopes
+
+    def __getitem__(self, name: str) -> Any:
+        return self.claims[name]
+
+    def __repr__(self) -> str:
+        return (f"<AccessToken client_id={self.client_id!r} iss={self.issuer!r} "
+                f"scopes={sorted(self.scopes)!r} exp={int(self.exp)}>")
+
+
+class ServiceClient:
+    """The calling service (``request.user``): not a Django User.
+
+    ``pk`` equals ``client_id`` so DRF's UserRateThrottle throttles per client.
+    """
+
+    is_authenticated = True
+    is_anonymous = False
+    is_active = True
+    is_staff = False
+    is_superuser = False
+
+    def __init__(self, client_id: str, *, subject: str, scopes: frozenset[str], claims: Mapping[str, Any]):
+        self.client_id = client_id
+        self.subject = subject
+        self.scopes = scopes
+        self.claims = claims
+
+    @classmethod
+    def from_token(cls, token: AccessToken) -> "ServiceClient":
+        return cls(token.client_id, subject=token.subject, scopes=token.scopes, claims=token.claims)
+
+    @property
+    def pk(self) -> str:
+        return self.client_id
+
+    id = pk
+
+    @property
+    def username(self) -> str:
+        return self.client_id
+
+    def get_username(self) -> str:
+        return self.client_id
+
+    def has_perm(self, perm, obj=None) -> bool:  # Django-style permission API: scopes, not perms
+        return False
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ServiceClient) and other.client_id == self.client_id
+
+    def __hash__(self) -> int:
+        return hash(("ServiceClient", self.client_id))
+
+    def __str__(self) -> str:
+        return self.client_id
+
+    def __repr__(self) -> str:
+        return f"<ServiceClient {self.client_id!r} scopes={sorted(self.scopes)!r}>"
