@@ -118,3 +118,58 @@ def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:
 
 
 setting_changed.connect(_on_setting_changed, dispatch_uid="drf_m2m_auth.conf.setting_changed")
+
+
+# --- process-wide verifier, built from the settings on first use and rebuilt when they change ----
+
+_verifier = None
+_verifier_lock = threading.Lock()
+
+
+def shared_cache():
+    """The Django cache every worker shares (CACHE alias), or None when CACHE is None."""
+    alias = m2m_settings.CACHE
+    if alias is None:
+        return None
+    from django.core.cache import caches
+
+    return caches[alias]
+
+
+def build_verifier():
+    from .jwks import HTTPFetcher, JWKSource
+    from .tokens import TokenVerifier
+
+    s = m2m_settings
+    fetch = HTTPFetcher(timeout=float(s.HTTP_TIMEOUT), max_bytes=int(s.JWKS_MAX_BYTES),
+                        insecure_hosts=as_list(s.INSECURE_JWKS_HOSTS))
+    cache = shared_cache()
+    jwks_url = s.JWKS_URL
+    sources = {}
+    for issuer in s.issuers:
+        url = jwks_url.get(issuer) if isinstance(jwks_url, dict) else jwks_url
+        sources[issuer] = JWKSource(
+            issuer, jwks_url=url, algorithms=as_list(s.ALGORITHMS), fetch=fetch, shared_cache=cache,
+            default_ttl=float(s.JWKS_DEFAULT_TTL), min_ttl=float(s.JWKS_MIN_TTL), max_ttl=float(s.JWKS_MAX_TTL),
+            cooldown=float(s.JWKS_REFRESH_COOLDOWN), stale_if_error=float(s.JWKS_STALE_IF_ERROR),
+            cold_retry=float(s.JWKS_COLD_RETRY), lock_wait=float(s.HTTP_TIMEOUT))
+    return TokenVerifier(
+        sources=sources, audiences=s.audiences, algorithms=as_list(s.ALGORITHMS), leeway=float(s.LEEWAY),
+        scope_claims=as_list(s.SCOPE_CLAIMS), max_token_bytes=int(s.MAX_TOKEN_BYTES),
+        require_at_jwt=bool(s.REQUIRE_AT_JWT_TYP), cache_size=int(s.VERIFIED_TOKEN_CACHE_SIZE))
+
+
+def get_verifier():
+    """The process-wide TokenVerifier (JWKS memo and verified-token cache live inside it)."""
+    verifier = _verifier
+    if verifier is None:
+        with _verifier_lock:
+            if _verifier is None:
+                globals()["_verifier"] = build_verifier()
+            verifier = _verifier
+    return verifier
+
+
+@on_reset
+def _drop_verifier() -> None:
+    globals()["_verifier"] = None

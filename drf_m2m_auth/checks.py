@@ -1,0 +1,121 @@
+"""System checks for DRF_M2M_AUTH: a bad setting is an error at startup, naming the key."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.checks import Error, Tags, Warning, register
+
+from .conf import ALLOWED_ALGORITHMS, DEFAULTS, SETTINGS_NAME, as_list
+
+P = f"{SETTINGS_NAME}"
+NUMBERS = ("LEEWAY", "MAX_TOKEN_BYTES", "HTTP_TIMEOUT", "JWKS_MAX_BYTES", "JWKS_DEFAULT_TTL", "JWKS_MIN_TTL",
+           "JWKS_MAX_TTL", "JWKS_REFRESH_COOLDOWN", "JWKS_STALE_IF_ERROR", "JWKS_COLD_RETRY",
+           "VERIFIED_TOKEN_CACHE_SIZE", "REVOCATION_CHECK_INTERVAL")
+
+
+def _url_problem(url: Any, insecure_hosts: list) -> str | None:
+    from .jwks import is_loopback_host
+
+    if not isinstance(url, str) or not url:
+        return "is not a URL string"
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"{url!r} is not an absolute http(s) URL"
+    if parts.scheme == "http" and not (is_loopback_host(parts.hostname) or parts.hostname in insecure_hosts):
+        return f"{url!r} uses plain http for a non-loopback host"
+    return None
+
+
+def _strings(value: Any) -> bool:
+    items = as_list(value)
+    return bool(items) and all(isinstance(v, str) and v for v in items)
+
+
+@register(Tags.security, "drf_m2m_auth")
+def check_settings(app_configs=None, **kwargs) -> list:
+    user = getattr(settings, SETTINGS_NAME, None)
+    if user is None:
+        return [Error(f"{P} is not set.", hint=f'Set {P} = {{"ISSUER": "https://tenant.auth0.com/", '
+                      '"AUDIENCE": "https://api.example.com"}.', id="drf_m2m_auth.E001")]
+    if not isinstance(user, dict):
+        return [Error(f"{P} must be a dict.", id="drf_m2m_auth.E001")]
+    errors: list = []
+    unknown = sorted(set(user) - set(DEFAULTS))
+    if unknown:
+        errors.append(Error(f"{P} has unknown key(s): {', '.join(unknown)}.",
+                            hint=f"Known keys: {', '.join(sorted(DEFAULTS))}.", id="drf_m2m_auth.E002"))
+    s = {**DEFAULTS, **user}
+    insecure = as_list(s["INSECURE_JWKS_HOSTS"])
+    if not _strings(s["ISSUER"]):
+        errors.append(Error(f"{P}['ISSUER'] must be a non-empty string or list of strings.",
+                            hint="Use the iss value exactly as your tokens carry it, e.g. "
+                                 "'https://tenant.auth0.com/' (Auth0 keeps the trailing slash).",
+                            id="drf_m2m_auth.E003"))
+    if not _strings(s["AUDIENCE"]):
+        errors.append(Error(f"{P}['AUDIENCE'] must be a non-empty string or list of strings.",
+                            hint="Use your API's identifier (Auth0: APIs > your API > Identifier).",
+                            id="drf_m2m_auth.E004"))
+    algs = as_list(s["ALGORITHMS"])
+    bad = [a for a in algs if a not in ALLOWED_ALGORITHMS]
+    if not algs or bad:
+        errors.append(Error(f"{P}['ALGORITHMS'] holds unsupported or symmetric algorithm(s): {bad or 'none given'}.",
+                            hint="Use asymmetric algorithms only, e.g. ['RS256'] for Auth0 or ['ES256']; "
+                                 "'none' and HS* are refused (RFC 8725 3.1, 3.2).", id="drf_m2m_auth.E005"))
+    errors += _check_urls(s, insecure)
+    for key in NUMBERS:
+        value = s[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            errors.append(Error(f"{P}['{key}'] must be a non-negative number, not {value!r}.", id="drf_m2m_auth.E007"))
+    if not _strings(s["SCOPE_CLAIMS"]):
+        errors.append(Error(f"{P}['SCOPE_CLAIMS'] must be a list of claim names.", id="drf_m2m_auth.E008"))
+    if s["CACHE"] is not None and s["CACHE"] not in getattr(settings, "CACHES", {}):
+        errors.append(Error(f"{P}['CACHE'] names cache alias {s['CACHE']!r}, which is not in CACHES.",
+                            id="drf_m2m_auth.E009"))
+    if s["UNREGISTERED_CLIENTS"] not in ("allow", "deny"):
+        errors.append(Error(f"{P}['UNREGISTERED_CLIENTS'] must be 'allow' or 'deny'.", id="drf_m2m_auth.E010"))
+    return errors
+
+
+def _check_urls(s: dict, insecure: list) -> list:
+    errors = []
+    jwks_url = s["JWKS_URL"]
+    if jwks_url is None:
+        for issuer in as_list(s["ISSUER"]):
+            if isinstance(issuer, str) and issuer:
+                problem = _url_problem(issuer, insecure)
+                if problem:
+                    errors.append(Error(f"{P}['ISSUER'] {problem}, so OIDC discovery cannot use it.",
+                                        hint="Give an https issuer, or set JWKS_URL explicitly.",
+                                        id="drf_m2m_auth.E006"))
+        return errors
+    urls = list(jwks_url.values()) if isinstance(jwks_url, dict) else [jwks_url]
+    if isinstance(jwks_url, dict):
+        missing = [i for i in as_list(s["ISSUER"]) if i not in jwks_url]
+        if missing:
+            errors.append(Error(f"{P}['JWKS_URL'] has no URL for issuer(s) {missing}.", id="drf_m2m_auth.E006"))
+    for url in urls:
+        problem = _url_problem(url, insecure)
+        if problem:
+            errors.append(Error(f"{P}['JWKS_URL'] {problem}.", hint="JWKS must be fetched over https "
+                                "(loopback hosts and INSECURE_JWKS_HOSTS excepted).", id="drf_m2m_auth.E006"))
+    return errors
+
+
+@register(Tags.security, deploy=True)
+def check_deploy(app_configs=None, **kwargs) -> list:
+    user = getattr(settings, SETTINGS_NAME, None)
+    if not isinstance(user, dict):
+        return []
+    s = {**DEFAULTS, **user}
+    warnings = []
+    alias = s["CACHE"]
+    backend = getattr(settings, "CACHES", {}).get(alias, {}).get("BACKEND", "") if alias else ""
+    if alias is None or backend.endswith(("LocMemCache", "DummyCache")):
+        warnings.append(Warning(f"{P}['CACHE'] is a per-process cache: every worker fetches the JWKS itself and "
+                                "revocations do not reach other workers.",
+                                hint="Point CACHE at Redis (django.core.cache.backends.redis.RedisCache) or a "
+                                     "database cache shared by all workers.", id="drf_m2m_auth.W001"))
+    return warnings

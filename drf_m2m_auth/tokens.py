@@ -1,0 +1,282 @@
+"""verify(raw) -> AccessToken: RFC 8725 / RFC 9068 checks on a JWS access token, with a verified-token cache."""
+
+from __future__ import annotations
+
+import binascii
+import hashlib
+import json
+import math
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+from .errors import InvalidToken, KeysUnavailable
+from .jwks import ALG_KEY_TYPES, JWKSource, VerifyKey
+from .principal import AccessToken, ServiceClient
+from .scopes import DEFAULT_SCOPE_CLAIMS, scopes_from_claims
+
+# RFC 9068 2.1 / RFC 8725 3.11: explicit typing. Media types compare case-insensitively and may
+# omit the "application/" prefix (RFC 7515 4.1.9).
+ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
+ACCEPTED_TYPES = ACCESS_TOKEN_TYPES | {"jwt", "application/jwt"}
+# Header parameters whose meaning we implement; anything listed in "crit" must be one of these.
+UNDERSTOOD_CRIT: frozenset[str] = frozenset()
+MAX_NUMERIC_DATE = 253402300799  # 9999-12-31T23:59:59Z: beyond this a "date" is garbage, not a date
+REQUIRED_CLAIMS = ("exp", "iat", "iss", "aud", "sub")
+
+_HASHES = {"256": hashes.SHA256, "384": hashes.SHA384, "512": hashes.SHA512}
+_EC_SIZES = {"ES256": 32, "ES384": 48, "ES512": 66}
+_URL_TO_STD = str.maketrans("-_", "+/")
+
+
+def _verifier_for(alg: str) -> Callable[[Any, bytes, bytes], None]:
+    """alg -> a function(public_key, signature, signing_input) raising InvalidSignature."""
+    family, bits = alg[:2], alg[2:]
+    if family == "RS":
+        pad, hash_cls = padding.PKCS1v15(), _HASHES[bits]
+        return lambda key, sig, data: key.verify(sig, data, pad, hash_cls())
+    if family == "PS":
+        hash_cls = _HASHES[bits]
+        # RFC 7518 3.5: salt length equals the hash output length; not AUTO, which accepts any.
+        pss = padding.PSS(mgf=padding.MGF1(hash_cls()), salt_length=hash_cls.digest_size)
+        return lambda key, sig, data: key.verify(sig, data, pss, hash_cls())
+    if family == "ES":
+        size, algorithm = _EC_SIZES[alg], ec.ECDSA(_HASHES[bits]())
+
+        def verify_ec(key: Any, sig: bytes, data: bytes) -> None:
+            # RFC 7518 3.4: R || S, each exactly the curve's size; DER or other lengths are invalid.
+            if len(sig) != 2 * size:
+                raise InvalidSignature()
+            der = encode_dss_signature(int.from_bytes(sig[:size], "big"), int.from_bytes(sig[size:], "big"))
+            key.verify(der, data, algorithm)
+        return verify_ec
+    if alg in ("EdDSA", "Ed25519"):
+        return lambda key, sig, data: key.verify(sig, data)
+    raise ValueError(f"unsupported algorithm {alg}")
+
+
+SIGNATURE_VERIFIERS = {alg: _verifier_for(alg) for alg in ALG_KEY_TYPES}
+
+
+def b64url_decode(segment: str) -> bytes:
+    """Strict base64url without padding (RFC 7515 2): any other character is an error."""
+    if "=" in segment:
+        raise ValueError("padding is not allowed")
+    return binascii.a2b_base64(segment.translate(_URL_TO_STD) + "=" * (-len(segment) % 4), strict_mode=True)
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        # RFC 7515 5.2 / 8725 2.x: duplicate members are parsed differently by different libraries.
+        raise ValueError("duplicate member name")
+    return obj
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _json_object(data: bytes) -> dict[str, Any]:
+    value = json.loads(data, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
+    if type(value) is not dict:
+        raise ValueError("not a JSON object")
+    return value
+
+
+def _numeric_date(claims: dict[str, Any], name: str) -> float:
+    value = claims[name]
+    # bool is an int in Python but not a NumericDate; NaN, inf and 1e30 are not dates either.
+    if type(value) not in (int, float) or not (0 <= value <= MAX_NUMERIC_DATE):
+        raise InvalidToken(f"The {name} claim is not a valid NumericDate.", reason="bad_claim", claim=name)
+    return float(value)
+
+
+class _CacheEntry:
+    __slots__ = ("token", "client", "exp", "nbf", "key", "source", "generation")
+
+    def __init__(self, token: AccessToken, client: ServiceClient, exp: float, nbf: float,
+                 key: VerifyKey, source: JWKSource):
+        self.token, self.client, self.exp, self.nbf = token, client, exp, nbf
+        self.key, self.source, self.generation = key, source, source.generation
+
+
+class TokenVerifier:
+    """Verifies access tokens for a fixed configuration; one instance per process (see conf.py).
+
+    ``sources`` maps each accepted issuer to its JWKSource. Every request re-checks exp and nbf
+    (with ``leeway``); a cache hit skips only the parsing and the signature, and only while the
+    signing key is still in the issuer's JWKS. Failures are never cached.
+    """
+
+    def __init__(self, *, sources: dict[str, JWKSource], audiences: Iterable[str],
+                 algorithms: Iterable[str] = ("RS256",), leeway: float = 0,
+                 scope_claims: Iterable[str] = DEFAULT_SCOPE_CLAIMS, max_token_bytes: int = 8192,
+                 require_at_jwt: bool = False, cache_size: int = 10000, clock: Callable[[], float] = time.time):
+        self.sources = dict(sources)
+        self.audiences = frozenset(audiences)
+        self.algorithms = frozenset(a for a in algorithms if a in SIGNATURE_VERIFIERS)
+        self.leeway = float(leeway)
+        self.scope_claims = tuple(scope_claims)
+        self.max_token_bytes = max_token_bytes
+        self.accepted_types = ACCESS_TOKEN_TYPES if require_at_jwt else ACCEPTED_TYPES
+        self.cache_size = cache_size
+        self.clock = clock
+        self._cache: dict[bytes, _CacheEntry] = {}
+        self._cache_lock = threading.Lock()
+
+    # --- the per-request entry points --------------------------------------------------------
+
+    def verify(self, raw: str) -> AccessToken:
+        return self.verify_principal(raw)[1]
+
+    def verify_principal(self, raw: str) -> tuple[ServiceClient, AccessToken]:
+        """(ServiceClient, AccessToken) for a raw JWT, or InvalidToken / KeysUnavailable."""
+        if type(raw) is not str:
+            raise InvalidToken("The access token is not a string.", reason="malformed")
+        if len(raw) > self.max_token_bytes:  # size cap before any parsing or hashing
+            raise InvalidToken("The access token is too large.", reason="too_large")
+        digest = hashlib.sha256(raw.encode("utf-8", "surrogatepass")).digest()
+        entry = self._cache.get(digest)
+        if entry is not None:
+            now = self.clock()
+            if now < entry.exp + self.leeway and now >= entry.nbf - self.leeway and (
+                    entry.generation == entry.source.generation or self._key_still_published(entry)):
+                return entry.client, entry.token
+            self._cache.pop(digest, None)  # expired, or its key left the JWKS: verify afresh
+        return self._verify_uncached(raw, digest)
+
+    def _key_still_published(self, entry: _CacheEntry) -> bool:
+        if entry.source.is_current(entry.key):
+            entry.generation = entry.source.generation
+            return True
+        return False
+
+    # --- full verification --------------------------------------------------------------------
+
+    def _verify_uncached(self, raw: str, digest: bytes) -> tuple[ServiceClient, AccessToken]:
+        try:
+            header_b64, payload_b64, signature_b64 = raw.split(".")
+        except ValueError:
+            raise InvalidToken("The access token is not a JWS in compact form (three segments).",
+                               reason="malformed") from None
+        try:
+            header = _json_object(b64url_decode(header_b64))
+            claims = _json_object(b64url_decode(payload_b64))
+            signature = b64url_decode(signature_b64)
+        except (ValueError, TypeError, RecursionError, UnicodeError) as exc:
+            raise InvalidToken("The access token is not valid base64url-encoded JSON.", reason="malformed") from exc
+
+        alg, kid = self._check_header(header)
+        issuer = claims.get("iss")
+        source = self.sources.get(issuer) if type(issuer) is str else None
+        if source is None:
+            # Checked before the key lookup: iss only picks which allow-listed JWKS to use.
+            raise InvalidToken("The token was issued by an issuer this API does not trust.",
+                               reason="bad_issuer", claim="iss")
+        key = source.get_key(kid, alg)
+        try:
+            SIGNATURE_VERIFIERS[alg](key.public_key, signature, raw[: len(header_b64) + 1 + len(payload_b64)].encode())
+        except (InvalidSignature, ValueError, TypeError) as exc:
+            raise InvalidToken("The token signature is invalid.", reason="bad_signature") from exc
+
+        exp, nbf = self._check_claims(claims)
+        scopes = scopes_from_claims(claims, self.scope_claims)
+        token = AccessToken(claims, scopes, header=header, token_hash=digest.hex(), kid=kid)
+        client = ServiceClient.from_token(token)
+        self._remember(digest, _CacheEntry(token, client, exp, nbf, key, source))
+        return client, token
+
+    def _check_header(self, header: dict[str, Any]) -> tuple[str, str | None]:
+        alg = header.get("alg")
+        # RFC 8725 3.1: an allow-list; "none" and HS* can never be in it (see conf checks / jwks).
+        if type(alg) is not str or alg not in self.algorithms:
+            raise InvalidToken("The token's signing algorithm is not allowed.", reason="alg_not_allowed", claim="alg")
+        if "crit" in header:
+            crit = header["crit"]
+            if type(crit) is not list or not crit or any(c not in UNDERSTOOD_CRIT for c in crit):
+                raise InvalidToken("The token has critical header parameters this API does not understand.",
+                                   reason="crit_unsupported", claim="crit")
+        typ = header.get("typ")
+        if typ is None:
+            if self.accepted_types is ACCESS_TOKEN_TYPES:
+                raise InvalidToken("The token must be typed at+jwt (RFC 9068).", reason="bad_typ", claim="typ")
+        elif type(typ) is not str or typ.lower() not in self.accepted_types:
+            # RFC 8725 3.11: a logout+jwt or id_token-like JWT must not pass as an access token.
+            raise InvalidToken("The token's typ is not an access token type.", reason="bad_typ", claim="typ")
+        kid = header.get("kid")
+        if kid is not None and type(kid) is not str:
+            raise InvalidToken("The token's kid is not a string.", reason="malformed", claim="kid")
+        # jku, x5u, jwk and x5c are deliberately never read: keys come only from the configured JWKS.
+        return alg, kid
+
+    def _check_claims(self, claims: dict[str, Any]) -> tuple[float, float]:
+        for name in REQUIRED_CLAIMS:
+            if name not in claims:
+                raise InvalidToken(f"The token has no {name} claim.", reason="missing_claim", claim=name)
+        now, leeway = self.clock(), self.leeway
+        exp = _numeric_date(claims, "exp")
+        iat = _numeric_date(claims, "iat")
+        if now >= exp + leeway:
+            raise InvalidToken("The token has expired.", reason="expired", claim="exp")
+        if iat > now + leeway:
+            raise InvalidToken("The token was issued in the future (check clock skew / LEEWAY).",
+                               reason="iat_in_future", claim="iat")
+        nbf = -math.inf
+        if "nbf" in claims:
+            nbf = _numeric_date(claims, "nbf")
+            if nbf > now + leeway:
+                raise InvalidToken("The token is not valid yet.", reason="not_yet_valid", claim="nbf")
+        aud = claims["aud"]
+        if type(aud) is str:
+            ok = aud in self.audiences
+        elif type(aud) is list and aud and all(type(a) is str for a in aud):
+            ok = not self.audiences.isdisjoint(aud)
+        else:
+            ok = False
+        if not ok:
+            raise InvalidToken("The token is not meant for this API (aud).", reason="bad_audience", claim="aud")
+        sub = claims["sub"]
+        if type(sub) is not str or not sub.strip():
+            raise InvalidToken("The token's sub is not a non-empty string.", reason="bad_claim", claim="sub")
+        for name in ("client_id", "azp", "jti"):
+            if name in claims and type(claims[name]) is not str:
+                raise InvalidToken(f"The token's {name} is not a string.", reason="bad_claim", claim=name)
+        return exp, nbf
+
+    # --- the verified-token cache ------------------------------------------------------------
+
+    def _remember(self, digest: bytes, entry: _CacheEntry) -> None:
+        if self.cache_size <= 0:
+            return
+        with self._cache_lock:
+            cache = self._cache
+            if len(cache) >= self.cache_size:
+                self._evict(cache)
+            cache[digest] = entry
+
+    def _evict(self, cache: dict[bytes, _CacheEntry]) -> None:
+        # Amortised: drop every expired entry, then the oldest until 90 % full, so a stream of
+        # distinct tokens pays one scan per cache_size/10 inserts, not one per insert.
+        now = self.clock()
+        for d in [d for d, e in cache.items() if e.exp + self.leeway <= now]:
+            del cache[d]
+        target = int(self.cache_size * 0.9)
+        while len(cache) > target:
+            del cache[next(iter(cache))]
+
+    def clear_cache(self) -> None:
+        with self._cache_lock:
+            self._cache.clear()
+
+    def forget(self, token_hash: str) -> None:
+        self._cache.pop(bytes.fromhex(token_hash), None)
+
+
+__all__ = ["TokenVerifier", "InvalidToken", "KeysUnavailable", "b64url_decode", "SIGNATURE_VERIFIERS"]
