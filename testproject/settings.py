@@ -18,6 +18,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_m2m_auth",
+    "testproject.issuer",
+    "testproject.api",
 ]
 
 MIDDLEWARE = [
