@@ -394,3 +394,8 @@ if hasattr(os, "register_at_fork"):
 
 
 on_reset(reset)  # DRF_M2M_AUTH or CACHES changed (override_settings): start over
+
+
+def publish_pending() -> bool:
+    """True if a change made in this process has not reached the shared cache yet."""
+    return _publish_pending

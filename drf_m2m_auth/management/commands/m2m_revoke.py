@@ -1,0 +1,148 @@
+"""m2m_revoke: revoke a client's tokens, one token by jti, or (de)activate a client.
+
+Exit status: 0 done (also when there was nothing left to do: every form is idempotent),
+1 bad input or unknown client (nothing written: all changes share one transaction),
+2 usage error (argparse).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from drf_m2m_auth import revocation
+from drf_m2m_auth.models import Client, RevokedToken, validate_jti
+
+audit = logging.getLogger("drf_m2m_auth.audit")
+MAX_EXP_AHEAD = dt.timedelta(days=366)
+
+
+def parse_exp(value: str, now: dt.datetime) -> dt.datetime:
+    """A token's exp: NumericDate seconds (as in the claim) or ISO 8601 with a timezone."""
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            when = parse_datetime(text.replace(" ", "T", 1))
+        except ValueError:
+            when = None
+        if when is None:
+            raise CommandError(f"--exp {value!r} is not a date: give the token's exp claim (seconds since "
+                               "1970) or an ISO 8601 time such as 2030-01-31T12:00:00Z")
+        if timezone.is_naive(when):
+            raise CommandError(f"--exp {value!r} has no timezone: add Z (UTC) or an offset such as +02:00")
+    else:
+        if not math.isfinite(seconds) or seconds < 0 or seconds > 1e11:
+            raise CommandError(f"--exp {value!r} is out of range: seconds since 1970, not milliseconds")
+        when = dt.datetime.fromtimestamp(seconds, tz=dt.timezone.utc)
+    if when <= now:
+        raise CommandError(f"--exp {when.isoformat()} is in the past: that token is already rejected as "
+                           "expired, nothing to revoke (check the date)")
+    if when - now > MAX_EXP_AHEAD:
+        raise CommandError(f"--exp {when.isoformat()} is more than a year away; access tokens live minutes "
+                           "to hours (is it in milliseconds?)")
+    return when
+
+
+class Command(BaseCommand):
+    help = ("Revoke access tokens: every token of a client issued before now (--client), one token "
+            "by its jti (--jti with --exp), or (de)activate a client. Workers everywhere reject the "
+            "tokens within about REVOCATION_CHECK_INTERVAL seconds.")
+
+    def add_arguments(self, parser):
+        parser.add_argument("--client", action="append", default=[], metavar="CLIENT_ID",
+                            help="reject every token of this client issued before now (repeatable)")
+        parser.add_argument("--jti", metavar="JTI", help="reject the one token with this jti claim")
+        parser.add_argument("--exp", metavar="WHEN",
+                            help="with --jti: the token's exp (seconds since 1970, or ISO 8601 with timezone); "
+                                 "the deny-list entry is purged after it")
+        parser.add_argument("--jti-client", metavar="CLIENT_ID", default="",
+                            help="with --jti: the client it was issued to, for the record")
+        parser.add_argument("--reason", default="", help="with --jti: a note kept with the entry")
+        parser.add_argument("--deactivate", action="append", default=[], metavar="CLIENT_ID",
+                            help="deactivate this client: all its tokens are rejected (repeatable)")
+        parser.add_argument("--activate", action="append", default=[], metavar="CLIENT_ID",
+                            help="activate this client again (repeatable)")
+        parser.add_argument("--purge-expired", action="store_true",
+                            help="delete deny-list entries whose token has expired anyway")
+
+    def handle(self, *args, **opts):
+        now = timezone.now()
+        jti, exp = opts["jti"], None
+        if not any([opts["client"], jti, opts["deactivate"], opts["activate"], opts["purge_expired"]]):
+            raise CommandError("nothing to do: give --client, --jti/--exp, --deactivate, --activate "
+                               "or --purge-expired")
+        if jti is not None:
+            try:
+                validate_jti(jti)
+            except ValidationError:
+                raise CommandError(f"--jti {jti!r} is malformed: 1-255 printable ASCII characters, no spaces")
+            if not opts["exp"]:
+                raise CommandError("--jti needs --exp, the token's exp, so the entry can be purged after it")
+            exp = parse_exp(opts["exp"], now)
+        elif opts["exp"] or opts["jti_client"] or opts["reason"]:
+            raise CommandError("--exp, --jti-client and --reason go with --jti")
+        both = set(opts["deactivate"]) & set(opts["activate"])
+        if both:
+            raise CommandError(f"both --activate and --deactivate for: {', '.join(sorted(both))}")
+
+        with transaction.atomic():
+            clients = self._clients(opts["client"] + opts["deactivate"] + opts["activate"])
+            for client_id in dict.fromkeys(opts["client"]):
+                self._revoke_client(clients[client_id], now)
+            for client_id in dict.fromkeys(opts["deactivate"]):
+                self._set_active(clients[client_id], False)
+            for client_id in dict.fromkeys(opts["activate"]):
+                self._set_active(clients[client_id], True)
+            if jti is not None:
+                self._revoke_jti(jti, exp, opts["jti_client"], opts["reason"])
+            if opts["purge_expired"]:
+                count = RevokedToken.objects.purge_expired(now)
+                self.stdout.write(f"purged {count} expired deny-list entr{'y' if count == 1 else 'ies'}")
+        self._announce()
+
+    def _clients(self, ids: list[str]) -> dict[str, Client]:
+        found = {c.client_id: c for c in Client.objects.select_for_update().filter(client_id__in=set(ids))}
+        missing = sorted(set(ids) - set(found))
+        if missing:
+            raise CommandError(f"unknown client id(s): {', '.join(missing)} (register them first, e.g. "
+                               "m2m_grant --create ID RESOURCE; nothing was changed)")
+        return found
+
+    def _revoke_client(self, client: Client, now: dt.datetime) -> None:
+        client.revoke_tokens(now)
+        audit.info("revoked tokens of client %s issued before %s", client.client_id, now.isoformat())
+        self.stdout.write(self.style.SUCCESS(
+            f"client {client.client_id!r}: every token issued before {now.isoformat()} is now rejected"))
+
+    def _set_active(self, client: Client, active: bool) -> None:
+        word = "active" if active else "inactive"
+        if client.is_active == active:
+            self.stdout.write(f"client {client.client_id!r}: already {word}")
+            return
+        client.activate() if active else client.deactivate()
+        audit.info("client %s set %s", client.client_id, word)
+        self.stdout.write(self.style.SUCCESS(f"client {client.client_id!r}: now {word}"))
+
+    def _revoke_jti(self, jti: str, exp: dt.datetime, client_id: str, reason: str) -> None:
+        entry, created = RevokedToken.objects.revoke(jti, exp, client_id=client_id, reason=reason)
+        if created:
+            audit.info("revoked jti %s until %s", jti, entry.exp.isoformat())
+            self.stdout.write(self.style.SUCCESS(f"jti {jti!r}: rejected until {entry.exp.isoformat()}"))
+        else:
+            self.stdout.write(f"jti {jti!r}: already rejected until {entry.exp.isoformat()}")
+
+    def _announce(self) -> None:
+        if revocation.publish_pending():
+            self.stderr.write(self.style.WARNING(
+                "warning: the shared cache is unreachable, so workers were not notified; the change is "
+                "stored and workers find it in the database (at once if they cannot reach the cache "
+                "either, otherwise within REVOCATION_DB_CHECK_INTERVAL)"))
