@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import json
 import logging
@@ -80,6 +81,15 @@ def _key_algorithms(jwk: Mapping[str, Any], algorithms: Iterable[str]) -> frozen
     return frozenset(fits)
 
 
+def _rsa_bits(n: Any) -> int:
+    if not isinstance(n, str):
+        return 0
+    try:
+        return int.from_bytes(base64.urlsafe_b64decode(n + "=" * (-len(n) % 4)), "big").bit_length()
+    except ValueError:
+        return 0
+
+
 def parse_jwks(doc: Any, algorithms: Iterable[str]) -> KeySet:
     """Parse a JWKS document, skipping (not failing on) keys that cannot or must not be used.
 
@@ -110,11 +120,11 @@ def parse_jwks(doc: Any, algorithms: Iterable[str]) -> KeySet:
         if not usable or importer is None:
             continue
         public = {k: v for k, v in jwk.items() if k not in ("d", "p", "q", "dp", "dq", "qi", "oth", "k")}
+        if jwk["kty"] == "RSA" and _rsa_bits(jwk.get("n")) < MIN_RSA_BITS:
+            continue  # NIST SP 800-131A: too short to trust (checked before joserfc warns about it)
         try:
             key = importer.import_key(public)
             native = key.public_key
-            if jwk["kty"] == "RSA" and native.key_size < MIN_RSA_BITS:
-                continue
             thumbprint = key.thumbprint()
         except Exception as exc:  # a bad key is skipped, not the whole set
             logger.warning("Skipping unusable JWK kid=%r: %s", kid, type(exc).__name__)
@@ -253,12 +263,14 @@ class JWKSource:
         self.discovery_count = 0
         self._lock = threading.Lock()
         self._last_refresh_attempt = -math.inf
+        self._last_kid_refresh = -math.inf
         self._next_cold_attempt = 0.0
         self._cold_backoff = cold_retry
         self._outage_logged = False
         key = re.sub(r"[^A-Za-z0-9_.:-]", "_", issuer)[:150]
         self._cache_key = f"drf_m2m_auth:jwks:{key}"
-        self._cooldown_key = f"drf_m2m_auth:jwks-refresh:{key}"
+        self._cooldown_key = f"drf_m2m_auth:jwks-kid-refresh:{key}"
+        self._cold_key = f"drf_m2m_auth:jwks-cold-fetch:{key}"
 
     # The hot path: a dict lookup when the keys are fresh.
     def get_key(self, kid: str | None, alg: str) -> VerifyKey:
@@ -285,12 +297,17 @@ class JWKSource:
                                reason="kid_required", claim="kid")
         raise InvalidToken("The token's key id is not in the issuer's key set.", reason="unknown_kid", claim="kid")
 
+    def refresh_if_due(self) -> KeySet:
+        if self.keys is None or self.clock() >= self.expires_at:
+            return self._refresh(reason="ttl")
+        return self.keys
+
     def is_current(self, key: VerifyKey) -> bool:
         keys = self.keys
         return keys is not None and keys.contains(key)
 
     def _may_refresh_for_unknown_kid(self) -> bool:
-        return self.clock() - self._last_refresh_attempt >= self.cooldown
+        return self.clock() - self._last_kid_refresh >= self.cooldown
 
     def _refresh(self, *, reason: str, kid: str | None = None) -> KeySet:
         seen_generation = self.generation
@@ -305,16 +322,18 @@ class JWKSource:
         now = self.clock()
         if self.keys is None and now < self._next_cold_attempt:
             raise self._unavailable()
-        if reason == "unknown_kid" and now - self._last_refresh_attempt < self.cooldown and self.keys is not None:
+        if reason == "unknown_kid" and now - self._last_kid_refresh < self.cooldown and self.keys is not None:
             return self.keys
         shared = self._from_shared(kid if reason == "unknown_kid" else None, must_be_newer=reason != "ttl")
         if shared is not None:
             return shared
-        self._last_refresh_attempt = now  # the cooldown counts network refreshes only
-        if reason == "unknown_kid" and not self._claim_cluster_refresh():
-            # Another process refreshed within the cooldown: whatever it found is in the shared cache.
-            return self.keys if self.keys is not None else self._fetch_and_install(reason)
-        if self.keys is None and self.shared_cache is not None and not self._claim_cluster_refresh():
+        self._last_refresh_attempt = now
+        if reason == "unknown_kid":
+            # The cooldown bounds refreshes caused by unknown kids (attacker-controlled), cluster-wide.
+            self._last_kid_refresh = now
+            if not self._claim(self._cooldown_key, self.cooldown):
+                return self.keys if self.keys is not None else self._fetch_and_install(reason)
+        if self.keys is None and self.shared_cache is not None and not self._claim(self._cold_key, self.lock_wait):
             waited = self._wait_for_shared()  # a cold fleet: one process fetches, the others wait for it
             if waited is not None:
                 return waited
@@ -429,11 +448,11 @@ class JWKSource:
             self.jwks_url = entry["jwks_uri"]
         return self._install(keyset, fetched_at=fetched_at, ttl=ttl, source="shared cache")
 
-    def _claim_cluster_refresh(self) -> bool:
-        """At most one network refresh per cooldown across every process sharing the cache."""
+    def _claim(self, key: str, seconds: float) -> bool:
+        """True for the one process (sharing the cache) that may go to the network now."""
         if self.shared_cache is None:
             return True
-        added = self._cache_call("add", self._cooldown_key, 1, max(1, int(self.cooldown)))
+        added = self._cache_call("add", key, 1, max(1, int(math.ceil(seconds))))
         return added is not False
 
     def _wait_for_shared(self) -> KeySet | None:
@@ -450,6 +469,7 @@ class JWKSource:
             self.keys = None
             self.expires_at = 0.0
             self._last_refresh_attempt = -math.inf
+            self._last_kid_refresh = -math.inf
             self._next_cold_attempt = 0.0
 
 

@@ -146,8 +146,11 @@ class TokenVerifier:
         entry = self._cache.get(digest)
         if entry is not None:
             now = self.clock()
+            source = entry.source
+            if now >= source.expires_at:
+                source.refresh_if_due()  # the JWKS TTL ran out: a retired key must stop working
             if now < entry.exp + self.leeway and now >= entry.nbf - self.leeway and (
-                    entry.generation == entry.source.generation or self._key_still_published(entry)):
+                    entry.generation == source.generation or self._key_still_published(entry)):
                 return entry.client, entry.token
             self._cache.pop(digest, None)  # expired, or its key left the JWKS: verify afresh
         return self._verify_uncached(raw, digest)
