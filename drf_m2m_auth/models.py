@@ -20,10 +20,10 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 # A resource is what a view names in ``resource_name``: no spaces, so an admin typo stands out.
-RESOURCE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,99}$")
+RESOURCE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,99}\Z")
 # RFC 7519 4.1.7 says jti is case-sensitive and says nothing else; we refuse blanks and control
 # characters so a pasted token fragment or a stray newline is an error, not a silent no-op.
-JTI_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
+JTI_RE = re.compile(r"^[\x21-\x7e]{1,255}\Z")
 
 validate_resource = RegexValidator(
     RESOURCE_RE, _("A resource is 1-100 characters: letters, digits and _ . : / - (no spaces)."))

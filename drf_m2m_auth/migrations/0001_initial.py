@@ -56,7 +56,7 @@ class Migration(migrations.Migration):
             name='RevokedToken',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('jti', models.CharField(max_length=255, unique=True, validators=[django.core.validators.RegexValidator(re.compile('^[\\x21-\\x7e]{1,255}$'), 'A jti is 1-255 printable ASCII characters without spaces.')], verbose_name='jti')),
+                ('jti', models.CharField(max_length=255, unique=True, validators=[django.core.validators.RegexValidator(re.compile('^[\\x21-\\x7e]{1,255}\\Z'), 'A jti is 1-255 printable ASCII characters without spaces.')], verbose_name='jti')),
                 ('client_id', models.CharField(blank=True, db_index=True, help_text='For the record only; the jti alone is matched.', max_length=255, verbose_name='client id')),
                 ('exp', models.DateTimeField(db_index=True, help_text="The token's exp: after it the entry is useless and is purged.", verbose_name='expires')),
                 ('reason', models.CharField(blank=True, max_length=200, verbose_name='reason')),
@@ -72,7 +72,7 @@ class Migration(migrations.Migration):
             name='ResourceGrant',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('resource', models.CharField(max_length=100, validators=[django.core.validators.RegexValidator(re.compile('^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,99}$'), 'A resource is 1-100 characters: letters, digits and _ . : / - (no spaces).')], verbose_name='resource')),
+                ('resource', models.CharField(max_length=100, validators=[django.core.validators.RegexValidator(re.compile('^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,99}\\Z'), 'A resource is 1-100 characters: letters, digits and _ . : / - (no spaces).')], verbose_name='resource')),
                 ('created', models.DateTimeField(auto_now_add=True, verbose_name='created')),
                 ('client', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='grants', to='drf_m2m_auth.client', verbose_name='client')),
             ],

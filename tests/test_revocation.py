@@ -1,0 +1,446 @@
+"""revocation.py: answers from process memory, reloads only what changed, never loses a change.
+
+"Another process" is simulated by a second, independent copy of the module (its own memory,
+the same database and cache); the real multi-process runs are in tests/realservices/.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.util
+import sys
+import threading
+import time
+
+import pytest
+from django.core.cache import caches
+from django.core.cache.backends.locmem import LocMemCache
+from django.db import DatabaseError, connection, transaction
+from django.utils import timezone
+
+from drf_m2m_auth import revocation
+from drf_m2m_auth.errors import InvalidToken, KeysUnavailable
+from drf_m2m_auth.models import Client, ResourceGrant, RevocationState, RevokedToken
+from drf_m2m_auth.principal import AccessToken
+
+pytestmark = pytest.mark.django_db
+
+
+def token(client_id="svc-a", *, iat=None, jti=None, exp_in=3600):
+    now = time.time()
+    claims = {"sub": f"{client_id}@clients", "iss": "https://issuer.example/", "aud": "api",
+              "iat": now if iat is None else iat, "exp": now + exp_in}
+    if jti:
+        claims["jti"] = jti
+    return AccessToken(claims, frozenset({"read:orders"}))
+
+
+def reason_of(tok, module=revocation):
+    try:
+        module.check(tok)
+    except InvalidToken as exc:
+        assert exc.error == "invalid_token"
+        return exc.reason
+    return None
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+    def advance(self, seconds):
+        self.now += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    fake = FakeClock()
+    monkeypatch.setattr(revocation, "_clock", fake)
+    return fake
+
+
+@pytest.fixture
+def other_process(clock):
+    """A second copy of revocation.py: its own memory, same database and cache, same clock."""
+    spec = importlib.util.spec_from_file_location("drf_m2m_auth._revocation_other", revocation.__file__)
+    module = importlib.util.module_from_spec(spec)
+    module.__package__ = "drf_m2m_auth"
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    module._clock = clock
+    yield module
+    sys.modules.pop(spec.name, None)
+    from drf_m2m_auth import conf
+    conf._reset_callbacks.remove(module.reset)
+
+
+def client_with(client_id="svc-a", *resources, **fields):
+    client = Client.objects.create(client_id=client_id, name=client_id.upper(), **fields)
+    for resource in resources:
+        ResourceGrant.objects.create(client=client, resource=resource)
+    return client
+
+
+def commit_elsewhere(sql, params=()):
+    """A change made by another process: straight SQL, new stamps, a new generation in the cache."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+    RevocationState.objects.filter(pk=1).update(clients_stamp=revocation.new_generation(),
+                                                tokens_stamp=revocation.new_generation())
+    caches["default"].set(revocation.GENERATION_KEY, revocation.new_generation(), None)
+
+
+# --- the answers ---------------------------------------------------------------------------------
+
+def test_unregistered_client_is_accepted_by_default_and_has_no_resources():
+    assert reason_of(token("nobody")) is None
+    assert revocation.resources_for("nobody") is None
+
+
+def test_unregistered_client_rejected_when_policy_is_deny(settings):
+    settings.DRF_M2M_AUTH = {**settings.DRF_M2M_AUTH, "UNREGISTERED_CLIENTS": "deny"}
+    assert reason_of(token("nobody")) == "client_unregistered"
+    client_with("svc-a")
+    assert reason_of(token("svc-a")) is None
+
+
+def test_bad_policy_value_is_a_configuration_error(settings):
+    from django.core.exceptions import ImproperlyConfigured
+
+    settings.DRF_M2M_AUTH = {**settings.DRF_M2M_AUTH, "UNREGISTERED_CLIENTS": "maybe"}
+    with pytest.raises(ImproperlyConfigured, match="UNREGISTERED_CLIENTS"):
+        revocation.check(token())
+
+
+def test_registered_client_resources():
+    client_with("svc-a", "orders", "invoices")
+    assert revocation.resources_for("svc-a") == frozenset({"orders", "invoices"})
+    client_with("svc-b")
+    assert revocation.resources_for("svc-b") == frozenset()
+
+
+def test_inactive_client_is_rejected():
+    client_with("svc-a", is_active=False)
+    assert reason_of(token()) == "client_inactive"
+
+
+def test_tokens_issued_before_tokens_valid_after_are_rejected():
+    cut = timezone.now()
+    client_with("svc-a", tokens_valid_after=cut)
+    assert reason_of(token(iat=cut.timestamp() - 1)) == "token_revoked"
+    assert reason_of(token(iat=cut.timestamp() - 0.001)) == "token_revoked"
+    assert reason_of(token(iat=cut.timestamp())) is None
+    assert reason_of(token(iat=cut.timestamp() + 5)) is None
+
+
+def test_denied_jti_is_rejected_and_only_that_one():
+    RevokedToken.objects.revoke("leaked-1", timezone.now() + dt.timedelta(hours=1))
+    assert reason_of(token(jti="leaked-1")) == "jti_revoked"
+    assert reason_of(token(jti="leaked-2")) is None
+    assert reason_of(token()) is None  # no jti at all
+
+
+def test_expired_deny_list_entries_are_not_loaded_and_are_purged():
+    now = timezone.now()
+    RevokedToken.objects.create(jti="old", exp=now - dt.timedelta(seconds=1))
+    RevokedToken.objects.create(jti="live", exp=now + dt.timedelta(hours=1))
+    revocation.check(token())
+    assert revocation._snap.jtis == frozenset({"live"})
+    assert RevokedToken.objects.purge_expired() == 1
+    assert list(RevokedToken.objects.values_list("jti", flat=True)) == ["live"]
+
+
+def test_error_carries_the_claim_for_logs():
+    client_with("svc-a", tokens_valid_after=timezone.now())
+    with pytest.raises(InvalidToken) as info:
+        revocation.check(token(iat=0))
+    assert (info.value.reason, info.value.claim) == ("token_revoked", "iat")
+
+
+# --- the request path costs nothing ----------------------------------------------------------------
+
+class CountingCache(LocMemCache):
+    calls = 0
+
+    def get(self, *args, **kwargs):
+        type(self).calls += 1
+        return super().get(*args, **kwargs)
+
+
+@pytest.mark.django_db(transaction=True)  # committed writes: nothing is pending in this process
+def test_steady_state_makes_no_query_and_no_cache_call(clock, django_assert_num_queries, settings):
+    settings.CACHES = {"default": {"BACKEND": f"{__name__}.CountingCache", "LOCATION": "counting"}}
+    client_with("svc-a", "orders", tokens_valid_after=timezone.now() - dt.timedelta(hours=1))
+    RevokedToken.objects.revoke("x", timezone.now() + dt.timedelta(hours=1))
+    revocation.check(token())  # the first check loads
+    CountingCache.calls = 0
+    with django_assert_num_queries(0):
+        for _ in range(1000):
+            revocation.check(token(jti="y"))
+            revocation.resources_for("svc-a")
+        clock.advance(0.99)
+        revocation.check(token())
+    assert CountingCache.calls == 0
+    clock.advance(0.02)
+    with django_assert_num_queries(0):  # interval passed: one cache read, generation unchanged
+        revocation.check(token())
+    assert CountingCache.calls == 1
+
+
+def test_generation_change_reloads_only_the_changed_client(clock, django_assert_num_queries):
+    for i in range(60):
+        client_with(f"svc-{i}", "orders")
+    revocation.check(token("svc-0"))
+    before = dict(revocation._snap.clients)
+    commit_elsewhere("UPDATE drf_m2m_auth_client SET is_active = %s, revision = revision + 1 "
+                     "WHERE client_id = %s", [False, "svc-7"])
+    assert reason_of(token("svc-7")) is None  # not yet: the interval has not passed
+    clock.advance(1.01)
+    # stamps, (pk, client_id, revision) scan, that one client, its grants, the deny-list
+    with django_assert_num_queries(5):
+        assert reason_of(token("svc-7")) == "client_inactive"
+    after = revocation._snap.clients
+    assert after["svc-7"] is not before["svc-7"]
+    assert all(after[k] is before[k] for k in before if k != "svc-7")
+
+
+def test_deleted_client_becomes_unregistered(clock):
+    client_with("svc-a", "orders")
+    assert revocation.resources_for("svc-a") == {"orders"}
+    Client.objects.filter(client_id="svc-a").delete()
+    assert revocation.resources_for("svc-a") is None
+
+
+# --- writes: every path bumps, in-process visibility is immediate --------------------------------
+
+@pytest.mark.parametrize("change", [
+    lambda c: c.deactivate(),
+    lambda c: Client.objects.filter(pk=c.pk).deactivate(),
+    lambda c: Client.objects.filter(pk=c.pk).update(is_active=False),
+    lambda c: Client.objects.bulk_update([Client(pk=c.pk, client_id=c.client_id, name="x", is_active=False,
+                                                 revision=0)], ["is_active"]),
+], ids=["save", "queryset-method", "update", "bulk_update"])
+def test_every_write_path_is_seen_at_once_in_this_process(clock, change):
+    client = client_with("svc-a")
+    assert reason_of(token()) is None
+    change(client)
+    assert reason_of(token()) == "client_inactive"
+
+
+@pytest.mark.parametrize("change", [
+    lambda c: ResourceGrant.objects.create(client=c, resource="payroll"),
+    lambda c: ResourceGrant.objects.bulk_create([ResourceGrant(client=c, resource="payroll")]),
+    lambda c: ResourceGrant.objects.filter(client=c).update(resource="payroll"),
+    lambda c: (ResourceGrant.objects.filter(client=c).delete(),
+               ResourceGrant.objects.create(client=c, resource="payroll")),
+], ids=["create", "bulk_create", "update", "delete+create"])
+def test_grant_changes_are_seen_at_once(clock, change):
+    client = client_with("svc-a", "orders")
+    assert revocation.resources_for("svc-a") == {"orders"}
+    change(client)
+    assert "payroll" in revocation.resources_for("svc-a")
+
+
+def test_generation_moves_only_when_the_transaction_commits(django_capture_on_commit_callbacks):
+    cache = caches["default"]
+    before = cache.get(revocation.GENERATION_KEY)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        client = client_with("svc-a")
+        client.deactivate()
+        client.revoke_tokens()
+        ResourceGrant.objects.create(client=client, resource="orders")
+    assert cache.get(revocation.GENERATION_KEY) == before
+    assert len(callbacks) == 1  # one announcement per transaction, however many writes
+    callbacks[0]()
+    assert cache.get(revocation.GENERATION_KEY) not in (None, before)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_other_process_sees_a_change_within_one_interval(clock, other_process):
+    client = client_with("svc-a")
+    assert reason_of(token(), other_process) is None
+    clock.advance(1.0)
+    assert reason_of(token(), other_process) is None  # settled on the cache's generation
+    client.revoke_tokens()
+    assert reason_of(token(iat=time.time() - 5)) == "token_revoked"  # this process: at once
+    assert reason_of(token(iat=time.time() - 5), other_process) is None  # other: not before its interval
+    clock.advance(1.0)
+    assert reason_of(token(iat=time.time() - 5), other_process) == "token_revoked"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_deny_list_change_does_not_reload_clients(clock, other_process, django_assert_num_queries):
+    client_with("svc-a")
+    other_process.check(token())
+    clock.advance(1.0)
+    other_process.check(token())
+    clients_before = other_process._snap.clients
+    RevokedToken.objects.revoke("j1", timezone.now() + dt.timedelta(minutes=5))
+    clock.advance(1.0)
+    with django_assert_num_queries(2):  # stamps + deny-list
+        assert reason_of(token(jti="j1"), other_process) == "jti_revoked"
+    assert other_process._snap.clients is clients_before
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rolled_back_change_does_not_stick(clock):
+    client_with("svc-a")
+    assert reason_of(token()) is None
+    with pytest.raises(RuntimeError):
+        with transaction.atomic():
+            Client.objects.filter(client_id="svc-a").deactivate()
+            assert reason_of(token()) == "client_inactive"  # this transaction sees its own change
+            raise RuntimeError("roll back")
+    clock.advance(1.0)
+    assert reason_of(token()) is None
+
+
+# --- the cache goes away: nothing is lost ----------------------------------------------------------
+
+class FlakyCache(LocMemCache):
+    down = False
+
+    def _guard(self):
+        if type(self).down:
+            raise ConnectionError("cache is down")
+
+    def get(self, *a, **kw):
+        self._guard()
+        return super().get(*a, **kw)
+
+    def set(self, *a, **kw):
+        self._guard()
+        return super().set(*a, **kw)
+
+    def add(self, *a, **kw):
+        self._guard()
+        return super().add(*a, **kw)
+
+
+@pytest.fixture
+def flaky_cache(settings):
+    FlakyCache.down = False
+    settings.CACHES = {"default": {"BACKEND": f"{__name__}.FlakyCache", "LOCATION": "flaky"}}
+    yield FlakyCache
+    FlakyCache.down = False
+
+
+@pytest.mark.django_db(transaction=True)  # real commits: on_commit announcements really run
+def test_change_while_cache_is_down_is_seen_here_at_once_and_elsewhere_via_the_database(
+        clock, flaky_cache, other_process, caplog):
+    client_with("svc-a")
+    assert reason_of(token(), other_process) is None
+    flaky_cache.down = True
+    Client.objects.filter(client_id="svc-a").deactivate()
+    assert revocation.publish_pending()
+    assert reason_of(token()) == "client_inactive"
+    clock.advance(1.0)
+    assert reason_of(token(), other_process) == "client_inactive"  # fell back to the database stamps
+    assert "cannot read the cache" in caplog.text
+    flaky_cache.down = False
+    clock.advance(1.0)
+    revocation.check(token("x"))  # the writer's next check republishes
+    assert not revocation.publish_pending()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_change_while_cache_is_down_by_a_writer_that_then_exits(clock, flaky_cache, other_process):
+    """The other process polls the database while the cache is down, and again when it is back."""
+    client_with("svc-a")
+    assert reason_of(token(), other_process) is None
+    flaky_cache.down = True
+    clock.advance(1.0)
+    assert reason_of(token(), other_process) is None  # notices the outage, still fine
+    Client.objects.filter(client_id="svc-a").deactivate()
+    revocation.reset()  # the writer (a management command, say) is gone; nobody will republish
+    flaky_cache.down = False
+    clock.advance(1.0)
+    assert reason_of(token(), other_process) == "client_inactive"
+
+
+def test_change_never_announced_is_found_by_the_database_check_interval(clock, other_process, settings):
+    """A writer could not reach the cache (a partition) and died: the periodic database check bounds it."""
+    settings.DRF_M2M_AUTH = {**settings.DRF_M2M_AUTH, "REVOCATION_DB_CHECK_INTERVAL": 30}
+    client_with("svc-a")
+    assert reason_of(token(), other_process) is None
+    clock.advance(1.0)
+    assert reason_of(token(), other_process) is None  # settled: has seen the cache's generation
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE drf_m2m_auth_client SET is_active = %s, revision = revision + 1", [False])
+    RevocationState.objects.update(clients_stamp=revocation.new_generation())
+    clock.advance(29)
+    assert reason_of(token(), other_process) is None
+    clock.advance(1.5)
+    assert reason_of(token(), other_process) == "client_inactive"
+
+
+def test_flushed_cache_generation_is_recreated(clock, other_process):
+    cache = caches["default"]
+    client_with("svc-a")
+    other_process.check(token())
+    cache.clear()
+    clock.advance(1.0)
+    other_process.check(token())
+    assert cache.get(revocation.GENERATION_KEY) is not None
+
+
+# --- the database goes away -------------------------------------------------------------------------
+
+def test_database_down_before_first_load_is_a_503_not_an_accept(monkeypatch):
+    def broken(new):
+        raise DatabaseError("connection refused")
+
+    monkeypatch.setattr(revocation, "_reload", broken)
+    with pytest.raises(KeysUnavailable) as info:
+        revocation.check(token())
+    assert info.value.reason == "revocation_unavailable"
+    assert info.value.status_code == 503
+
+
+def test_database_down_later_keeps_the_last_known_state(clock, monkeypatch, caplog):
+    client_with("svc-a", is_active=False)
+    assert reason_of(token()) == "client_inactive"
+
+    def broken(new):
+        raise DatabaseError("connection refused")
+
+    monkeypatch.setattr(revocation, "_reload", broken)
+    caches["default"].set(revocation.GENERATION_KEY, 1, None)
+    clock.advance(5)
+    assert reason_of(token()) == "client_inactive"
+    assert "cannot read the database" in caplog.text
+
+
+# --- threads ----------------------------------------------------------------------------------------
+
+@pytest.mark.django_db(transaction=True)
+def test_threads_never_see_an_empty_table_on_first_load(settings):
+    settings.DRF_M2M_AUTH = {**settings.DRF_M2M_AUTH, "UNREGISTERED_CLIENTS": "deny"}
+    client_with("svc-a")
+    revocation.reset()
+    results, barrier = [], threading.Barrier(8)
+
+    def worker():
+        barrier.wait()
+        try:
+            results.append(reason_of(token()))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert results == [None] * 8
+
+
+def test_setting_change_clears_process_memory(settings):
+    client_with("svc-a")
+    revocation.check(token())
+    assert revocation._snap.loaded
+    settings.DRF_M2M_AUTH = {**settings.DRF_M2M_AUTH, "REVOCATION_CHECK_INTERVAL": 2.0}
+    assert not revocation._snap.loaded
