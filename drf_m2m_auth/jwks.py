@@ -10,6 +10,7 @@ import math
 import re
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -452,8 +453,16 @@ class JWKSource:
         """True for the one process (sharing the cache) that may go to the network now."""
         if self.shared_cache is None:
             return True
-        added = self._cache_call("add", key, 1, max(1, int(math.ceil(seconds))))
-        return added is not False
+        token = uuid.uuid4().hex
+        added = self._cache_call("add", key, token, max(1, int(math.ceil(seconds))))
+        if added is None:
+            return True  # cache unreachable: fetch ourselves rather than wait for nobody
+        if not added:
+            return False
+        # File and some database caches implement add() as check-then-set, so two processes can
+        # both "win"; after a moment only the last writer's token remains, and only it proceeds.
+        time.sleep(0.02)
+        return self._cache_call("get", key) in (token, None)
 
     def _wait_for_shared(self) -> KeySet | None:
         deadline = time.monotonic() + self.lock_wait
