@@ -77,6 +77,8 @@ class Command(BaseCommand):
     def handle(self, *args, **opts):
         now = timezone.now()
         jti, exp = opts["jti"], None
+        if jti is None and (opts["exp"] or opts["jti_client"] or opts["reason"]):
+            raise CommandError("--exp, --jti-client and --reason go with --jti")
         if not any([opts["client"], jti, opts["deactivate"], opts["activate"], opts["purge_expired"]]):
             raise CommandError("nothing to do: give --client, --jti/--exp, --deactivate, --activate "
                                "or --purge-expired")
@@ -88,8 +90,6 @@ class Command(BaseCommand):
             if not opts["exp"]:
                 raise CommandError("--jti needs --exp, the token's exp, so the entry can be purged after it")
             exp = parse_exp(opts["exp"], now)
-        elif opts["exp"] or opts["jti_client"] or opts["reason"]:
-            raise CommandError("--exp, --jti-client and --reason go with --jti")
         both = set(opts["deactivate"]) & set(opts["activate"])
         if both:
             raise CommandError(f"both --activate and --deactivate for: {', '.join(sorted(both))}")
