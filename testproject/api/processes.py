@@ -94,6 +94,24 @@ class Service:
             raise ServiceError(f"manage.py {' '.join(args)} failed ({done.returncode}):\n{done.stderr[-2000:]}")
         return done
 
+    def manage_background(self, *args: str) -> subprocess.Popen:
+        """Start ``manage.py ARGS`` without waiting; collect it with ``finish``."""
+        return subprocess.Popen([sys.executable, str(MANAGE), *args], env=self.env(), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+                                cwd=str(MANAGE.parent.parent))
+
+    @staticmethod
+    def finish(proc: subprocess.Popen, timeout: float = 30.0) -> str:
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            raise ServiceError(f"{' '.join(proc.args[2:])} timed out after {timeout:.0f}s") from None
+        if proc.returncode != 0:
+            raise ServiceError(f"{' '.join(proc.args[2:])} failed ({proc.returncode}):\n{err[-2000:]}")
+        return out
+
     def log_tail(self, chars: int = 3000) -> str:
         try:
             return self.log_path.read_text(errors="replace")[-chars:]

@@ -1,0 +1,226 @@
+"""The demo's scenario: service-a (this process) calls service-b with tokens from the local issuer.
+
+Each step states what it does, shows what came back and why, and records PASS or FAIL against the
+expected outcome. The issuer and service-b are separate processes on 127.0.0.1 (see processes.py).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import secrets
+import time
+from pathlib import Path
+
+import requests
+
+from drf_m2m_auth.client import AccessDenied, ClientCredentials
+
+from . import scenario as sc
+from .narration import Narrator, compact, decode_segment
+from .processes import Service, start_all
+
+REVOCATION_WAIT = 1.2  # > REVOCATION_CHECK_INTERVAL (1 s): the longest a worker may take to notice
+
+
+def _when(ts: int) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+class Demo:
+    def __init__(self, workdir: Path, narrator: Narrator):
+        self.n = narrator
+        self.secret = secrets.token_urlsafe(24)
+        self.issuer = Service("issuer", workdir, name="issuer")
+        self.issuer_url = f"http://127.0.0.1:{self.issuer.port}/issuer/"
+        common = {"M2M_ISSUER": self.issuer_url, "M2M_AUDIENCE": sc.SERVICE_B_AUDIENCE}
+        self.issuer.extra_env.update(common)
+        self.service_b = Service("api", workdir, name="service-b", env=common)
+        self.token_url = self.issuer_url + "oauth/token"
+        self.data_url = self.service_b.url + "data/"
+        self.seed = Path(workdir) / "seed.json"
+        self.seed.write_text(json.dumps(sc.seed(self.secret)))
+        self.first_token: str | None = None
+        self.expired_minting = None
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def start(self, timeout: float) -> None:
+        start_all([self.issuer, self.service_b], seed=self.seed, timeout=timeout)
+        # Step 5a's token, minted now in the background so the story does not wait for it.
+        self.expired_minting = self.issuer.manage_background(
+            "issuer_token", sc.SERVICE_A, sc.SERVICE_B_AUDIENCE, "--scope", sc.READ, "--expired")
+
+    def stop(self) -> None:
+        if self.expired_minting is not None and self.expired_minting.poll() is None:
+            self.expired_minting.kill()
+            self.expired_minting.communicate()
+        for service in (self.service_b, self.issuer):
+            service.stop()
+
+    def credentials(self, audience: str) -> ClientCredentials:
+        return ClientCredentials(self.token_url, sc.SERVICE_A, self.secret, audience)
+
+    def get(self, token: str) -> requests.Response:
+        return requests.get(self.data_url, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+
+    def show_response(self, response: requests.Response) -> None:
+        self.n.field("answer", f"{response.status_code} {response.reason}")
+        challenge = response.headers.get("WWW-Authenticate")
+        if challenge:
+            self.n.field("header", "WWW-Authenticate: " + challenge)
+        try:
+            self.n.field("body", compact(response.json()))
+        except ValueError:
+            self.n.field("body", compact(response.text))
+
+    def expect_rejection(self, step_id, response, status, error, what) -> None:
+        challenge = response.headers.get("WWW-Authenticate", "")
+        passed = response.status_code == status and f'error="{error}"' in challenge
+        self.n.outcome(step_id, passed, what if passed else
+                       f"expected {status} {error}, got {response.status_code} {challenge!r}")
+
+    # -- the story ---------------------------------------------------------------------------
+
+    def run(self) -> None:
+        n = self.n
+        n.title("drf-m2m-auth demo: machine-to-machine calls with OAuth 2.0 client_credentials")
+        n.field("issuer", f"{self.issuer_url}  (local stand-in for Auth0: never use it in production)")
+        n.field("service-b", f"{self.service_b.url}  (DRF API: M2MJWTAuthentication, HasScopes, HasResourceGrant)")
+        n.field("service-a", "this process, using drf_m2m_auth.client.ClientCredentials")
+        steps = [
+            ("1", "service-a asks the issuer for a token for service-b", self.step_token),
+            ("2", "service-a calls GET /data/ on service-b with it", self.step_read),
+            ("3", "service-a calls POST /data/, which needs write:data, with its read-only token", self.step_write),
+            ("4a", "service-a asks for a token for an API it has no grant for", self.step_other_audience),
+            ("4b", "service-a presents a token meant for another API to service-b", self.step_wrong_audience),
+            ("5a", "an expired token", self.step_expired),
+            ("5b", "the operator revokes service-a's tokens at service-b", self.step_revoked),
+            ("6", "the issuer rotates its signing key", self.step_rotation),
+        ]
+        for step_id, title, run in steps:
+            n.step(step_id, title)
+            started = time.monotonic()
+            try:
+                run(step_id)
+            except Exception as exc:  # a broken step is a failed step; the others still run
+                n.outcome(step_id, False, f"{type(exc).__name__}: {exc}")
+            n.line("    " + n.paint(f"({time.monotonic() - started:.1f} s)", "dim"))
+
+    def step_token(self, step_id):
+        n = self.n
+        n.field("request", f"POST {self.token_url}")
+        n.field("", f"grant_type=client_credentials client_id={sc.SERVICE_A} audience={sc.SERVICE_B_AUDIENCE}")
+        token = self.credentials(sc.SERVICE_B_AUDIENCE).token()
+        self.first_token = token
+        header, claims = (decode_segment(part) for part in token.split(".")[:2])
+        n.field("token", compact(token, 40) + f"  ({len(token)} bytes, decoded for display below)")
+        n.field("header", json.dumps(header))
+        for name in ("iss", "aud", "sub", "client_id", "scope", "jti"):
+            n.field(name, str(claims.get(name)))
+        n.field("iat", f"{claims['iat']}  ({_when(claims['iat'])})")
+        n.field("exp", f"{claims['exp']}  ({_when(claims['exp'])}, lifetime {claims['exp'] - claims['iat']} s)")
+        n.why("the issuer holds a client grant for service-a on this API with scope read:data; no scope was "
+              "asked for, so (as Auth0 does) it granted all of them. The token is an RFC 9068 at+jwt, signed "
+              f"RS256 by the key with kid {header.get('kid')}.")
+        passed = (header.get("typ") == "at+jwt" and claims.get("aud") == sc.SERVICE_B_AUDIENCE
+                  and claims.get("sub") == sc.SERVICE_A + "@clients" and claims.get("scope") == sc.READ
+                  and claims.get("iss") == self.issuer_url)
+        n.outcome(step_id, passed, "a signed access token for service-b with scope read:data")
+
+    def step_read(self, step_id):
+        response = requests.get(self.data_url, auth=self.credentials(sc.SERVICE_B_AUDIENCE).auth, timeout=10)
+        self.n.field("request", f"GET {self.data_url}  Authorization: Bearer <token from step 1>")
+        self.show_response(response)
+        self.n.why("service-b found the issuer's keys by OIDC discovery, checked the signature, iss, aud and exp; "
+                   "HasScopes found read:data in the token; HasResourceGrant found service-a's grant for the "
+                   "resource 'data' in service-b's own database.")
+        self.n.outcome(step_id, response.status_code == 200 and isinstance(response.json(), list),
+                       f"200 with {len(response.json()) if response.ok else 0} records")
+
+    def step_write(self, step_id):
+        response = requests.post(self.data_url, json={"name": "pressure", "value": "1013 hPa"}, timeout=10,
+                                 headers={"Authorization": f"Bearer {self.first_token}"})
+        self.n.field("request", f"POST {self.data_url}  {{\"name\": \"pressure\", ...}}")
+        self.show_response(response)
+        self.n.why("the token is genuine but grants read:data only; the viewset's required_scopes maps "
+                   "create to write:data, so service-b answers 403 insufficient_scope and names the scope "
+                   "needed (RFC 6750 3.1).")
+        ok = 'scope="write:data"' in response.headers.get("WWW-Authenticate", "")
+        self.expect_rejection(step_id, response, 403, "insufficient_scope", "403 insufficient_scope, scope=write:data")
+        if not ok:
+            self.n.outcome(step_id, False, "the challenge does not name scope=\"write:data\"")
+
+    def step_other_audience(self, step_id):
+        self.n.field("request", f"POST {self.token_url}  audience={sc.BILLING_AUDIENCE}")
+        try:
+            self.credentials(sc.BILLING_AUDIENCE).token()
+        except AccessDenied as exc:
+            self.n.field("answer", f"{exc.status} {exc.error}")
+            self.n.field("raised", f"drf_m2m_auth.client.AccessDenied: {exc}")
+            self.n.why("the API exists at the issuer but service-a has no client grant for it: like Auth0, the "
+                       "issuer refuses to mint the token at all.")
+            self.n.outcome(step_id, exc.status == 403 and exc.error == "access_denied",
+                           "the issuer refused: 403 access_denied")
+        else:
+            self.n.outcome(step_id, False, "expected the issuer to refuse, but it issued a token")
+
+    def step_wrong_audience(self, step_id):
+        token = self.credentials(sc.REPORTS_AUDIENCE).token()
+        claims = decode_segment(token.split(".")[1])
+        self.n.field("token", f"aud={claims['aud']}  scope={claims['scope']}  (a genuine token, for another API)")
+        self.n.field("request", f"GET {self.data_url}  Authorization: Bearer <that token>")
+        response = self.get(token)
+        self.show_response(response)
+        self.n.why("the signature and issuer are fine, but service-b only accepts tokens whose aud is "
+                   f"{sc.SERVICE_B_AUDIENCE}: a token stolen from (or misdirected to) another API is useless here.")
+        self.expect_rejection(step_id, response, 401, "invalid_token", "401 invalid_token (audience)")
+
+    def step_expired(self, step_id):
+        token = self.issuer.finish(self.expired_minting).strip()
+        claims = decode_segment(token.split(".")[1])
+        self.n.field("token", f"signed by the issuer, exp {_when(claims['exp'])} (an hour ago)")
+        response = self.get(token)
+        self.show_response(response)
+        self.n.why("exp is in the past by more than LEEWAY (5 s of allowed clock skew): rejected before any "
+                   "scope or grant is looked at.")
+        self.expect_rejection(step_id, response, 401, "invalid_token", "401 invalid_token (expired)")
+
+    def step_revoked(self, step_id):
+        before = self.get(self.first_token)
+        self.n.field("before", f"the step-1 token: {before.status_code} {before.reason}")
+        command = f"manage.py m2m_revoke --client {sc.SERVICE_A}"
+        done = self.service_b.manage("m2m_revoke", "--client", sc.SERVICE_A)
+        self.n.field("operator", f"{command}  ->  {compact(done.stdout.strip() or done.stderr.strip(), 90)}")
+        time.sleep(REVOCATION_WAIT)
+        response = self.get(self.first_token)
+        self.show_response(response)
+        self.n.why("the command set tokens_valid_after = now for service-a in service-b's database and bumped the "
+                   "revocation generation in the shared cache; the running server noticed within "
+                   "REVOCATION_CHECK_INTERVAL (1 s) and rejects every token issued before that moment, with "
+                   "no database query per request. New tokens from the issuer are accepted again.")
+        passed = before.status_code == 200
+        self.expect_rejection(step_id, response, 401, "invalid_token", "200 before, 401 invalid_token after")
+        if not passed:
+            self.n.outcome(step_id, False, f"the token should have worked before revocation, got {before.status_code}")
+
+    def step_rotation(self, step_id):
+        jwks_url = self.issuer_url + ".well-known/jwks.json"
+        kids_before = [key["kid"] for key in requests.get(jwks_url, timeout=10).json()["keys"]]
+        old_kid = decode_segment(self.first_token.split(".")[0])["kid"]
+        self.n.field("jwks", f"published kids: {', '.join(kids_before)}")
+        done = self.issuer.manage("issuer_rotate_key")
+        self.n.field("operator", f"manage.py issuer_rotate_key  ->  {done.stdout.strip()}")
+        pid = self.service_b.proc.pid
+        token = self.credentials(sc.SERVICE_B_AUDIENCE).token()
+        new_kid = decode_segment(token.split(".")[0])["kid"]
+        self.n.field("token", f"new token signed with kid {new_kid}")
+        response = self.get(token)
+        self.show_response(response)
+        self.n.why("the issuer publishes its next key in the JWKS before it signs with it (as Auth0 does), so the "
+                   "JWKS service-b cached at step 2 already held it; an unknown kid would make service-b refetch "
+                   f"the JWKS (at most once per JWKS_REFRESH_COOLDOWN). service-b kept running (pid {pid}).")
+        alive = self.service_b.proc.poll() is None and self.service_b.proc.pid == pid
+        passed = response.status_code == 200 and new_kid != old_kid and new_kid in kids_before and alive
+        self.n.outcome(step_id, passed, "200 with a token from the new key, no restart" if passed else
+                       f"expected 200 from a new pre-published key, got {response.status_code} (kid {new_kid})")

@@ -1,0 +1,81 @@
+"""An issuer and a service-b, each its own process on 127.0.0.1, and service-a runs as a third."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from testproject.api import scenario as sc
+from testproject.api.processes import Service, start_all
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVICE_A_SCRIPT = Path(__file__).resolve().parent / "service_a.py"
+SECRET = "e2e-secret-not-for-anything-else"
+
+# Beyond the demo's cast: a writer, a client the issuer knows but service-b never registered,
+# and clients used up by the revocation tests.
+EXTRA_CLIENTS = {
+    "writer": ([sc.READ, sc.WRITE], True),
+    "stranger": ([sc.READ], False),
+    "revoked-later": ([sc.READ], True),
+    "deactivated-later": ([sc.READ], True),
+}
+
+
+def seed() -> dict:
+    spec = sc.seed(SECRET)
+    for client_id, (scopes, registered) in EXTRA_CLIENTS.items():
+        spec["issuer"]["clients"].append({"client_id": client_id, "name": client_id, "secret": SECRET,
+                                          "grants": {sc.SERVICE_B_AUDIENCE: scopes}})
+        if registered:
+            spec["service_b"]["clients"].append({"client_id": client_id, "name": client_id,
+                                                 "resources": [sc.RESOURCE]})
+    return spec
+
+
+class Cluster:
+    def __init__(self, workdir: Path, *, service_b_env: dict[str, str] | None = None):
+        self.issuer = Service("issuer", workdir, name="issuer")
+        self.issuer_url = f"http://127.0.0.1:{self.issuer.port}/issuer/"
+        common = {"M2M_ISSUER": self.issuer_url, "M2M_AUDIENCE": sc.SERVICE_B_AUDIENCE}
+        self.issuer.extra_env.update(common)
+        self.service_b = Service("api", workdir, name="service-b", env={**common, **(service_b_env or {})})
+        self.token_url = self.issuer_url + "oauth/token"
+        self.data_url = self.service_b.url + "data/"
+        self.seed_path = Path(workdir) / "seed.json"
+        self.seed_path.write_text(json.dumps(seed()))
+
+    def __enter__(self) -> "Cluster":
+        start_all([self.issuer, self.service_b], seed=self.seed_path, timeout=60)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for service in (self.service_b, self.issuer):
+            service.stop()
+
+    def service_a(self, client_id=sc.SERVICE_A, audience=sc.SERVICE_B_AUDIENCE, method="GET", scope="",
+                  secret=SECRET) -> dict:
+        """Run service-a in its own process; return what it saw."""
+        env = {**os.environ, "SERVICE_A_SECRET": secret, "PYTHONPATH": str(ROOT)}
+        env.pop("DJANGO_SETTINGS_MODULE", None)
+        done = subprocess.run([sys.executable, str(SERVICE_A_SCRIPT), self.token_url, client_id, audience,
+                               method, self.data_url, scope], env=env, capture_output=True, text=True,
+                              timeout=60, stdin=subprocess.DEVNULL)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return json.loads(done.stdout)
+
+    def until(self, predicate, timeout: float = 5.0, interval: float = 0.2):
+        """Call ``predicate`` until it returns something other than None/False, or ``timeout`` passes.
+
+        Returns the last value (a ``requests.Response`` counts as an answer even when it is a 4xx).
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            value = predicate()
+            if (value is not None and value is not False) or time.monotonic() > deadline:
+                return value
+            time.sleep(interval)

@@ -1,0 +1,105 @@
+"""manage.py demo: the scenario plays as expected, says so step by step, and fails loudly otherwise."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from testproject.api.management.commands import demo as demo_command
+from testproject.api.narration import Narrator, wants_color
+
+ROOT = Path(__file__).resolve().parent.parent
+STEPS = ["1", "2", "3", "4a", "4b", "5a", "5b", "6"]
+EXPECTED = {  # each step's outcome, as the demo states it
+    "1": "scope read:data", "2": "200", "3": "403 insufficient_scope", "4a": "403 access_denied",
+    "4b": "401 invalid_token", "5a": "401 invalid_token (expired)", "5b": "401 invalid_token after",
+    "6": "no restart",
+}
+
+
+@pytest.mark.slow
+def test_the_demo_plays_every_step_as_expected(tmp_path):
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    dev_db = ROOT / "testproject" / "db.sqlite3"
+    dev_db_existed = dev_db.exists()
+    # stdout is a pipe, so plain text; TMPDIR shows what the demo leaves behind.
+    env = {**os.environ, "TMPDIR": str(tmpdir)}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    env.pop("NO_COLOR", None)
+    done = subprocess.run([sys.executable, str(ROOT / "testproject" / "manage.py"), "demo"], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL)
+    out = done.stdout
+    assert done.returncode == 0, out + done.stderr
+    found = re.findall(r"^    (PASS|FAIL) (\w+): (.*)$", out, re.M)
+    assert [step for _, step, _ in found] == STEPS
+    for verdict, step, said in found:
+        assert verdict == "PASS" and EXPECTED[step] in said, (step, verdict, said)
+    assert f"All {len(STEPS)} steps as expected" in out
+    assert "\033[" not in out
+    for claim in ("iss", "aud", "sub", "scope", "iat", "exp"):  # step 1 shows the decoded claims
+        assert re.search(rf"^    {claim} +\S", out, re.M), claim
+    assert 'WWW-Authenticate: Bearer realm="api", error="insufficient_scope", scope="write:data"' in out
+    assert not list(tmpdir.iterdir())  # temporary databases and logs are gone
+    assert dev_db.exists() == dev_db_existed  # the developer's database is not used
+
+
+class FakeDemo:
+    """Stands in for the real scenario: no processes, one step that goes wrong."""
+
+    def __init__(self, workdir, narrator):
+        self.n = narrator
+
+    def start(self, timeout):
+        pass
+
+    def stop(self):
+        pass
+
+    def run(self):
+        self.n.step("1", "something")
+        self.n.outcome("1", True, "as expected")
+        self.n.step("2", "something else")
+        self.n.outcome("2", False, "expected 200, got 401")
+
+
+def test_the_command_exits_non_zero_when_a_step_differs(monkeypatch, capsys):
+    monkeypatch.setattr(demo_command, "Demo", FakeDemo)
+    with pytest.raises(CommandError, match="did not go as expected"):
+        call_command("demo")
+    out = capsys.readouterr().out
+    assert "PASS 1: as expected" in out and "FAIL 2: expected 200, got 401" in out
+    assert "1/2 steps as expected; failed: 2" in out
+
+
+def test_colour_only_on_a_terminal_and_never_with_no_color(monkeypatch):
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    assert wants_color(Tty()) and not wants_color(io.StringIO())
+    assert not wants_color(Tty(), never=True) and wants_color(io.StringIO(), force=True)
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert not wants_color(Tty())
+
+
+def test_narrator_paints_only_when_asked():
+    lines = []
+    Narrator(lines.append, color=True).outcome("1", True, "fine")
+    Narrator(lines.append, color=False).outcome("1", True, "fine")
+    assert "\033[" in lines[0] and lines[1] == "    PASS 1: fine"
+
+
+def test_forced_colour_reaches_the_output(monkeypatch, capsys):
+    monkeypatch.setattr(demo_command, "Demo", FakeDemo)
+    with pytest.raises(CommandError):
+        call_command("demo", force_color=True)
+    assert "\033[" in capsys.readouterr().out
