@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from rest_framework.authentication import BaseAuthentication
@@ -10,8 +11,11 @@ from .conf import get_verifier, m2m_settings
 from .errors import InvalidRequest, InvalidToken, M2MAuthError
 from .exceptions import bearer_challenge, to_api_exception
 from .principal import AccessToken, ServiceClient
+from .signals import token_accepted, token_rejected
 
 ERROR_ATTR = "_m2m_auth_error"
+logger = logging.getLogger("drf_m2m_auth.authentication")
+_revocation: Any = None  # drf_m2m_auth.revocation, imported on first use (it imports models)
 
 
 class M2MJWTAuthentication(BaseAuthentication):
@@ -44,9 +48,13 @@ class M2MJWTAuthentication(BaseAuthentication):
         optional and leak tokens into logs). META is read directly: request.headers builds a
         copy of every header on first use, which costs more than the rest of a cache hit.
         """
-        header = request.META.get("HTTP_AUTHORIZATION")
+        header = getattr(request, "_request", request).META.get("HTTP_AUTHORIZATION")
         if not header:
             return None
+        if header[:7].lower() == "bearer ":
+            token = header[7:]
+            if token and " " not in token:  # the common case, without splitting a long string
+                return token
         parts = header.split()
         if not parts or parts[0].lower() != self.keyword:
             return None  # another scheme: let the next authenticator try
@@ -65,9 +73,12 @@ class M2MJWTAuthentication(BaseAuthentication):
 
     def check_client_state(self, token: AccessToken) -> None:
         """Is this client still active, and this token not revoked? Answered from process memory."""
-        from . import revocation  # imports models lazily (STYLE 8)
+        global _revocation
+        if _revocation is None:
+            from . import revocation  # imports models lazily (STYLE 8)
 
-        revocation.check(token)
+            _revocation = revocation
+        _revocation.check(token)
 
     def get_realm(self) -> str:
         return str(m2m_settings.REALM)
@@ -80,17 +91,11 @@ class M2MJWTAuthentication(BaseAuthentication):
         return bearer_challenge(self.get_realm())
 
     def on_accepted(self, request: Any, token: AccessToken) -> None:
-        from .signals import token_accepted
-
         if token_accepted.receivers:
             token_accepted.send(sender=type(self), request=request, token=token)
 
     def on_rejected(self, request: Any, error: M2MAuthError) -> None:
-        import logging
-
-        from .signals import token_rejected
-
-        logging.getLogger("drf_m2m_auth.authentication").info(
+        logger.info(
             "token rejected: reason=%s claim=%s", error.reason, error.claim)
         if token_rejected.receivers:
             token_rejected.send(sender=type(self), request=request, reason=error.reason, error=error)

@@ -33,6 +33,7 @@ REQUIRED_CLAIMS = ("exp", "iat", "iss", "aud", "sub")
 _HASHES = {"256": hashes.SHA256, "384": hashes.SHA384, "512": hashes.SHA512}
 _EC_SIZES = {"ES256": 32, "ES384": 48, "ES512": 66}
 _URL_TO_STD = str.maketrans("-_", "+/")
+_sha256 = hashlib.sha256
 
 
 def _verifier_for(alg: str) -> Callable[[Any, bytes, bytes], None]:
@@ -99,11 +100,13 @@ def _numeric_date(claims: dict[str, Any], name: str) -> float:
 
 
 class _CacheEntry:
-    __slots__ = ("token", "client", "exp", "nbf", "key", "source", "generation")
+    __slots__ = ("pair", "not_after", "not_before", "exp", "key", "source", "generation")
 
-    def __init__(self, token: AccessToken, client: ServiceClient, exp: float, nbf: float,
+    def __init__(self, token: AccessToken, client: ServiceClient, exp: float, nbf: float, leeway: float,
                  key: VerifyKey, source: JWKSource):
-        self.token, self.client, self.exp, self.nbf = token, client, exp, nbf
+        self.pair = (client, token)
+        self.exp = exp
+        self.not_after, self.not_before = exp + leeway, nbf - leeway  # leeway folded in once
         self.key, self.source, self.generation = key, source, source.generation
 
 
@@ -142,16 +145,20 @@ class TokenVerifier:
             raise InvalidToken("The access token is not a string.", reason="malformed")
         if len(raw) > self.max_token_bytes:  # size cap before any parsing or hashing
             raise InvalidToken("The access token is too large.", reason="too_large")
-        digest = hashlib.sha256(raw.encode("utf-8", "surrogatepass")).digest()
+        digest = _sha256(raw.encode("utf-8", "surrogatepass")).digest()
         entry = self._cache.get(digest)
         if entry is not None:
+            # The hot path: no parsing, no crypto; exp and nbf (with leeway) still checked.
             now = self.clock()
             source = entry.source
+            if (entry.not_before <= now < entry.not_after and now < source.expires_at
+                    and entry.generation == source.generation):
+                return entry.pair
             if now >= source.expires_at:
                 source.refresh_if_due()  # the JWKS TTL ran out: a retired key must stop working
-            if now < entry.exp + self.leeway and now >= entry.nbf - self.leeway and (
+            if entry.not_before <= now < entry.not_after and (
                     entry.generation == source.generation or self._key_still_published(entry)):
-                return entry.client, entry.token
+                return entry.pair
             self._cache.pop(digest, None)  # expired, or its key left the JWKS: verify afresh
         return self._verify_uncached(raw, digest)
 
@@ -193,7 +200,7 @@ class TokenVerifier:
         scopes = scopes_from_claims(claims, self.scope_claims)
         token = AccessToken(claims, scopes, header=header, token_hash=digest.hex(), kid=kid)
         client = ServiceClient.from_token(token)
-        self._remember(digest, _CacheEntry(token, client, exp, nbf, key, source))
+        self._remember(digest, _CacheEntry(token, client, exp, nbf, self.leeway, key, source))
         return client, token
 
     def _check_header(self, header: dict[str, Any]) -> tuple[str, str | None]:
@@ -268,7 +275,7 @@ class TokenVerifier:
         # Amortised: drop every expired entry, then the oldest until 90 % full, so a stream of
         # distinct tokens pays one scan per cache_size/10 inserts, not one per insert.
         now = self.clock()
-        for d in [d for d, e in cache.items() if e.exp + self.leeway <= now]:
+        for d in [d for d, e in cache.items() if e.not_after <= now]:
             del cache[d]
         target = int(self.cache_size * 0.9)
         while len(cache) > target:
