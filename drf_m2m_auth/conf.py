@@ -137,6 +137,16 @@ def shared_cache():
     return caches[alias]
 
 
+def send_jwks_signal(name: str, **details: Any) -> None:
+    """JWKSource's on_event -> the jwks_refreshed / jwks_fetch_failed Django signals."""
+    from .jwks import JWKSource
+    from .signals import JWKS_SIGNALS
+
+    signal = JWKS_SIGNALS.get(name)
+    if signal is not None and signal.receivers:
+        signal.send_robust(sender=JWKSource, **details)  # one bad receiver must not starve the others
+
+
 def build_verifier():
     from .jwks import HTTPFetcher, JWKSource
     from .tokens import TokenVerifier
@@ -153,7 +163,7 @@ def build_verifier():
             issuer, jwks_url=url, algorithms=as_list(s.ALGORITHMS), fetch=fetch, shared_cache=cache,
             default_ttl=float(s.JWKS_DEFAULT_TTL), min_ttl=float(s.JWKS_MIN_TTL), max_ttl=float(s.JWKS_MAX_TTL),
             cooldown=float(s.JWKS_REFRESH_COOLDOWN), stale_if_error=float(s.JWKS_STALE_IF_ERROR),
-            cold_retry=float(s.JWKS_COLD_RETRY), lock_wait=float(s.HTTP_TIMEOUT))
+            cold_retry=float(s.JWKS_COLD_RETRY), lock_wait=float(s.HTTP_TIMEOUT), on_event=send_jwks_signal)
     return TokenVerifier(
         sources=sources, audiences=s.audiences, algorithms=as_list(s.ALGORITHMS), leeway=float(s.LEEWAY),
         scope_claims=as_list(s.SCOPE_CLAIMS), max_token_bytes=int(s.MAX_TOKEN_BYTES),

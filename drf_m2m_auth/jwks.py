@@ -42,6 +42,7 @@ class VerifyKey:
     algorithms: frozenset[str]  # the configured algorithms this key may verify
     public_key: Any
     thumbprint: str = ""
+    use: str | None = None   # the JWK's "use" as published ("sig" or absent), for operators' tools
 
     def allows(self, alg: str) -> bool:
         return alg in self.algorithms
@@ -131,7 +132,7 @@ def parse_jwks(doc: Any, algorithms: Iterable[str]) -> KeySet:
             logger.warning("Skipping unusable JWK kid=%r: %s", kid, type(exc).__name__)
             continue
         vk = VerifyKey(kid=kid, kty=jwk["kty"], crv=jwk.get("crv"), alg=jwk.get("alg"),
-                       algorithms=usable, public_key=native, thumbprint=thumbprint)
+                       algorithms=usable, public_key=native, thumbprint=thumbprint, use=jwk.get("use"))
         keyset.all.append(vk)
         if kid is not None:
             keyset.by_kid.setdefault(kid, []).append(vk)
@@ -235,13 +236,18 @@ class JWKSource:
     concurrent misses share one fetch; while the issuer is unreachable keep the last good keys
     for ``stale_if_error`` seconds and log once per outage; with no keys at all, retry with a
     short backoff (``cold_retry`` seconds, doubling up to the cooldown).
+
+    ``on_event(name, **details)``, if given, hears ``"jwks_refreshed"`` (issuer, url, source, keys,
+    changed) and ``"jwks_fetch_failed"`` (issuer, url, error, stale); it is called after the
+    refresh lock is released, so it may do anything but must not expect to change the outcome.
     """
 
     def __init__(self, issuer: str, *, jwks_url: str | None = None, algorithms: Iterable[str] = ("RS256",),
                  fetch: Callable[[str], tuple[Any, int | None]] | None = None, shared_cache: Any = None,
                  clock: Callable[[], float] = time.time, default_ttl: float = 600, min_ttl: float = 60,
                  max_ttl: float = 86400, cooldown: float = 30, stale_if_error: float = 6 * 3600,
-                 cold_retry: float = 2, lock_wait: float = 5.0):
+                 cold_retry: float = 2, lock_wait: float = 5.0,
+                 on_event: Callable[..., None] | None = None):
         self.issuer = issuer
         self.configured_jwks_url = jwks_url
         self.jwks_url = jwks_url
@@ -268,6 +274,8 @@ class JWKSource:
         self._next_cold_attempt = 0.0
         self._cold_backoff = cold_retry
         self._outage_logged = False
+        self.on_event = on_event
+        self._events: list[tuple[str, dict[str, Any]]] = []  # queued under the lock, sent after it
         key = re.sub(r"[^A-Za-z0-9_.:-]", "_", issuer)[:150]
         self._cache_key = f"drf_m2m_auth:jwks:{key}"
         self._cooldown_key = f"drf_m2m_auth:jwks-kid-refresh:{key}"
@@ -283,6 +291,8 @@ class JWKSource:
             return key
         # Unknown kid: another process may already hold the rotated set (a cache read, no network)...
         shared = self._from_shared(kid, must_be_newer=True) if self.shared_cache is not None else None
+        if self._events:
+            self._flush_events()
         if shared is not None:
             key = shared.find(kid, alg)
             if key is not None:
@@ -313,11 +323,44 @@ class JWKSource:
     def _refresh(self, *, reason: str, kid: str | None = None) -> KeySet:
         seen_generation = self.generation
         attempt_before = self._last_refresh_attempt
-        with self._lock:  # single flight: the threads that waited reuse the winner's result
-            if self.generation != seen_generation or self._last_refresh_attempt != attempt_before:
-                if self.keys is not None and (reason != "ttl" or self.clock() < self.expires_at):
-                    return self.keys
-            return self._refresh_locked(reason, kid)
+        try:
+            with self._lock:  # single flight: the threads that waited reuse the winner's result
+                if self.generation != seen_generation or self._last_refresh_attempt != attempt_before:
+                    if self.keys is not None and (reason != "ttl" or self.clock() < self.expires_at):
+                        return self.keys
+                return self._refresh_locked(reason, kid)
+        finally:
+            if self._events:
+                self._flush_events()
+
+    def refresh_now(self) -> KeySet:
+        """Fetch from the issuer now, ignoring the TTL, the cooldown and the shared cache.
+
+        For operators (``m2m_jwks --refresh``), never the request path. A failure keeps the last
+        good keys within the stale window, as any refresh does; KeysUnavailable when there are none.
+        """
+        try:
+            with self._lock:
+                self._last_refresh_attempt = self.clock()
+                return self._fetch_and_install("manual")
+        finally:
+            if self._events:
+                self._flush_events()
+
+    def _event(self, name: str, **details: Any) -> None:
+        if self.on_event is not None:
+            self._events.append((name, {"issuer": self.issuer, **details}))
+
+    def _flush_events(self) -> None:
+        while self._events:
+            try:
+                name, details = self._events.pop(0)
+            except IndexError:  # another thread sent it first
+                return
+            try:
+                self.on_event(name, **details)  # type: ignore[misc]
+            except Exception:  # a broken receiver must never fail a request
+                logger.exception("JWKS %s receiver failed for issuer %s", name, self.issuer)
 
     def _refresh_locked(self, reason: str, kid: str | None) -> KeySet:
         now = self.clock()
@@ -348,7 +391,10 @@ class JWKSource:
         except (JWKSError, ValueError, TypeError, KeyError) as exc:
             return self._on_fetch_error(exc, now)
         ttl = self._ttl(max_age)
+        generation = self.generation
         self._install(keyset, fetched_at=now, ttl=ttl, source="network")
+        self._event("jwks_refreshed", url=self.jwks_url, source="network", keys=len(keyset.all),
+                    changed=self.generation != generation)
         if self.shared_cache is not None:
             entry = {"jwks": doc, "fetched_at": now, "ttl": ttl, "jwks_uri": self.jwks_url}
             self._cache_call("set", self._cache_key, entry, int(self.stale_if_error + ttl))
@@ -360,6 +406,8 @@ class JWKSource:
         return keyset
 
     def _on_fetch_error(self, exc: Exception, now: float) -> KeySet:
+        self._event("jwks_fetch_failed", url=self.jwks_url or self._discovery_url(), error=str(exc),
+                    stale=self.keys is not None and now < self.fresh_until + self.stale_if_error)
         if not self._outage_logged:
             logger.warning("Cannot refresh JWKS for issuer %s from %s: %s", self.issuer,
                            self.jwks_url or "(discovery)", exc)
@@ -407,7 +455,7 @@ class JWKSource:
 
     def _discover(self) -> str:
         """OIDC discovery; the document's issuer must equal ours exactly (RFC 8414 3.3)."""
-        url = self.issuer.rstrip("/") + "/.well-known/openid-configuration"
+        url = self._discovery_url()
         self.discovery_count += 1
         doc, _ = self.fetch(url)
         if not isinstance(doc, dict):
@@ -419,6 +467,9 @@ class JWKSource:
         if not isinstance(jwks_uri, str):
             raise JWKSError(f"discovery document at {url} has no jwks_uri")
         return jwks_uri
+
+    def _discovery_url(self) -> str:
+        return self.issuer.rstrip("/") + "/.well-known/openid-configuration"
 
     # --- shared cache (cross-process) ---------------------------------------------------------
 
@@ -447,7 +498,11 @@ class JWKSource:
             return None
         if self.jwks_url is None and isinstance(entry.get("jwks_uri"), str):
             self.jwks_url = entry["jwks_uri"]
-        return self._install(keyset, fetched_at=fetched_at, ttl=ttl, source="shared cache")
+        generation = self.generation
+        installed = self._install(keyset, fetched_at=fetched_at, ttl=ttl, source="shared cache")
+        self._event("jwks_refreshed", url=self.jwks_url, source="shared cache", keys=len(installed.all),
+                    changed=self.generation != generation)
+        return installed
 
     def _claim(self, key: str, seconds: float) -> bool:
         """True for the one process (sharing the cache) that may go to the network now."""
