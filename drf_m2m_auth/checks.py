@@ -119,3 +119,55 @@ def check_deploy(app_configs=None, **kwargs) -> list:
                                 hint="Point CACHE at Redis (django.core.cache.backends.redis.RedisCache) or a "
                                      "database cache shared by all workers.", id="drf_m2m_auth.W001"))
     return warnings
+
+
+def _jwks_transport_urls(s: dict) -> list[tuple[str, str]]:
+    """(setting, url) for every URL keys are fetched from: JWKS_URL, or each ISSUER's discovery."""
+    jwks_url = s["JWKS_URL"]
+    if jwks_url is None:
+        return [("ISSUER", i) for i in as_list(s["ISSUER"]) if isinstance(i, str)]
+    urls = jwks_url.values() if isinstance(jwks_url, dict) else [jwks_url]
+    return [("JWKS_URL", u) for u in urls if isinstance(u, str)]
+
+
+@register(Tags.security, deploy=True)
+def check_deploy_transport(app_configs=None, **kwargs) -> list:
+    """Keys fetched over plain http in production: whoever sits on the path can sign any token."""
+    from .jwks import is_loopback_host
+
+    user = getattr(settings, SETTINGS_NAME, None)
+    if not isinstance(user, dict) or settings.DEBUG:
+        return []
+    messages: list = []
+    for key, url in _jwks_transport_urls({**DEFAULTS, **user}):
+        parts = urlsplit(url)
+        if parts.scheme != "http" or not parts.hostname:
+            continue
+        if is_loopback_host(parts.hostname):
+            # A sidecar or node-local proxy on loopback never crosses a network: legitimate, but say so.
+            messages.append(Warning(
+                f"{P}['{key}'] fetches signing keys over plain http from loopback ({url!r}) with DEBUG off.",
+                hint="Fine for a sidecar that itself fetches over https; otherwise use the issuer's https URL. "
+                     "Silence with SILENCED_SYSTEM_CHECKS = ['drf_m2m_auth.W003'].", id="drf_m2m_auth.W003"))
+        else:
+            messages.append(Error(
+                f"{P}['{key}'] fetches signing keys over plain http from {parts.hostname!r} with DEBUG off: "
+                "anyone on the network path can substitute keys and forge any token.",
+                hint="Use the issuer's https URL and remove the host from INSECURE_JWKS_HOSTS.",
+                id="drf_m2m_auth.E011"))
+    return messages
+
+
+@register(Tags.security, deploy=True)
+def check_deploy_leeway(app_configs=None, **kwargs) -> list:
+    """LEEWAY 0 in production rejects tokens from an issuer whose clock is a few ms ahead (iat/nbf)."""
+    user = getattr(settings, SETTINGS_NAME, None)
+    if not isinstance(user, dict):
+        return []
+    leeway = {**DEFAULTS, **user}["LEEWAY"]
+    if isinstance(leeway, (int, float)) and not isinstance(leeway, bool) and leeway == 0:
+        return [Warning(f"{P}['LEEWAY'] is 0: a token minted by an issuer whose clock runs a few milliseconds "
+                        "ahead of this server has an iat in the future and is rejected (iat_in_future).",
+                        hint="Set LEEWAY to a few seconds (5 is common); exp is still enforced within it.",
+                        id="drf_m2m_auth.W002")]
+    return []

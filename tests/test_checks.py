@@ -84,3 +84,52 @@ def test_unknown_key_raises_at_use(settings):
 def test_unknown_attribute():
     with pytest.raises(AttributeError):
         m2m_settings.NOPE
+
+
+# --- deploy checks: transport of keys, LEEWAY ---------------------------------------------------------
+
+from drf_m2m_auth.checks import check_deploy_leeway, check_deploy_transport  # noqa: E402
+
+
+@pytest.mark.parametrize("change,expected", [
+    ({}, []),
+    ({"JWKS_URL": "https://tenant.auth0.com/.well-known/jwks.json"}, []),
+    ({"JWKS_URL": "http://keys.internal/jwks", "INSECURE_JWKS_HOSTS": ["keys.internal"]}, ["drf_m2m_auth.E011"]),
+    ({"JWKS_URL": {"https://tenant.auth0.com/": "http://keys.internal/jwks"},
+      "INSECURE_JWKS_HOSTS": ["keys.internal"]}, ["drf_m2m_auth.E011"]),
+    ({"ISSUER": "http://idp.internal/", "INSECURE_JWKS_HOSTS": ["idp.internal"]}, ["drf_m2m_auth.E011"]),
+    ({"JWKS_URL": "http://127.0.0.1:9000/jwks"}, ["drf_m2m_auth.W003"]),
+    ({"ISSUER": "http://localhost:8000/issuer/"}, ["drf_m2m_auth.W003"]),
+    # iss is only compared as a string when JWKS_URL is given: an http issuer fetches nothing
+    ({"ISSUER": "http://idp.internal/", "JWKS_URL": "https://idp.internal/jwks"}, []),
+])
+def test_deploy_http_key_transport(settings, change, expected):
+    settings.DEBUG = False
+    settings.DRF_M2M_AUTH = {**GOOD, **change}
+    assert [m.id for m in check_deploy_transport()] == expected
+
+
+def test_deploy_http_key_transport_is_allowed_in_debug(settings):
+    settings.DEBUG = True
+    settings.DRF_M2M_AUTH = {**GOOD, "JWKS_URL": "http://keys.internal/jwks", "INSECURE_JWKS_HOSTS": ["keys.internal"]}
+    assert check_deploy_transport() == []
+
+
+def test_deploy_http_error_fails_check_deploy(settings):
+    settings.DEBUG = False
+    settings.DRF_M2M_AUTH = {**GOOD, "LEEWAY": 5, "JWKS_URL": "http://keys.internal/jwks",
+                             "INSECURE_JWKS_HOSTS": ["keys.internal"]}
+    with pytest.raises(SystemCheckError, match="drf_m2m_auth.E011"):
+        call_command("check", "--deploy", "--tag", "security")
+
+
+@pytest.mark.parametrize("leeway,expected", [(0, ["drf_m2m_auth.W002"]), (0.0, ["drf_m2m_auth.W002"]),
+                                             (5, []), (0.5, []), ("0", [])])
+def test_deploy_warns_about_zero_leeway(settings, leeway, expected):
+    settings.DRF_M2M_AUTH = {**GOOD, "LEEWAY": leeway}
+    assert [w.id for w in check_deploy_leeway()] == expected
+
+
+def test_default_leeway_warns_only_on_deploy(settings):
+    settings.DRF_M2M_AUTH = GOOD  # LEEWAY defaults to 0
+    assert check_settings() == [] and [w.id for w in check_deploy_leeway()] == ["drf_m2m_auth.W002"]
