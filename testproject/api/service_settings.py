@@ -8,7 +8,7 @@ that a revocation made by ``m2m_revoke`` reaches the running server as it would 
 
 import os
 
-from testproject.settings import *  # noqa: F401,F403
+from testproject.settings import *  # noqa: F403
 from testproject.settings import DRF_M2M_AUTH as _BASE_M2M
 
 TESTPROJECT_ROLE = os.environ.get("TESTPROJECT_ROLE", "all")

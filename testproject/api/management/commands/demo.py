@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 import time
@@ -47,8 +48,9 @@ class Command(BaseCommand):
                                          f"{', '.join(failed)}  ({elapsed:.1f} s)", "bold", "red"))
             raise CommandError("the demo did not go as expected")
         narrator.line(narrator.paint(f"All {total} steps as expected ({elapsed:.1f} s).", "bold", "green"))
-        narrator.line("Explore next: python testproject/manage.py migrate && python testproject/manage.py "
-                      "demo_data && python testproject/manage.py runserver")
+        python = os.path.relpath(sys.executable) if Path(sys.executable).is_relative_to(Path.cwd()) else "python"
+        manage = f"{python} {os.path.relpath(Path(__file__).resolve().parents[3] / 'manage.py')}"
+        narrator.line(f"Explore next: {manage} migrate && {manage} demo_data && {manage} runserver")
 
     def _print(self, text: str) -> None:
         sys.stdout.write(text + "\n")

@@ -23,7 +23,7 @@ class _Server(ThreadingMixIn, WSGIServer):
 
 
 class _Handler(WSGIRequestHandler):
-    def log_message(self, format, *args):  # noqa: A002 - the stdlib's name
+    def log_message(self, format, *args):
         # One line per request to stderr (the parent keeps it in a log file); never headers.
         sys.stderr.write(f"{self.address_string()} {format % args}\n")
 
