@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import subprocess
@@ -103,3 +104,14 @@ def test_forced_colour_reaches_the_output(monkeypatch, capsys):
     with pytest.raises(CommandError):
         call_command("demo", force_color=True)
     assert "\033[" in capsys.readouterr().out
+
+
+@pytest.mark.django_db
+def test_operator_console_answers_each_command_with_its_outcome(monkeypatch, capsys):
+    monkeypatch.setattr(sys, "stdin", io.StringIO(
+        "issuer_api https://x.example --scopes 'read:x write:x'\n\nissuer_client grant nobody https://x.example\n"))
+    call_command("operator_console")
+    answers = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [answer["rc"] for answer in answers] == [0, 1]
+    assert "Created API https://x.example scopes=[read:x write:x]" in answers[0]["out"]
+    assert "No client 'nobody'" in answers[1]["out"]

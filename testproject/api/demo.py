@@ -23,6 +23,10 @@ from .processes import Service, start_all
 REVOCATION_WAIT = 1.2  # > REVOCATION_CHECK_INTERVAL (1 s): the longest a worker may take to notice
 
 
+def short(kid: str) -> str:
+    return kid[:8] + "…" if len(kid) > 9 else kid
+
+
 def _when(ts: int) -> str:
     return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
@@ -41,20 +45,20 @@ class Demo:
         self.seed = Path(workdir) / "seed.json"
         self.seed.write_text(json.dumps(sc.seed(self.secret)))
         self.first_token: str | None = None
-        self.expired_minting = None
+        self.issuer_ops = self.service_b_ops = None
 
     # -- plumbing ---------------------------------------------------------------------------
 
     def start(self, timeout: float) -> None:
         start_all([self.issuer, self.service_b], seed=self.seed, timeout=timeout)
-        # Step 5a's token, minted now in the background so the story does not wait for it.
-        self.expired_minting = self.issuer.manage_background(
-            "issuer_token", sc.SERVICE_A, sc.SERVICE_B_AUDIENCE, "--scope", sc.READ, "--expired")
+        # The operator's shells, one per service, warming up while the first steps play: the
+        # commands of steps 5 and 6 then run without waiting for a new Django process.
+        self.issuer_ops, self.service_b_ops = self.issuer.console(), self.service_b.console()
 
     def stop(self) -> None:
-        if self.expired_minting is not None and self.expired_minting.poll() is None:
-            self.expired_minting.kill()
-            self.expired_minting.communicate()
+        for console in (self.issuer_ops, self.service_b_ops):
+            if console is not None:
+                console.close()
         for service in (self.service_b, self.issuer):
             service.stop()
 
@@ -122,7 +126,7 @@ class Demo:
         n.field("exp", f"{claims['exp']}  ({_when(claims['exp'])}, lifetime {claims['exp'] - claims['iat']} s)")
         n.why("the issuer holds a client grant for service-a on this API with scope read:data; no scope was "
               "asked for, so (as Auth0 does) it granted all of them. The token is an RFC 9068 at+jwt, signed "
-              f"RS256 by the key with kid {header.get('kid')}.")
+              f"RS256 by the key with kid {short(header.get('kid', ''))}.")
         passed = (header.get("typ") == "at+jwt" and claims.get("aud") == sc.SERVICE_B_AUDIENCE
                   and claims.get("sub") == sc.SERVICE_A + "@clients" and claims.get("scope") == sc.READ
                   and claims.get("iss") == self.issuer_url)
@@ -177,7 +181,8 @@ class Demo:
         self.expect_rejection(step_id, response, 401, "invalid_token", "401 invalid_token (audience)")
 
     def step_expired(self, step_id):
-        token = self.issuer.finish(self.expired_minting).strip()
+        token = self.issuer_ops.run("issuer_token", sc.SERVICE_A, sc.SERVICE_B_AUDIENCE, "--scope", sc.READ,
+                                    "--expired").strip()
         claims = decode_segment(token.split(".")[1])
         self.n.field("token", f"signed by the issuer, exp {_when(claims['exp'])} (an hour ago)")
         response = self.get(token)
@@ -190,8 +195,8 @@ class Demo:
         before = self.get(self.first_token)
         self.n.field("before", f"the step-1 token: {before.status_code} {before.reason}")
         command = f"manage.py m2m_revoke --client {sc.SERVICE_A}"
-        done = self.service_b.manage("m2m_revoke", "--client", sc.SERVICE_A)
-        self.n.field("operator", f"{command}  ->  {compact(done.stdout.strip() or done.stderr.strip(), 90)}")
+        said = self.service_b_ops.run("m2m_revoke", "--client", sc.SERVICE_A)
+        self.n.field("operator", f"{command}  ->  {said.strip()}")
         time.sleep(REVOCATION_WAIT)
         response = self.get(self.first_token)
         self.show_response(response)
@@ -208,13 +213,16 @@ class Demo:
         jwks_url = self.issuer_url + ".well-known/jwks.json"
         kids_before = [key["kid"] for key in requests.get(jwks_url, timeout=10).json()["keys"]]
         old_kid = decode_segment(self.first_token.split(".")[0])["kid"]
-        self.n.field("jwks", f"published kids: {', '.join(kids_before)}")
-        done = self.issuer.manage("issuer_rotate_key")
-        self.n.field("operator", f"manage.py issuer_rotate_key  ->  {done.stdout.strip()}")
+        self.n.field("jwks", "the issuer publishes " + ", ".join(
+            f"{short(kid)} ({'signing' if kid == old_kid else 'next'})" for kid in kids_before))
+        said = self.issuer_ops.run("issuer_rotate_key").strip()
+        for kid in kids_before:
+            said = said.replace(kid, short(kid))
+        self.n.field("operator", f"manage.py issuer_rotate_key  ->  {said}")
         pid = self.service_b.proc.pid
         token = self.credentials(sc.SERVICE_B_AUDIENCE).token()
         new_kid = decode_segment(token.split(".")[0])["kid"]
-        self.n.field("token", f"new token signed with kid {new_kid}")
+        self.n.field("token", f"service-a's next token is signed with kid {short(new_kid)}")
         response = self.get(token)
         self.show_response(response)
         self.n.why("the issuer publishes its next key in the JWKS before it signs with it (as Auth0 does), so the "

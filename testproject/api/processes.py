@@ -7,7 +7,10 @@ waited for with a deadline.
 
 from __future__ import annotations
 
+import json
 import os
+import select
+import shlex
 import socket
 import subprocess
 import sys
@@ -94,23 +97,12 @@ class Service:
             raise ServiceError(f"manage.py {' '.join(args)} failed ({done.returncode}):\n{done.stderr[-2000:]}")
         return done
 
-    def manage_background(self, *args: str) -> subprocess.Popen:
-        """Start ``manage.py ARGS`` without waiting; collect it with ``finish``."""
-        return subprocess.Popen([sys.executable, str(MANAGE), *args], env=self.env(), stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
-                                cwd=str(MANAGE.parent.parent))
-
-    @staticmethod
-    def finish(proc: subprocess.Popen, timeout: float = 30.0) -> str:
-        try:
-            out, err = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
-            raise ServiceError(f"{' '.join(proc.args[2:])} timed out after {timeout:.0f}s") from None
-        if proc.returncode != 0:
-            raise ServiceError(f"{' '.join(proc.args[2:])} failed ({proc.returncode}):\n{err[-2000:]}")
-        return out
+    def console(self) -> OperatorConsole:
+        """A warm ``manage.py operator_console`` for this service: commands run without a new Django."""
+        with open(self.dir / "console.log", "ab") as log:
+            return OperatorConsole(subprocess.Popen(
+                [sys.executable, str(MANAGE), "operator_console"], env=self.env(), stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE, stderr=log, text=True, cwd=str(MANAGE.parent.parent)))
 
     def log_tail(self, chars: int = 3000) -> str:
         try:
@@ -140,3 +132,32 @@ def start_all(services: list[Service], seed: Path | None = None, timeout: float 
         for service in services:
             service.stop()
         raise
+
+
+class OperatorConsole:
+    """Feeds commands to a running ``operator_console``; each answer is awaited with a deadline."""
+
+    def __init__(self, proc: subprocess.Popen):
+        self.proc = proc
+
+    def run(self, *args: str, timeout: float = 30.0) -> str:
+        self.proc.stdin.write(shlex.join(args) + "\n")
+        self.proc.stdin.flush()
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        line = self.proc.stdout.readline() if ready else ""
+        if not line:
+            self.close()
+            raise ServiceError(f"manage.py {shlex.join(args)}: no answer within {timeout:.0f}s")
+        answer = json.loads(line)
+        if answer["rc"] != 0:
+            raise ServiceError(f"manage.py {shlex.join(args)} failed ({answer['rc']}): {answer['out'][-2000:]}")
+        return answer["out"]
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
