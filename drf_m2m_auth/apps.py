@@ -1,3 +1,6 @@
+import importlib.util
+import logging
+
 from django.apps import AppConfig
 
 
@@ -8,3 +11,10 @@ class DrfM2MAuthConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401  registers the system checks
+
+        # drf-spectacular registers an extension when its module is imported; only if installed.
+        if importlib.util.find_spec("drf_spectacular") is not None:
+            try:
+                from .contrib import spectacular  # noqa: F401
+            except ImportError as exc:  # an incompatible drf-spectacular must not take auth down
+                logging.getLogger("drf_m2m_auth").warning("drf-spectacular extension not loaded: %s", exc)

@@ -1,0 +1,100 @@
+"""drf-spectacular: an oauth2 clientCredentials scheme with the union of scopes, per-operation scopes."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from django.core.management import call_command
+
+pytest.importorskip("drf_spectacular")
+
+SCHEMA_CLASS = "drf_spectacular.openapi.AutoSchema"
+
+
+@pytest.fixture
+def spectacular(settings, m2m_issuer):
+    settings.INSTALLED_APPS = [*settings.INSTALLED_APPS, "drf_spectacular"]
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_SCHEMA_CLASS": SCHEMA_CLASS}
+    return settings
+
+
+def schema_for(urlconf, *extra, tmp_path):
+    out = tmp_path / "schema.json"
+    call_command("spectacular", "--validate", "--format", "openapi-json", "--urlconf", urlconf, "--file", str(out),
+                 *extra)
+    return json.loads(out.read_text())
+
+
+def security(schema, path, method):
+    return schema["paths"][path][method]["security"]
+
+
+def test_service_b_schema_validates_with_per_operation_scopes(spectacular, m2m_jwks_server, tmp_path):
+    schema = schema_for("testproject.api.urls", "--fail-on-warn", tmp_path=tmp_path)
+    scheme = schema["components"]["securitySchemes"]["m2mOAuth2"]
+    assert scheme["type"] == "oauth2"
+    assert scheme["flows"] == {"clientCredentials": {"tokenUrl": m2m_jwks_server.base + "/oauth/token",
+                                                     "scopes": {"read:data": "", "write:data": ""}}}
+    assert "https://api.example" in scheme["description"]
+    assert security(schema, "/data/", "get") == [{"m2mOAuth2": ["read:data"]}]
+    assert security(schema, "/data/{id}/", "get") == [{"m2mOAuth2": ["read:data"]}]
+    assert security(schema, "/data/", "post") == [{"m2mOAuth2": ["write:data"]}]
+
+
+def test_dict_spec_by_action_and_by_method(spectacular, tmp_path):
+    """tests/urls.py: DataViewSet maps list/create by action, GET/DELETE by method; update has no entry."""
+    schema = schema_for("tests.urls", tmp_path=tmp_path)
+    assert security(schema, "/data/", "get") == [{"m2mOAuth2": ["read:data"]}]          # action "list"
+    assert security(schema, "/data/", "post") == [{"m2mOAuth2": ["write:data"]}]        # action "create"
+    assert security(schema, "/data/{id}/", "get") == [{"m2mOAuth2": ["read:other"]}]    # method GET
+    assert security(schema, "/data/{id}/", "put") == [{"m2mOAuth2": []}]                 # denied: no entry
+    assert security(schema, "/echo/", "post") == [{"m2mOAuth2": ["read:data"]}]         # a list: every method
+    assert security(schema, "/and-allow/", "get") == [{"m2mOAuth2": ["write:data"]}]     # inside &
+    assert security(schema, "/not/", "get") == [{"m2mOAuth2": []}]                       # ~HasScopes requires none
+    scopes = schema["components"]["securitySchemes"]["m2mOAuth2"]["flows"]["clientCredentials"]["scopes"]
+    assert list(scopes) == ["read:data", "read:other", "write:data"]  # the union, sorted
+
+
+def test_settings_override_token_url_and_describe_scopes(spectacular, tmp_path):
+    from drf_spectacular.settings import patched_settings  # its settings are read once, at import
+
+    with patched_settings({"OAUTH2_TOKEN_URL": "https://tenant.auth0.com/oauth/token",
+                           "OAUTH2_SCOPES": {"read:data": "Read the records"}}):
+        schema = schema_for("testproject.api.urls", tmp_path=tmp_path)
+    flow = schema["components"]["securitySchemes"]["m2mOAuth2"]["flows"]["clientCredentials"]
+    assert flow == {"tokenUrl": "https://tenant.auth0.com/oauth/token",
+                    "scopes": {"read:data": "Read the records", "write:data": ""}}
+
+
+def test_discovery_down_guesses_and_warns(spectacular, m2m_jwks_server, tmp_path, capsys):
+    m2m_jwks_server.mode = "down"
+    schema = schema_for("testproject.api.urls", tmp_path=tmp_path)
+    flow = schema["components"]["securitySchemes"]["m2mOAuth2"]["flows"]["clientCredentials"]
+    assert flow["tokenUrl"] == m2m_jwks_server.fake.issuer.rstrip("/") + "/oauth/token"
+    assert "OAUTH2_TOKEN_URL" in capsys.readouterr().err
+
+
+def test_not_imported_without_drf_spectacular():
+    """With drf-spectacular hidden, django.setup() imports no drf_spectacular module and auth still works."""
+    code = (
+        "import sys, importlib.util as u\n"
+        "real = u.find_spec\n"
+        "u.find_spec = lambda name, *a: None if name.startswith('drf_spectacular') else real(name, *a)\n"
+        "import django, os\n"
+        "os.environ['DJANGO_SETTINGS_MODULE'] = 'testproject.settings'\n"
+        "django.setup()\n"
+        "assert not [m for m in sys.modules if m.startswith('drf_spectacular')], 'imported'\n"
+        "assert 'drf_m2m_auth.contrib.spectacular' not in sys.modules\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+
+
+def test_loaded_automatically_when_installed():
+    from drf_spectacular.extensions import OpenApiAuthenticationExtension
+
+    from drf_m2m_auth.authentication import M2MJWTAuthentication
+
+    match = OpenApiAuthenticationExtension.get_match(M2MJWTAuthentication())
+    assert match is not None and match.name == "m2mOAuth2"
