@@ -49,24 +49,37 @@ class Cluster:
         self.seed_path = Path(workdir) / "seed.json"
         self.seed_path.write_text(json.dumps(seed()))
 
-    def __enter__(self) -> "Cluster":
+    def __enter__(self) -> Cluster:
         start_all([self.issuer, self.service_b], seed=self.seed_path, timeout=60)
+        # Operators' shells (manage.py operator_console), one per service, started once.
+        self.issuer_ops, self.service_b_ops = self.issuer.console(), self.service_b.console()
         return self
 
     def __exit__(self, *exc) -> None:
+        for console in (self.issuer_ops, self.service_b_ops):
+            console.close()
         for service in (self.service_b, self.issuer):
             service.stop()
 
-    def service_a(self, client_id=sc.SERVICE_A, audience=sc.SERVICE_B_AUDIENCE, method="GET", scope="",
-                  secret=SECRET) -> dict:
-        """Run service-a in its own process; return what it saw."""
-        env = {**os.environ, "SERVICE_A_SECRET": secret, "PYTHONPATH": str(ROOT)}
+    def service_a(self, *jobs: dict) -> list[dict]:
+        """Run service-a in its own process for these calls; return what it saw, call by call.
+
+        A job: ``client_id`` (service-a), ``audience`` (service-b), ``method`` (GET), ``scope``,
+        ``secret`` (the right one).
+        """
+        defaults = {"client_id": sc.SERVICE_A, "audience": sc.SERVICE_B_AUDIENCE, "method": "GET",
+                    "scope": "", "secret": SECRET}
+        jobs = [{**defaults, **job} for job in jobs or [{}]]
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
         env.pop("DJANGO_SETTINGS_MODULE", None)
-        done = subprocess.run([sys.executable, str(SERVICE_A_SCRIPT), self.token_url, client_id, audience,
-                               method, self.data_url, scope], env=env, capture_output=True, text=True,
-                              timeout=60, stdin=subprocess.DEVNULL)
+        # The secret travels in argv here only because it is a throwaway test secret.
+        done = subprocess.run([sys.executable, str(SERVICE_A_SCRIPT), self.token_url, self.data_url,
+                               json.dumps(jobs)], env=env, capture_output=True, text=True, timeout=60,
+                              stdin=subprocess.DEVNULL, check=False)
         assert done.returncode == 0, done.stderr[-3000:]
-        return json.loads(done.stdout)
+        seen = json.loads(done.stdout)
+        assert seen["django_imported"] is False  # the calling side runs without Django
+        return seen["results"]
 
     def until(self, predicate, timeout: float = 5.0, interval: float = 0.2):
         """Call ``predicate`` until it returns something other than None/False, or ``timeout`` passes.

@@ -26,7 +26,8 @@ class Command(BaseCommand):
                             help="seconds to wait for the issuer and service-b to start")
 
     def handle(self, *args, startup_timeout, **options):
-        color = wants_color(sys.stdout, force=options.get("force_color", False), never=options.get("no_color", False))
+        color = wants_color(sys.stdout, force=options.get("force_color", False),
+                            never=options.get("no_color", False))
         narrator = Narrator(self._print, color=color)
         started = time.monotonic()
         with tempfile.TemporaryDirectory(prefix="drf-m2m-demo-") as tmp:
