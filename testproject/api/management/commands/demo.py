@@ -33,7 +33,8 @@ class Command(BaseCommand):
         with tempfile.TemporaryDirectory(prefix="drf-m2m-demo-") as tmp:
             demo = Demo(Path(tmp), narrator)
             try:
-                narrator.line(narrator.paint("Starting the issuer and service-b (temporary SQLite databases)...", "dim"))
+                narrator.line(narrator.paint("Starting the issuer and service-b (temporary SQLite databases)...",
+                                             "dim"))
                 demo.start(startup_timeout)
                 narrator.line(narrator.paint(f"Started in {time.monotonic() - started:.1f} s.", "dim"))
                 demo.run()
