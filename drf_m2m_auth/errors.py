@@ -34,6 +34,22 @@ class InvalidToken(M2MAuthError):
     status_code = 401
 
 
+class InvalidDPoPProof(InvalidToken):
+    """The DPoP proof fails a check of RFC 9449 section 4.3: 401 ``invalid_dpop_proof`` (7.1)."""
+
+    error = "invalid_dpop_proof"
+
+
+class UseDPoPNonce(InvalidDPoPProof):
+    """The proof lacks the server's current nonce (RFC 9449 9): 401 ``use_dpop_nonce`` + DPoP-Nonce."""
+
+    error = "use_dpop_nonce"
+
+    def __init__(self, description: str, *, nonce: str):
+        super().__init__(description, reason="use_dpop_nonce", claim="nonce")
+        self.nonce = nonce
+
+
 class InsufficientScope(M2MAuthError):
     """The token is valid but lacks the scopes the endpoint needs: 403 (RFC 6750 3.1)."""
 

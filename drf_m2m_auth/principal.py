@@ -29,7 +29,7 @@ class AccessToken:
     """A verified access token (``request.auth``). Never holds or shows the raw JWT."""
 
     __slots__ = ("claims", "scopes", "client_id", "subject", "issuer", "exp", "iat", "jti", "kid",
-                 "token_hash", "header")
+                 "token_hash", "header", "cnf", "jkt", "x5t_s256")
 
     def __init__(self, claims: dict[str, Any], scopes: frozenset[str], *, header: Mapping[str, Any] | None = None,
                  token_hash: str = "", kid: str | None = None):
@@ -45,6 +45,13 @@ class AccessToken:
         self.jti: str | None = jti if isinstance(jti, str) and jti else None
         self.kid = kid
         self.token_hash = token_hash  # sha256 of the raw token, hex: a cache key, not a secret
+        # RFC 7800 confirmation, decided once here so an unbound token costs one "is None" per
+        # request: cnf.jkt binds it to a DPoP key (RFC 9449 6.1), cnf["x5t#S256"] to a client
+        # certificate (RFC 8705 3.1).
+        cnf = claims.get("cnf")
+        self.cnf: dict[str, Any] | None = cnf if isinstance(cnf, dict) else None
+        self.jkt: str | None = cnf.get("jkt") if self.cnf is not None else None
+        self.x5t_s256: str | None = cnf.get("x5t#S256") if self.cnf is not None else None
 
     @property
     def expires_at(self) -> _dt.datetime:

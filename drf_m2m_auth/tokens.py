@@ -99,6 +99,19 @@ def _numeric_date(claims: dict[str, Any], name: str) -> float:
     return float(value)
 
 
+CONFIRMATION_METHODS = ("jkt", "x5t#S256")  # RFC 9449 6.1, RFC 8705 3.1
+
+
+def _check_confirmation(cnf: Any) -> None:
+    # RFC 7800 3.1: a bound token whose binding cannot be checked must not pass as a bearer token.
+    if type(cnf) is not dict or not any(m in cnf for m in CONFIRMATION_METHODS):
+        raise InvalidToken("The token's cnf has no confirmation method this API can check (jkt, x5t#S256).",
+                           reason="bad_cnf", claim="cnf")
+    for method in CONFIRMATION_METHODS:
+        if method in cnf and (type(cnf[method]) is not str or not cnf[method]):
+            raise InvalidToken(f"The token's cnf {method} is not a string.", reason="bad_cnf", claim="cnf")
+
+
 class _CacheEntry:
     __slots__ = ("pair", "not_after", "not_before", "exp", "key", "source", "generation")
 
@@ -258,6 +271,8 @@ class TokenVerifier:
         for name in ("client_id", "azp", "jti"):
             if name in claims and type(claims[name]) is not str:
                 raise InvalidToken(f"The token's {name} is not a string.", reason="bad_claim", claim=name)
+        if "cnf" in claims:
+            _check_confirmation(claims["cnf"])
         return exp, nbf
 
     # --- the verified-token cache ------------------------------------------------------------
