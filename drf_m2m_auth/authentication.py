@@ -1,48 +1,125 @@
-"""M2MJWTAuthentication: Authorization: Bearer <jwt> -> (ServiceClient, AccessToken)."""
+"""M2MJWTAuthentication: ``Bearer <jwt>`` or ``DPoP <jwt>`` + proof -> (ServiceClient, AccessToken)."""
 
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 from rest_framework.authentication import BaseAuthentication
 
-from .conf import get_verifier, m2m_settings
-from .errors import InvalidRequest, InvalidToken, M2MAuthError
-from .exceptions import bearer_challenge, to_api_exception
+from .conf import as_list, get_verifier, m2m_settings, on_reset, shared_cache
+from .errors import InvalidRequest, InvalidToken, M2MAuthError, UseDPoPNonce
+from .exceptions import (
+    InvalidAuthorizationHeader,
+    bearer_challenge,
+    dpop_challenge,
+    to_api_exception,
+)
 from .principal import AccessToken, ServiceClient
 from .signals import token_accepted, token_rejected
 
 ERROR_ATTR = "_m2m_auth_error"
+BEARER, DPOP = "bearer", "dpop"
 logger = logging.getLogger("drf_m2m_auth.authentication")
 _revocation: Any = None  # drf_m2m_auth.revocation, imported on first use (it imports models)
+
+
+class _SenderPolicy:
+    """DPoP / mTLS settings, read once after each settings change; plain attributes afterwards."""
+
+    _lock = threading.RLock()
+
+    def __getattr__(self, name: str) -> Any:  # only reached before the first load after a reset
+        if name.startswith("__"):
+            raise AttributeError(name)
+        with self._lock:
+            if "mode" not in self.__dict__:
+                self.__dict__.update(self._load())
+        return self.__dict__[name]
+
+    @staticmethod
+    def _load() -> dict[str, Any]:
+        from django.conf import settings
+
+        from .dpop import DPoPVerifier, NonceSource
+        from .mtls import TrustedProxies
+
+        s = m2m_settings
+        nonces = None
+        if s.DPOP_NONCE:
+            nonces = NonceSource(str(settings.SECRET_KEY).encode(), float(s.DPOP_NONCE_LIFETIME))
+        verifier = DPoPVerifier(algorithms=as_list(s.DPOP_ALGORITHMS), max_age=float(s.DPOP_PROOF_MAX_AGE),
+                                clock_skew=float(s.DPOP_CLOCK_SKEW), replay_cache=shared_cache(), nonces=nonces)
+        header = s.MTLS_CERT_HEADER
+        return {"mode": s.DPOP, "accept_dpop": s.DPOP != "disabled", "refuse_bearer": s.DPOP == "required",
+                "dpop": verifier, "algs": verifier.algs_header, "proxies": TrustedProxies(as_list(s.TRUSTED_PROXIES)),
+                "forwarded": bool(s.DPOP_FORWARDED_HEADERS),
+                "cert_key": "HTTP_" + header.upper().replace("-", "_") if header else None}
+
+
+_policy = _SenderPolicy()
+# BEARER once the settings are known to let an unbound bearer token through (DPOP is not
+# "required"), else None: the hot path's only settings-dependent cost is this global's lookup.
+_plain_bearer: str | None = None
+
+
+@on_reset
+def _reload_policy() -> None:
+    global _plain_bearer
+    with _SenderPolicy._lock:
+        _plain_bearer = None
+        _policy.__dict__.clear()
+
+
+def _learn_plain_bearer_ok() -> None:
+    global _plain_bearer
+    with _SenderPolicy._lock:
+        if _policy.__dict__.get("refuse_bearer") is False:
+            _plain_bearer = BEARER
+
+
+def _last(value: str | None) -> str:
+    # A proxy appends to X-Forwarded-*; only the right-most value was written by our proxy.
+    return value.rsplit(",", 1)[-1].strip() if value else ""
 
 
 class M2MJWTAuthentication(BaseAuthentication):
     """Authenticate service-to-service calls with an OAuth 2.0 JWT access token (RFC 9068).
 
-    List it first in ``authentication_classes``: DRF builds the 401's WWW-Authenticate header
-    from the first authenticator only.
+    ``Authorization: Bearer <jwt>`` (RFC 6750), or ``Authorization: DPoP <jwt>`` with a ``DPoP``
+    proof (RFC 9449); certificate-bound tokens (RFC 8705) are checked against the client
+    certificate forwarded by a trusted TLS terminator. List it first in
+    ``authentication_classes``: DRF builds the 401's WWW-Authenticate header from the first
+    authenticator only.
     """
 
     keyword = "bearer"
 
     def authenticate(self, request: Any) -> tuple[ServiceClient, AccessToken] | None:
-        raw = self.get_raw_token(request)
-        if raw is None:
+        credentials = self.get_credentials(request)
+        if credentials is None:
             return None
+        scheme, raw = credentials
         try:
             client, token = self.validate(raw)
+            # An unbound Bearer token pays one attribute check and one global lookup, no more.
+            if token.cnf is not None or scheme is not _plain_bearer:
+                self.check_sender_constraint(request, scheme, raw, token)
             self.check_client_state(token)
         except M2MAuthError as exc:
+            if scheme is DPOP and not hasattr(exc, "challenge"):
+                exc.challenge = DPOP  # RFC 9449 7.2: the mechanism is known, so its challenge explains
+            if isinstance(exc, UseDPoPNonce):
+                self.add_response_header(request, "DPoP-Nonce", exc.nonce)
             setattr(request, ERROR_ATTR, exc)
             self.on_rejected(request, exc)
             raise to_api_exception(exc, self.get_realm()) from exc
         self.on_accepted(request, token)
         return client, token
 
-    def get_raw_token(self, request: Any) -> str | None:
-        """The token from the Authorization header, or None for no header / another scheme.
+    def get_credentials(self, request: Any) -> tuple[str, str] | None:
+        """(scheme, token) from the Authorization header, or None for no header / another scheme.
 
         Only the header is read, never the query string or the body (RFC 6750 2.2 / 2.3 are
         optional and leak tokens into logs). META is read directly: request.headers builds a
@@ -54,22 +131,94 @@ class M2MJWTAuthentication(BaseAuthentication):
         if header[:7].lower() == "bearer ":
             token = header[7:]
             if token and " " not in token:  # the common case, without splitting a long string
-                return token
+                return BEARER, token
         parts = header.split()
-        if not parts or parts[0].lower() != self.keyword:
+        if not parts:
+            return None
+        scheme = parts[0].lower()
+        if scheme == self.keyword:
+            scheme = BEARER
+        elif scheme == DPOP and _policy.accept_dpop:
+            scheme = DPOP
+        else:
             return None  # another scheme: let the next authenticator try
         if len(parts) != 2:
-            error = InvalidRequest("The Authorization header must be 'Bearer <token>'.", reason="bad_header")
+            error = InvalidRequest(f"The Authorization header must be '{parts[0]} <token>'.", reason="bad_header")
             setattr(request, ERROR_ATTR, error)
             self.on_rejected(request, error)
+            if scheme is DPOP:
+                raise InvalidAuthorizationHeader(error.description, dpop_challenge(
+                    self.get_realm(), algs=_policy.algs, error=error.error, description=error.description))
             raise to_api_exception(error, self.get_realm())
-        return parts[1]
+        return scheme, parts[1]
+
+    def get_raw_token(self, request: Any) -> str | None:
+        """The token alone (see get_credentials)."""
+        credentials = self.get_credentials(request)
+        return None if credentials is None else credentials[1]
 
     def validate(self, raw: str) -> tuple[ServiceClient, AccessToken]:
         """Verify the JWT (signature, header rules, claims, scopes); a hook for subclasses."""
         if not raw.isascii():
             raise InvalidToken("The access token is not a JWS in compact form.", reason="malformed")
         return get_verifier().verify_principal(raw)
+
+    def check_sender_constraint(self, request: Any, scheme: str, raw: str, token: AccessToken) -> None:
+        """DPoP proof (RFC 9449 7.1) and certificate binding (RFC 8705 3) for a bound token."""
+        policy = _policy
+        meta = getattr(request, "_request", request).META
+        if scheme is DPOP:
+            if token.jkt is None:
+                raise _tagged(InvalidToken("The DPoP scheme needs a DPoP-bound access token (cnf.jkt).",
+                                           reason="dpop_unbound_token", claim="cnf"), DPOP)
+            proof = policy.dpop.verify(meta.get("HTTP_DPOP"), method=request.method,
+                                       url=self.get_request_url(request), access_token=raw, jkt=token.jkt)
+            nonces = policy.dpop.nonces
+            if proof.nonce_age is not None and proof.nonce_age > nonces.lifetime / 2:
+                self.add_response_header(request, "DPoP-Nonce", nonces.issue())  # RFC 9449 8.2
+        elif token.jkt is not None:
+            # RFC 9449 7.2: a DPoP-bound token received as a bearer token MUST be rejected.
+            raise _tagged(InvalidToken("The token is DPoP-bound: send it with the DPoP scheme and a DPoP proof.",
+                                       reason="dpop_bound_as_bearer", claim="cnf"), "both")
+        elif token.x5t_s256 is None:
+            if policy.refuse_bearer:
+                raise _tagged(InvalidToken("This API accepts only DPoP-bound access tokens.",
+                                           reason="dpop_required"), DPOP)
+            _learn_plain_bearer_ok()  # from now on, unbound bearer tokens skip this method
+        if token.x5t_s256 is not None:
+            from .mtls import check_certificate_binding
+
+            key = policy.cert_key
+            check_certificate_binding(token.x5t_s256, meta.get(key) if key else None,
+                                      trusted=policy.proxies.trusts(meta.get("REMOTE_ADDR")))
+
+    def get_request_url(self, request: Any) -> str:
+        """The request's target URI as the client addressed it, for the proof's ``htu``.
+
+        Behind a proxy, X-Forwarded-Proto / X-Forwarded-Host are believed only when
+        DPOP_FORWARDED_HEADERS is on and the request comes from TRUSTED_PROXIES; otherwise
+        Django's own request.scheme and get_host() (SECURE_PROXY_SSL_HEADER, USE_X_FORWARDED_HOST).
+        """
+        from django.core.exceptions import DisallowedHost
+        from django.utils.encoding import escape_uri_path
+
+        http = getattr(request, "_request", request)
+        meta, path = http.META, escape_uri_path(http.path)
+        if _policy.forwarded and _policy.proxies.trusts(meta.get("REMOTE_ADDR")):
+            proto, host = _last(meta.get("HTTP_X_FORWARDED_PROTO")), _last(meta.get("HTTP_X_FORWARDED_HOST"))
+            if proto and host:
+                return f"{proto}://{host}{path}"
+        try:
+            return f"{http.scheme}://{http.get_host()}{path}"
+        except DisallowedHost:
+            return ""  # no URL can match: the proof fails its htu check
+
+    def add_response_header(self, request: Any, name: str, value: str) -> None:
+        """Set a header on the response DRF is about to send (its view's ``headers`` dict)."""
+        view = (getattr(request, "parser_context", None) or {}).get("view")
+        headers = getattr(view, "headers", None)
+        if isinstance(headers, dict):
+            headers[name] = value
 
     def check_client_state(self, token: AccessToken) -> None:
         """Is this client still active, and this token not revoked? Answered from process memory."""
@@ -84,11 +233,26 @@ class M2MJWTAuthentication(BaseAuthentication):
         return str(m2m_settings.REALM)
 
     def authenticate_header(self, request: Any) -> str:
-        error = getattr(request, ERROR_ATTR, None)
-        if isinstance(error, InvalidToken):
-            return bearer_challenge(self.get_realm(), error=error.error, description=error.description)
+        """RFC 6750 3 / RFC 9449 7.1-7.2 challenges.
+
+        With DPOP "allowed", plain Bearer answers are exactly RFC 6750's; a DPoP challenge (with
+        ``algs``) joins when the request used DPoP (it carries the error) or sent a DPoP-bound
+        token as Bearer (the Bearer challenge carries it). With "required", only DPoP is offered.
+        """
+        realm, error = self.get_realm(), getattr(request, ERROR_ATTR, None)
+        params = {"error": error.error, "description": error.description} if isinstance(error, InvalidToken) else {}
+        mode = _policy.mode
+        if mode == "disabled":
+            return bearer_challenge(realm, **params)
+        if mode == "required":
+            return dpop_challenge(realm, algs=_policy.algs, **params)
+        where = getattr(error, "challenge", BEARER)
+        if where == DPOP:
+            return bearer_challenge(realm) + ", " + dpop_challenge(realm, algs=_policy.algs, **params)
+        if where == "both":
+            return bearer_challenge(realm, **params) + ", " + dpop_challenge(realm, algs=_policy.algs)
         # No credentials at all: RFC 6750 3.1 says no error code in this case.
-        return bearer_challenge(self.get_realm())
+        return bearer_challenge(realm, **params)
 
     def on_accepted(self, request: Any, token: AccessToken) -> None:
         if token_accepted.receivers:
@@ -99,3 +263,8 @@ class M2MJWTAuthentication(BaseAuthentication):
             "token rejected: reason=%s claim=%s", error.reason, error.claim)
         if token_rejected.receivers:
             token_rejected.send(sender=type(self), request=request, reason=error.reason, error=error)
+
+
+def _tagged(error: M2MAuthError, challenge: str) -> M2MAuthError:
+    error.challenge = challenge  # which WWW-Authenticate challenge explains it (authenticate_header)
+    return error

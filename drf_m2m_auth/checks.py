@@ -76,6 +76,7 @@ def check_settings(app_configs=None, **kwargs) -> list:
                             id="drf_m2m_auth.E009"))
     if s["UNREGISTERED_CLIENTS"] not in ("allow", "deny"):
         errors.append(Error(f"{P}['UNREGISTERED_CLIENTS'] must be 'allow' or 'deny'.", id="drf_m2m_auth.E010"))
+    errors += _check_sender_constraints(s)
     return errors
 
 
@@ -171,3 +172,37 @@ def check_deploy_leeway(app_configs=None, **kwargs) -> list:
                         hint="Set LEEWAY to a few seconds (5 is common); exp is still enforced within it.",
                         id="drf_m2m_auth.W002")]
     return []
+
+
+def _check_sender_constraints(s: dict) -> list:
+    """DPoP (RFC 9449) and certificate-bound tokens (RFC 8705): E020-E023, W020."""
+    import ipaddress
+
+    out: list = []
+    if s["DPOP"] not in ("disabled", "allowed", "required"):
+        out.append(Error(f"{P}['DPOP'] must be 'disabled', 'allowed' or 'required', not {s['DPOP']!r}.",
+                         id="drf_m2m_auth.E020"))
+    algs = as_list(s["DPOP_ALGORITHMS"])
+    bad = [a for a in algs if a not in ALLOWED_ALGORITHMS]
+    if not algs or bad:
+        out.append(Error(f"{P}['DPOP_ALGORITHMS'] holds unsupported or symmetric algorithm(s): {bad or 'none given'}.",
+                         hint="RFC 9449 4.2: asymmetric only, e.g. ['ES256', 'PS256'].", id="drf_m2m_auth.E021"))
+    for key in ("DPOP_PROOF_MAX_AGE", "DPOP_CLOCK_SKEW", "DPOP_NONCE_LIFETIME"):
+        value = s[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            out.append(Error(f"{P}['{key}'] must be a positive number, not {value!r}.", id="drf_m2m_auth.E022"))
+    for address in as_list(s["TRUSTED_PROXIES"]):
+        try:
+            ipaddress.ip_network(str(address), strict=False)
+        except ValueError:
+            out.append(Error(f"{P}['TRUSTED_PROXIES'] holds {address!r}, which is not an IP address or network.",
+                             id="drf_m2m_auth.E023"))
+    header = s["MTLS_CERT_HEADER"]
+    if header is not None and (not isinstance(header, str) or not header.strip() or " " in header):
+        out.append(Error(f"{P}['MTLS_CERT_HEADER'] must be a header name such as 'X-SSL-Client-Cert'.",
+                         id="drf_m2m_auth.E023"))
+    elif (header or s["DPOP_FORWARDED_HEADERS"]) and not as_list(s["TRUSTED_PROXIES"]):
+        out.append(Warning(f"{P}['TRUSTED_PROXIES'] is empty, so forwarded client certificates and X-Forwarded-* "
+                           "headers are never believed.", hint="List your TLS terminators' addresses.",
+                           id="drf_m2m_auth.W020"))
+    return out

@@ -36,6 +36,16 @@ DEFAULTS: dict[str, Any] = {
     "UNREGISTERED_CLIENTS": "allow",
     "REVOCATION_CHECK_INTERVAL": 1.0,
     "REVOCATION_DB_CHECK_INTERVAL": 60.0,
+    # Sender-constrained tokens: DPoP (RFC 9449) and certificate-bound tokens (RFC 8705).
+    "DPOP": "allowed",
+    "DPOP_ALGORITHMS": ["ES256", "ES384", "ES512", "PS256", "RS256", "EdDSA"],
+    "DPOP_PROOF_MAX_AGE": 60,
+    "DPOP_CLOCK_SKEW": 5,
+    "DPOP_NONCE": False,
+    "DPOP_NONCE_LIFETIME": 300,
+    "DPOP_FORWARDED_HEADERS": False,
+    "TRUSTED_PROXIES": [],
+    "MTLS_CERT_HEADER": None,
 }
 
 ALLOWED_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512",

@@ -31,6 +31,12 @@ def bearer_challenge(realm: str = "api", *, error: str | None = None, descriptio
     return f"{scheme} " + ", ".join(parts)
 
 
+def dpop_challenge(realm: str = "api", *, algs: str, error: str | None = None,
+                   description: str | None = None) -> str:
+    """``DPoP realm="api", error="invalid_dpop_proof", ..., algs="ES256 PS256"`` (RFC 9449 7.1)."""
+    return bearer_challenge(realm, error=error, description=description, scheme="DPoP") + f", algs={_quote(algs)}"
+
+
 class InvalidAuthorizationHeader(exceptions.APIException):
     """RFC 6750 3.1 invalid_request: a malformed Authorization header is a 400."""
 
