@@ -218,3 +218,16 @@ def test_exit_codes_from_a_real_process(tmp_path):
         bad = run("m2m_explain_token", "-", stdin=server.fake.token(expires_in=-5))
         assert bad.returncode == 1 and "token not accepted (expired)" in bad.stderr
         assert run("m2m_explain_token").returncode == 2
+
+
+def test_audience_differing_by_a_trailing_slash_is_pointed_out(m2m_issuer):
+    code, out = explain(m2m_issuer.token(aud=m2m_issuer.audience + "/"))
+    assert code == 1 and "(they differ only by a trailing slash: the match is exact)" in out
+
+
+def test_entra_v1_issuer_against_a_v2_setting_is_named(m2m_issuer, settings):
+    tenant = "8eaef023-2b34-4da1-9baa-8bc8c9d6a490"
+    v2 = f"https://login.microsoftonline.com/{tenant}/v2.0"
+    settings.DRF_M2M_AUTH = {**settings.DRF_M2M_AUTH, "ISSUER": v2, "JWKS_URL": {v2: settings.DRF_M2M_AUTH["JWKS_URL"]}}
+    code, out = explain(m2m_issuer.token(iss=f"https://sts.windows.net/{tenant}/"))
+    assert code == 1 and "is an Entra ID v1 issuer but ISSUER is" in out and "accessTokenAcceptedVersion" in out

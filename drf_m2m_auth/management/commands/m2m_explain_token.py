@@ -281,10 +281,9 @@ class Explanation:
 
     def _audience_words(self, aud: Any) -> str:
         expects = sorted(self.verifier.audiences)
-        shown = aud if type(aud) is list else [aud]
-        words = f"aud is {shown!r} but AUDIENCE expects {expects[0]!r}" if len(expects) == 1 else \
-            f"aud is {shown!r} but AUDIENCE expects one of {expects}"
-        values = [a for a in shown if isinstance(a, str)]
+        words = f"aud is {aud!r} but AUDIENCE expects {expects[0]!r}" if len(expects) == 1 else \
+            f"aud is {aud!r} but AUDIENCE expects one of {expects}"
+        values = [a for a in (aud if type(aud) is list else [aud]) if isinstance(a, str)]
         if any(a.rstrip("/") == e.rstrip("/") for a in values for e in expects):
             words += " (they differ only by a trailing slash: the match is exact)"
         elif any(e.startswith("api://") for e in expects) and any("://" not in a for a in values):
