@@ -15,6 +15,13 @@ from django.utils.translation import ngettext
 from .models import Client, ResourceGrant, RevokedToken
 
 
+def _locked(queryset) -> list[Client]:
+    """The selected clients, row-locked. A search across grants makes the changelist's queryset
+    DISTINCT, and PostgreSQL refuses FOR UPDATE with DISTINCT: lock by primary key instead."""
+    pks = list(queryset.values_list("pk", flat=True))
+    return list(Client.objects.filter(pk__in=pks).select_for_update())
+
+
 class ResourceGrantInline(admin.TabularInline):
     model = ResourceGrant
     extra = 1
@@ -44,7 +51,7 @@ class ClientAdmin(admin.ModelAdmin):
     def _apply(self, request, queryset, method: str, log: str, done: str) -> None:
         # Lock the rows so the LogEntries name exactly the clients the update touched.
         with transaction.atomic():
-            clients = list(queryset.select_for_update())
+            clients = _locked(queryset)
             count = getattr(Client.objects.filter(pk__in=[c.pk for c in clients]), method)()
             for client in clients:
                 self.log_change(request, client, log)
@@ -54,7 +61,7 @@ class ClientAdmin(admin.ModelAdmin):
     def revoke_tokens_now(self, request, queryset):
         now = timezone.now()
         with transaction.atomic():
-            clients = list(queryset.select_for_update())
+            clients = _locked(queryset)
             count = Client.objects.filter(pk__in=[c.pk for c in clients]).revoke_tokens(now)
             for client in clients:
                 self.log_change(request, client, f"Revoked all tokens issued before {now.isoformat()}.")
