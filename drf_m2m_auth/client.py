@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import random
 import re
@@ -18,6 +19,7 @@ from urllib.parse import urlsplit
 
 import requests
 from authlib.integrations.requests_client import OAuth2Session
+from authlib.oauth2.client import DEFAULT_HEADERS
 from requests.auth import AuthBase
 from requests.cookies import extract_cookies_to_jar
 
@@ -31,7 +33,8 @@ logger = logging.getLogger(__name__)
 AUTH_METHODS = ("client_secret_post", "client_secret_basic")
 _DENIED_ERRORS = {"access_denied", "invalid_client", "unauthorized_client", "invalid_scope",
                   "invalid_grant"}
-_INVALID_TOKEN = re.compile(r'^\s*bearer\b.*\berror\s*=\s*"?invalid_token\b', re.I | re.S)
+_INVALID_TOKEN = re.compile(r'^\s*(?:bearer|dpop)\b.*\berror\s*=\s*"?invalid_token\b', re.I | re.S)
+_USE_DPOP_NONCE = re.compile(r'\bdpop\b.*\berror\s*=\s*"?use_dpop_nonce\b', re.I | re.S)
 _LOOPBACK = {"localhost", "127.0.0.1", "::1"}
 
 
@@ -63,11 +66,16 @@ class MalformedTokenResponse(TokenRequestError):
     """The issuer answered 2xx without a usable access_token / expires_in."""
 
 
+class _NonceRequired(TokenRequestError):
+    """Internal: the issuer asked for a DPoP nonce (RFC 9449 8); the request is sent again once."""
+
+
 @dataclass(frozen=True)
 class _Token:
     access_token: str = field(repr=False)
     expires_at: float
     obtained_at: float
+    token_type: str = "Bearer"  # "DPoP" when the issuer bound it to our DPoP key (RFC 9449 5)
 
 
 @dataclass(frozen=True)
@@ -116,6 +124,10 @@ class ClientCredentials:
     * ``reject_cooldown`` (30 s): a token younger than this is not dropped on a 401
       ``invalid_token``, so an API that rejects every token cannot burn the token quota.
     * ``clock`` (``time.time``): wall clock; shared-cache expiries compare across processes.
+    * ``dpop`` (False): True to make DPoP-bound tokens (RFC 9449) with a fresh ES256 key held in
+      memory, or a private key (EC, RSA, Ed25519) that every process loads, so they can share one
+      token. Each token request and each API call then carries a fresh proof (new ``jti``,
+      ``ath``, the server's latest ``DPoP-Nonce``); a ``use_dpop_nonce`` answer is retried once.
 
     Thread-safe. After ``os.fork()`` the child gets a fresh lock and HTTP session.
     """
@@ -123,7 +135,7 @@ class ClientCredentials:
     def __init__(self, token_url, client_id, client_secret, audience, scope=None, cache=None, *,
                  auth_method="client_secret_post", extra_params=None, refresh_margin=60.0,
                  refresh_jitter=60.0, timeout=10.0, max_retries=2, backoff=0.5, max_wait=10.0,
-                 failure_cooldown=5.0, reject_cooldown=30.0, clock=time.time):
+                 failure_cooldown=5.0, reject_cooldown=30.0, clock=time.time, dpop=False):
         _check_token_url(token_url)
         if auth_method not in AUTH_METHODS:
             raise ValueError(f"auth_method must be one of {AUTH_METHODS}, not {auth_method!r}")
@@ -140,8 +152,13 @@ class ClientCredentials:
         self._jitter_fraction = random.random()
         self._held: _Held | None = None
         self._failure: _Failure | None = None
-        self._cache_key = "drf_m2m_auth.client." + _fingerprint(
-            token_url, client_id, audience, scope, self.extra_params)
+        self._dpop = _dpop_key(dpop)
+        self._nonces: dict[str, str] = {}  # origin -> the latest DPoP-Nonce it sent (RFC 9449 8, 9)
+        # A DPoP-bound token is only usable with its key: processes with other keys must not share it.
+        key_parts = (token_url, client_id, audience, scope, self.extra_params)
+        if self._dpop is not None:
+            key_parts += (self._dpop.thumbprint,)
+        self._cache_key = "drf_m2m_auth.client." + _fingerprint(*key_parts)
         self._reset_after_fork()
         _forget_state_on_fork(self)
         self.auth = BearerAuth(self)
@@ -152,17 +169,33 @@ class ClientCredentials:
 
     def token(self) -> str:
         """Return a valid access token, fetching one only when none is fresh enough."""
+        return self._current().access_token
+
+    def _current(self) -> _Token:
         held, now = self._held, self._clock()
         if held is not None and now < held.refresh_at:
-            return held.token.access_token
+            return held.token
         usable = held is not None and now < held.token.expires_at
         # A still-valid token need not wait for another thread's refresh: use it meanwhile.
         if not self._lock.acquire(blocking=not usable):
-            return held.token.access_token
+            return held.token
         try:
-            return self._renew().access_token
+            return self._renew()
         finally:
             self._lock.release()
+
+    # -- DPoP (RFC 9449) -------------------------------------------------------------------------
+
+    def dpop_proof(self, method, url, access_token=None) -> str:
+        """A fresh DPoP proof for one request to ``url``, with the nonce that server last sent."""
+        return self._dpop.proof(method, url, access_token=access_token, nonce=self._nonces.get(_origin(url)))
+
+    def _remember_nonce(self, url, response) -> bool:
+        nonce = response.headers.get("DPoP-Nonce")
+        if self._dpop is None or not nonce:
+            return False
+        self._nonces[_origin(url)] = nonce
+        return True
 
     def invalidate(self, access_token) -> bool:
         """Forget ``access_token`` because an API rejected it; False if it is too young to drop."""
@@ -278,7 +311,7 @@ class ClientCredentials:
         try:
             data = json.loads(raw)
             return _Token(str(data["access_token"]), float(data["expires_at"]),
-                          float(data["obtained_at"]))
+                          float(data["obtained_at"]), str(data.get("token_type", "Bearer")))
         except (TypeError, ValueError, KeyError):
             return None
 
@@ -316,8 +349,7 @@ class ClientCredentials:
             params["scope"] = self.scope
         obtained_at = self._clock()  # before the request: never overestimate the lifetime
         try:
-            data = self._session.fetch_token(self.token_url, grant_type="client_credentials",
-                                             timeout=self.timeout, **params)
+            data = self._fetch_token_response(params)
         except requests.RequestException as exc:
             raise IssuerUnavailable(
                 f"token endpoint {self.token_url} unreachable ({type(exc).__name__}) for "
@@ -331,6 +363,20 @@ class ClientCredentials:
                     token.expires_at - obtained_at)
         return token
 
+    def _fetch_token_response(self, params):
+        if self._dpop is None:
+            return self._session.fetch_token(self.token_url, grant_type="client_credentials",
+                                             timeout=self.timeout, **params)
+        for attempt in range(2):  # RFC 9449 8: one more try when the issuer asks for a nonce
+            headers = {**DEFAULT_HEADERS, "DPoP": self.dpop_proof("POST", self.token_url)}
+            try:
+                return self._session.fetch_token(self.token_url, grant_type="client_credentials",
+                                                 timeout=self.timeout, headers=headers, **params)
+            except _NonceRequired as exc:
+                if attempt:
+                    raise TokenRequestError(str(exc), status=exc.status, error=exc.error) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
     def _parse_token(self, data, obtained_at) -> _Token:
         access_token, expires_in = data.get("access_token"), _positive(data.get("expires_in"))
         problem = None
@@ -338,20 +384,30 @@ class ClientCredentials:
             problem = "no access_token"
         elif expires_in is None:
             problem = "no positive expires_in"
-        elif str(data.get("token_type", "Bearer")).lower() != "bearer":
-            problem = "token_type is not Bearer"  # RFC 6750 is the only kind we can send
+        elif str(data.get("token_type", "Bearer")).lower() not in self._token_types():
+            problem = f"token_type is not {' or '.join(self._token_types())}"
         if problem:
             raise MalformedTokenResponse(
                 f"malformed token response from {self.token_url} for {self._who()}: {problem}")
-        return _Token(access_token, obtained_at + expires_in, obtained_at)
+        token_type = "DPoP" if str(data.get("token_type", "")).lower() == "dpop" else "Bearer"
+        if self._dpop is not None and token_type == "Bearer":
+            # RFC 9449 5: the issuer chose not to bind it; it can only be sent as a bearer token.
+            logger.warning("the issuer returned a bearer token, not a DPoP-bound one, for %s", self._who())
+        return _Token(access_token, obtained_at + expires_in, obtained_at, token_type)
+
+    def _token_types(self):
+        return ("bearer", "dpop") if self._dpop is not None else ("bearer",)  # what we can send
 
     def _check_response(self, resp):
         """authlib compliance hook: turn every non-2xx answer into our exception tree."""
         status, body = resp.status_code, _json_object(resp)
+        fresh_nonce = self._remember_nonce(self.token_url, resp)
         if 200 <= status < 300 and "error" not in body:
             return resp  # authlib parses it; _parse_token checks what it holds
         error = self._scrub(body["error"]) if isinstance(body.get("error"), str) else None
         where = f"HTTP {status} from {self.token_url} for {self._who()}"
+        if error == "use_dpop_nonce" and fresh_nonce:
+            raise _NonceRequired(f"the issuer requires a DPoP nonce: {where}", status=status, error=error)
         if status == 429:
             retry_after = _retry_after(resp.headers.get("Retry-After"), self.failure_cooldown)
             raise RateLimited(f"rate limited: {where}; Retry-After {retry_after:g}s",
@@ -381,8 +437,10 @@ class ClientCredentials:
 
 
 class BearerAuth(AuthBase):
-    """``requests`` auth: sends ``Authorization: Bearer``; on a 401 ``invalid_token`` drops the
-    token, fetches a new one and resends once (only bodies that can be sent twice)."""
+    """``requests`` auth: sends ``Authorization: Bearer`` (or ``DPoP`` with a fresh proof for a
+    DPoP-bound token); on a 401 ``invalid_token`` drops the token, fetches a new one and resends
+    once; on a 401 ``use_dpop_nonce`` resends once with the nonce (only bodies that can be sent
+    twice)."""
 
     def __init__(self, credentials: ClientCredentials):
         self.credentials = credentials
@@ -391,36 +449,49 @@ class BearerAuth(AuthBase):
         return f"{type(self).__name__}({self.credentials!r})"
 
     def __call__(self, request):
-        request.headers["Authorization"] = f"Bearer {self.credentials.token()}"
+        self._authorize(request, self.credentials._current())
         if request.body is None or isinstance(request.body, (bytes, str)):
             request.register_hook("response", self._retry_on_invalid_token)
         return request
 
+    def _authorize(self, request, token):
+        if token.token_type == "DPoP" and self.credentials._dpop is not None:
+            request.headers["Authorization"] = f"DPoP {token.access_token}"
+            request.headers["DPoP"] = self.credentials.dpop_proof(request.method, request.url, token.access_token)
+        else:
+            request.headers["Authorization"] = f"Bearer {token.access_token}"
+
     def _retry_on_invalid_token(self, response, **kwargs):
         header = response.request.headers.get("Authorization", "")
         challenge = response.headers.get("WWW-Authenticate", "")
-        # No bearer header means requests stripped it on a cross-host redirect: never re-add it.
-        if (response.status_code != 401 or not header.startswith("Bearer ")
-                or not _INVALID_TOKEN.match(challenge)):
+        fresh_nonce = self.credentials._remember_nonce(response.request.url, response)
+        scheme, _, sent = header.partition(" ")
+        # No Authorization header means requests stripped it on a cross-host redirect: never re-add it.
+        if response.status_code != 401 or scheme not in ("Bearer", "DPoP") or not sent:
             return response
-        sent = header[len("Bearer "):]
-        if not self.credentials.invalidate(sent):
+        if scheme == "DPoP" and fresh_nonce and _USE_DPOP_NONCE.search(challenge):
+            return self._resend(response, _Token(sent, math.inf, 0.0, "DPoP"), **kwargs)
+        if not _INVALID_TOKEN.match(challenge) or not self.credentials.invalidate(sent):
             return response
         try:
-            fresh = self.credentials.token()
+            fresh = self.credentials._current()
         except TokenRequestError as exc:
             logger.warning("could not replace a rejected token: %s", exc)
             return response
-        if fresh == sent:
+        if fresh.access_token == sent:
             return response
+        return self._resend(response, fresh, **kwargs)
+
+    def _resend(self, response, token, **kwargs):
         # The same resend as requests' HTTPDigestAuth; connection.send runs no hooks: no loop.
         response.content  # noqa: B018 -- drain so the connection can be reused
         response.close()
         retry = response.request.copy()
         extract_cookies_to_jar(retry._cookies, response.request, response.raw)
         retry.prepare_cookies(retry._cookies)
-        retry.headers["Authorization"] = f"Bearer {fresh}"
+        self._authorize(retry, token)  # a fresh proof: a new jti, the latest nonce (RFC 9449 7.3)
         second = response.connection.send(retry, **kwargs)
+        self.credentials._remember_nonce(retry.url, second)
         second.history.append(response)
         second.request = retry
         return second
@@ -430,6 +501,21 @@ def _forget_state_on_fork(credentials):
     if hasattr(os, "register_at_fork"):
         ref = weakref.ref(credentials)
         os.register_at_fork(after_in_child=lambda: ref() and ref()._reset_after_fork())
+
+
+def _dpop_key(dpop):
+    if dpop is False or dpop is None:
+        return None
+    from .dpop import DPoPKey  # only DPoP users pay for importing the proof code
+
+    if isinstance(dpop, DPoPKey):
+        return dpop
+    return DPoPKey(None if dpop is True else dpop)
+
+
+def _origin(url) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
 
 
 def _check_token_url(url):
