@@ -104,7 +104,7 @@ def parse_jwks(doc: Any, algorithms: Iterable[str]) -> KeySet:
     if not isinstance(doc, dict) or not isinstance(doc.get("keys"), list):
         raise JWKSError("JWKS document has no 'keys' array")
     algorithms = tuple(algorithms)
-    importers = {"RSA": RSAKey, "EC": ECKey, "OKP": OKPKey}
+    importers: dict[str, Any] = {"RSA": RSAKey, "EC": ECKey, "OKP": OKPKey}
     keyset = KeySet()
     for jwk in doc["keys"]:
         if not isinstance(jwk, dict):

@@ -54,9 +54,15 @@ def test_json(m2m_issuer, m2m_jwks_server):
     assert report["issuer"] == m2m_issuer.issuer and report["jwks_uri"] == m2m_jwks_server.jwks_url
     assert report["source"] == "network" and report["jwks_uri_from"] == "settings" and report["ok"] is True
     assert 299 <= report["refresh_in_s"] <= 300 and report["error"] is None
-    assert report["keys"][0] | {"thumbprint": None} == {"kid": m2m_issuer.kid, "kty": "RSA", "crv": None,
-                                                        "alg": "RS256", "use": "sig", "verifies": ["RS256"],
-                                                        "thumbprint": None}
+    assert report["keys"][0] | {"thumbprint": None} == {
+        "kid": m2m_issuer.kid,
+        "kty": "RSA",
+        "crv": None,
+        "alg": "RS256",
+        "use": "sig",
+        "verifies": ["RS256"],
+        "thumbprint": None,
+    }
 
 
 def test_issuer_down_at_start_exits_one(m2m_issuer, m2m_jwks_server):
@@ -81,8 +87,11 @@ def test_unknown_issuer_is_an_error(m2m_issuer):
 @pytest.mark.parametrize("args", [(), ("--json",)])
 def test_only_the_named_issuer(settings, args):
     with JWKSServer() as one, JWKSServer() as two:
-        settings.DRF_M2M_AUTH = {"ISSUER": [one.fake.issuer, two.fake.issuer], "AUDIENCE": "x",
-                                 "JWKS_URL": {one.fake.issuer: one.jwks_url, two.fake.issuer: two.jwks_url}}
+        settings.DRF_M2M_AUTH = {
+            "ISSUER": [one.fake.issuer, two.fake.issuer],
+            "AUDIENCE": "x",
+            "JWKS_URL": {one.fake.issuer: one.jwks_url, two.fake.issuer: two.jwks_url},
+        }
         code, out, _ = jwks("--issuer", two.fake.issuer, *args)
         assert code == 0 and two.fake.issuer in out and one.fake.issuer not in out
         assert one.jwks_requests == 0

@@ -45,11 +45,14 @@ def verdict(output):
 
 # --- the three failure cases of issue 7 (and the unknown kid) ----------------------------------------------
 
+
 def test_wrong_audience(m2m_issuer):
     code, out = explain(m2m_issuer.token(aud=["https://service-a.example", "https://other"]))
     assert code == 1 and fails(out) == ["aud"]
-    assert (f"aud is ['https://service-a.example', 'https://other'] but AUDIENCE expects "
-            f"'{m2m_issuer.audience}' [bad_audience]") in out
+    assert (
+        f"aud is ['https://service-a.example', 'https://other'] but AUDIENCE expects "
+        f"'{m2m_issuer.audience}' [bad_audience]"
+    ) in out
     assert "REJECTED: 401 invalid_token [bad_audience]" in verdict(out)
 
 
@@ -87,6 +90,7 @@ def test_every_problem_is_reported_not_only_the_first(m2m_issuer):
 
 
 # --- accepted, input forms, never the token ---------------------------------------------------------------
+
 
 def test_accepted_token_exits_zero_and_names_the_client(m2m_issuer):
     code, out = explain(m2m_issuer.token(sub="svc-a@clients", scopes=["read:data", "write:data"]))
@@ -126,8 +130,13 @@ def test_json_output(m2m_issuer):
     code, out = explain(m2m_issuer.token(aud="https://elsewhere"), "--json")
     doc = json.loads(out)
     assert code == 1
-    assert doc["verdict"] == {"accepted": False, "status": 401, "error": "invalid_token", "reason": "bad_audience",
-                              "description": "The token is not meant for this API (aud)."}
+    assert doc["verdict"] == {
+        "accepted": False,
+        "status": 401,
+        "error": "invalid_token",
+        "reason": "bad_audience",
+        "description": "The token is not meant for this API (aud).",
+    }
     assert [s["check"] for s in doc["steps"] if s["status"] == "FAIL"] == ["aud"]
     assert doc["claims"]["aud"] == "https://elsewhere" and doc["header"]["alg"] == "RS256"
 
@@ -138,6 +147,7 @@ def test_no_token_is_a_usage_error(m2m_issuer):
 
 
 # --- the explanation agrees with the verifier: the first FAIL carries the verifier's reason ---------------
+
 
 def _cases(fake):
     other = FakeIssuer(kid=fake.kid)  # same kid, another private key
@@ -203,13 +213,16 @@ def test_keys_unobtainable_is_explained_with_the_fetch_error(m2m_issuer, m2m_jwk
 def test_exit_codes_from_a_real_process(tmp_path):
     """Discovery through the issuer, in a fresh process: 0 accepted, 1 rejected, 2 usage."""
     with JWKSServer(FakeIssuer(audience="https://service-b.example")) as server:
-        env = {"TESTPROJECT_SQLITE": str(tmp_path / "db.sqlite3"), "PATH": "/usr/bin:/bin",
-               "M2M_ISSUER": server.fake.issuer, "M2M_AUDIENCE": "https://service-b.example"}
+        env = {
+            "TESTPROJECT_SQLITE": str(tmp_path / "db.sqlite3"),
+            "PATH": "/usr/bin:/bin",
+            "M2M_ISSUER": server.fake.issuer,
+            "M2M_AUDIENCE": "https://service-b.example",
+        }
         manage = [sys.executable, "testproject/manage.py"]
 
         def run(*args, stdin=None):
-            return subprocess.run(manage + list(args), env=env, capture_output=True, text=True, timeout=60,
-                                  input=stdin)
+            return subprocess.run(manage + list(args), env=env, capture_output=True, text=True, timeout=60, input=stdin)
 
         assert run("migrate", "-v0").returncode == 0
         ok = run("m2m_explain_token", "-", stdin=server.fake.token())

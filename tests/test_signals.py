@@ -32,12 +32,16 @@ def listening(*signals):
     uids = []
     for signal in signals:
         uid = f"test-{id(signal)}"
-        name = "jwks_refreshed" if signal is jwks_refreshed else (
-            "jwks_fetch_failed" if signal is jwks_fetch_failed else "token_rejected")
+        name = (
+            "jwks_refreshed"
+            if signal is jwks_refreshed
+            else ("jwks_fetch_failed" if signal is jwks_fetch_failed else "token_rejected")
+        )
 
         def receiver(sender, _name=name, **kw):
             kw.pop("signal", None)
             seen.append((_name, kw))
+
         signal.connect(receiver, weak=False, dispatch_uid=uid)
         uids.append((signal, uid))
     try:
@@ -57,15 +61,30 @@ def server():
 def test_first_fetch_sends_jwks_refreshed_through_settings(m2m_issuer, m2m_jwks_server):
     with listening(jwks_refreshed) as seen:
         get_verifier().verify(m2m_issuer.token())
-    assert seen == [("jwks_refreshed", {"issuer": m2m_issuer.issuer, "url": m2m_jwks_server.jwks_url,
-                                        "source": "network", "keys": 1, "changed": True})]
+    assert seen == [
+        (
+            "jwks_refreshed",
+            {
+                "issuer": m2m_issuer.issuer,
+                "url": m2m_jwks_server.jwks_url,
+                "source": "network",
+                "keys": 1,
+                "changed": True,
+            },
+        )
+    ]
 
 
 def test_rotation_is_a_change_and_a_same_set_refetch_is_not(server):
     events = []
     clock = Clock()
-    source = JWKSource(server.fake.issuer, jwks_url=server.jwks_url, fetch=HTTPFetcher(timeout=2), clock=clock,
-                       on_event=lambda name, **kw: events.append((name, kw["changed"], kw["keys"])))
+    source = JWKSource(
+        server.fake.issuer,
+        jwks_url=server.jwks_url,
+        fetch=HTTPFetcher(timeout=2),
+        clock=clock,
+        on_event=lambda name, **kw: events.append((name, kw["changed"], kw["keys"])),
+    )
     source.get_key(server.fake.kid, "RS256")
     clock.now += 301  # past max-age: same keys fetched again
     source.get_key(server.fake.kid, "RS256")
@@ -77,8 +96,14 @@ def test_rotation_is_a_change_and_a_same_set_refetch_is_not(server):
 def test_fetch_failures_are_sent_each_time_with_stale_flag(server):
     events = []
     clock = Clock()
-    source = JWKSource(server.fake.issuer, jwks_url=server.jwks_url, fetch=HTTPFetcher(timeout=2), clock=clock,
-                       stale_if_error=600, on_event=lambda name, **kw: events.append((name, kw)))
+    source = JWKSource(
+        server.fake.issuer,
+        jwks_url=server.jwks_url,
+        fetch=HTTPFetcher(timeout=2),
+        clock=clock,
+        stale_if_error=600,
+        on_event=lambda name, **kw: events.append((name, kw)),
+    )
     source.get_key(server.fake.kid, "RS256")
     server.mode = "down"
     clock.now += 301
@@ -94,8 +119,9 @@ def test_fetch_failures_are_sent_each_time_with_stale_flag(server):
 def test_discovery_failure_names_the_discovery_url(server):
     events = []
     server.mode = "down"
-    source = JWKSource(server.fake.issuer, fetch=HTTPFetcher(timeout=2),
-                       on_event=lambda name, **kw: events.append((name, kw["url"])))
+    source = JWKSource(
+        server.fake.issuer, fetch=HTTPFetcher(timeout=2), on_event=lambda name, **kw: events.append((name, kw["url"]))
+    )
     with pytest.raises(KeysUnavailable):
         source.get_key(None, "RS256")
     assert events == [("jwks_fetch_failed", server.fake.issuer.rstrip("/") + "/.well-known/openid-configuration")]
@@ -106,8 +132,13 @@ def test_shared_cache_load_is_reported_as_such(server):
     first = JWKSource(server.fake.issuer, jwks_url=server.jwks_url, fetch=HTTPFetcher(timeout=2), shared_cache=cache)
     first.get_key(server.fake.kid, "RS256")
     events = []
-    second = JWKSource(server.fake.issuer, jwks_url=server.jwks_url, fetch=HTTPFetcher(timeout=2),
-                       shared_cache=cache, on_event=lambda name, **kw: events.append((name, kw["source"])))
+    second = JWKSource(
+        server.fake.issuer,
+        jwks_url=server.jwks_url,
+        fetch=HTTPFetcher(timeout=2),
+        shared_cache=cache,
+        on_event=lambda name, **kw: events.append((name, kw["source"])),
+    )
     second.get_key(server.fake.kid, "RS256")
     assert events == [("jwks_refreshed", "shared cache")] and server.jwks_requests == 1
 
@@ -152,8 +183,12 @@ def test_core_receiver_exception_is_logged_not_raised(server, caplog):
 
 def test_refresh_now_fetches_even_when_fresh(server):
     events = []
-    source = JWKSource(server.fake.issuer, jwks_url=server.jwks_url, fetch=HTTPFetcher(timeout=2),
-                       on_event=lambda name, **kw: events.append(name))
+    source = JWKSource(
+        server.fake.issuer,
+        jwks_url=server.jwks_url,
+        fetch=HTTPFetcher(timeout=2),
+        on_event=lambda name, **kw: events.append(name),
+    )
     source.get_key(server.fake.kid, "RS256")
     source.refresh_now()
     assert server.jwks_requests == 2 and events == ["jwks_refreshed", "jwks_refreshed"]

@@ -21,8 +21,9 @@ def spectacular(settings, m2m_issuer):
 
 def schema_for(urlconf, *extra, tmp_path):
     out = tmp_path / "schema.json"
-    call_command("spectacular", "--validate", "--format", "openapi-json", "--urlconf", urlconf, "--file", str(out),
-                 *extra)
+    call_command(
+        "spectacular", "--validate", "--format", "openapi-json", "--urlconf", urlconf, "--file", str(out), *extra
+    )
     return json.loads(out.read_text())
 
 
@@ -34,8 +35,12 @@ def test_service_b_schema_validates_with_per_operation_scopes(spectacular, m2m_j
     schema = schema_for("testproject.api.urls", "--fail-on-warn", tmp_path=tmp_path)
     scheme = schema["components"]["securitySchemes"]["m2mOAuth2"]
     assert scheme["type"] == "oauth2"
-    assert scheme["flows"] == {"clientCredentials": {"tokenUrl": m2m_jwks_server.base + "/oauth/token",
-                                                     "scopes": {"read:data": "", "write:data": ""}}}
+    assert scheme["flows"] == {
+        "clientCredentials": {
+            "tokenUrl": m2m_jwks_server.base + "/oauth/token",
+            "scopes": {"read:data": "", "write:data": ""},
+        }
+    }
     assert "https://api.example" in scheme["description"]
     assert security(schema, "/data/", "get") == [{"m2mOAuth2": ["read:data"]}]
     assert security(schema, "/data/{id}/", "get") == [{"m2mOAuth2": ["read:data"]}]
@@ -45,13 +50,13 @@ def test_service_b_schema_validates_with_per_operation_scopes(spectacular, m2m_j
 def test_dict_spec_by_action_and_by_method(spectacular, tmp_path):
     """tests/urls.py: DataViewSet maps list/create by action, GET/DELETE by method; update has no entry."""
     schema = schema_for("tests.urls", tmp_path=tmp_path)
-    assert security(schema, "/data/", "get") == [{"m2mOAuth2": ["read:data"]}]          # action "list"
-    assert security(schema, "/data/", "post") == [{"m2mOAuth2": ["write:data"]}]        # action "create"
-    assert security(schema, "/data/{id}/", "get") == [{"m2mOAuth2": ["read:other"]}]    # method GET
-    assert security(schema, "/data/{id}/", "put") == [{"m2mOAuth2": []}]                 # denied: no entry
-    assert security(schema, "/echo/", "post") == [{"m2mOAuth2": ["read:data"]}]         # a list: every method
-    assert security(schema, "/and-allow/", "get") == [{"m2mOAuth2": ["write:data"]}]     # inside &
-    assert security(schema, "/not/", "get") == [{"m2mOAuth2": []}]                       # ~HasScopes requires none
+    assert security(schema, "/data/", "get") == [{"m2mOAuth2": ["read:data"]}]  # action "list"
+    assert security(schema, "/data/", "post") == [{"m2mOAuth2": ["write:data"]}]  # action "create"
+    assert security(schema, "/data/{id}/", "get") == [{"m2mOAuth2": ["read:other"]}]  # method GET
+    assert security(schema, "/data/{id}/", "put") == [{"m2mOAuth2": []}]  # denied: no entry
+    assert security(schema, "/echo/", "post") == [{"m2mOAuth2": ["read:data"]}]  # a list: every method
+    assert security(schema, "/and-allow/", "get") == [{"m2mOAuth2": ["write:data"]}]  # inside &
+    assert security(schema, "/not/", "get") == [{"m2mOAuth2": []}]  # ~HasScopes requires none
     scopes = schema["components"]["securitySchemes"]["m2mOAuth2"]["flows"]["clientCredentials"]["scopes"]
     assert list(scopes) == ["read:data", "read:other", "write:data"]  # the union, sorted
 
@@ -59,12 +64,15 @@ def test_dict_spec_by_action_and_by_method(spectacular, tmp_path):
 def test_settings_override_token_url_and_describe_scopes(spectacular, tmp_path):
     from drf_spectacular.settings import patched_settings  # its settings are read once, at import
 
-    with patched_settings({"OAUTH2_TOKEN_URL": "https://tenant.auth0.com/oauth/token",
-                           "OAUTH2_SCOPES": {"read:data": "Read the records"}}):
+    with patched_settings(
+        {"OAUTH2_TOKEN_URL": "https://tenant.auth0.com/oauth/token", "OAUTH2_SCOPES": {"read:data": "Read the records"}}
+    ):
         schema = schema_for("testproject.api.urls", tmp_path=tmp_path)
     flow = schema["components"]["securitySchemes"]["m2mOAuth2"]["flows"]["clientCredentials"]
-    assert flow == {"tokenUrl": "https://tenant.auth0.com/oauth/token",
-                    "scopes": {"read:data": "Read the records", "write:data": ""}}
+    assert flow == {
+        "tokenUrl": "https://tenant.auth0.com/oauth/token",
+        "scopes": {"read:data": "Read the records", "write:data": ""},
+    }
 
 
 def test_discovery_down_guesses_and_warns(spectacular, m2m_jwks_server, tmp_path, capsys):

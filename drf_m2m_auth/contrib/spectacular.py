@@ -45,8 +45,11 @@ def discovered_token_url(issuer: str) -> str | None:
         known = _token_urls.get(issuer)
         if known is not None and (known[0] is not None or time.monotonic() - known[1] < FAILED_DISCOVERY_RETRY):
             return known[0]
-        fetch = HTTPFetcher(timeout=float(m2m_settings.HTTP_TIMEOUT), max_bytes=int(m2m_settings.JWKS_MAX_BYTES),
-                            insecure_hosts=as_list(m2m_settings.INSECURE_JWKS_HOSTS))
+        fetch = HTTPFetcher(
+            timeout=float(m2m_settings.HTTP_TIMEOUT),
+            max_bytes=int(m2m_settings.JWKS_MAX_BYTES),
+            insecure_hosts=as_list(m2m_settings.INSECURE_JWKS_HOSTS),
+        )
         url = None
         try:
             doc, _ = fetch(issuer.rstrip("/") + "/.well-known/openid-configuration")
@@ -69,8 +72,10 @@ def token_url() -> str:
     url = discovered_token_url(issuers[0])
     if url is None:
         url = issuers[0].rstrip("/") + "/oauth/token"
-        warn(f"no token_endpoint in the discovery document of {issuers[0]!r}; guessing tokenUrl {url!r}. "
-             "Set SPECTACULAR_SETTINGS['OAUTH2_TOKEN_URL'].")
+        warn(
+            f"no token_endpoint in the discovery document of {issuers[0]!r}; guessing tokenUrl {url!r}. "
+            "Set SPECTACULAR_SETTINGS['OAUTH2_TOKEN_URL']."
+        )
     return url
 
 
@@ -105,8 +110,10 @@ def operation_scopes(auto_schema: Any) -> list[str]:
             continue
         if needed is None:
             action = getattr(view, "action", None)
-            warn(f"{type(view).__name__}.required_scopes has no entry for action {action!r} nor method {method}: "
-                 "HasScopes denies every such request (403)")
+            warn(
+                f"{type(view).__name__}.required_scopes has no entry for action {action!r} nor method {method}: "
+                "HasScopes denies every such request (403)"
+            )
             continue
         scopes |= needed
     return sorted(scopes)
@@ -134,8 +141,9 @@ class M2MJWTAuthenticationScheme(OpenApiAuthenticationExtension):
             }
         known = definition["flows"]["clientCredentials"]["scopes"]
         if not set(scopes) <= set(known):
-            descriptions = spectacular_settings.OAUTH2_SCOPES if isinstance(spectacular_settings.OAUTH2_SCOPES,
-                                                                             dict) else {}
+            descriptions = (
+                spectacular_settings.OAUTH2_SCOPES if isinstance(spectacular_settings.OAUTH2_SCOPES, dict) else {}
+            )
             merged = {**known, **{s: str(descriptions.get(s, "")) for s in scopes if s not in known}}
             known.clear()
             known.update(sorted(merged.items()))
@@ -145,5 +153,7 @@ class M2MJWTAuthenticationScheme(OpenApiAuthenticationExtension):
     def _description() -> str:
         audiences = m2m_settings.audiences
         aud = audiences[0] if len(audiences) == 1 else " or ".join(audiences)
-        return ("OAuth 2.0 client credentials (machine to machine): get an access token for the audience "
-                f"{aud} from the token URL and send it as 'Authorization: Bearer <token>'.")
+        return (
+            "OAuth 2.0 client credentials (machine to machine): get an access token for the audience "
+            f"{aud} from the token URL and send it as 'Authorization: Bearer <token>'."
+        )

@@ -36,7 +36,7 @@ STATUS_CODES = {"invalid_token": 401, "invalid_request": 400, "temporarily_unava
 def fingerprint(raw: str) -> str:
     """Enough to recognise a token in a ticket, never enough to use it."""
     digest = hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()[:12]
-    return f"{raw[:min(12, len(raw) // 4)]}… (sha256 {digest}, {len(raw)} chars)"
+    return f"{raw[: min(12, len(raw) // 4)]}… (sha256 {digest}, {len(raw)} chars)"
 
 
 def _when(ts: float) -> str:
@@ -70,8 +70,9 @@ class Explanation:
         if raw.isascii():
             self.add("charset", "PASS", "ASCII only")
         else:
-            self.add("charset", "FAIL", "the token holds non-ASCII characters (copied from a rich-text editor?)",
-                     "malformed")
+            self.add(
+                "charset", "FAIL", "the token holds non-ASCII characters (copied from a rich-text editor?)", "malformed"
+            )
         if len(raw) > v.max_token_bytes:
             self.add("size", "FAIL", f"{len(raw)} chars, more than MAX_TOKEN_BYTES {v.max_token_bytes}", "too_large")
         else:
@@ -100,9 +101,12 @@ class Explanation:
             extra = " (5 is an encrypted JWE: not supported)" if len(parts) == 5 else ""
             self.add("format", "FAIL", f"{len(parts)} dot-separated segments; a signed JWT has 3{extra}", "malformed")
             return False
-        decoded = []
-        for name, segment, as_json in (("header", parts[0], True), ("payload", parts[1], True),
-                                         ("signature", parts[2], False)):
+        decoded: list[Any] = []
+        for name, segment, as_json in (
+            ("header", parts[0], True),
+            ("payload", parts[1], True),
+            ("signature", parts[2], False),
+        ):
             try:
                 data = b64url_decode(segment)
                 decoded.append(_json_object(data) if as_json else data)
@@ -110,7 +114,7 @@ class Explanation:
                 what = "a JSON object" if as_json else "base64url"
                 self.add("format", "FAIL", f"the {name} segment is not {what}: {exc}", "malformed")
                 return False
-        self.header, self.claims, self.signature = decoded
+        self.header, self.claims, self.signature = decoded[0], decoded[1], decoded[2]
         self.add("format", "PASS", "three base64url segments; header and payload are JSON objects")
         return True
 
@@ -132,20 +136,29 @@ class Explanation:
         alg, typ = original.get("alg"), original.get("typ")
         allowed = sorted(v.algorithms)
         if "alg" in failed:
-            hint = " (unsigned and HMAC tokens are never accepted, RFC 8725 3.1)" if (
-                isinstance(alg, str) and (alg.lower() == "none" or alg.upper().startswith("HS"))) else ""
+            hint = (
+                " (unsigned and HMAC tokens are never accepted, RFC 8725 3.1)"
+                if (isinstance(alg, str) and (alg.lower() == "none" or alg.upper().startswith("HS")))
+                else ""
+            )
             self.add("alg", "FAIL", f"alg is {alg!r} but ALGORITHMS allows {allowed}{hint}", "alg_not_allowed")
         else:
             self.add("alg", "PASS", f"{alg} is in ALGORITHMS {allowed}")
         if "crit" in failed:
-            self.add("crit", "FAIL", f"crit lists {original.get('crit')!r}: no critical extension is understood here",
-                     "crit_unsupported")
+            self.add(
+                "crit",
+                "FAIL",
+                f"crit lists {original.get('crit')!r}: no critical extension is understood here",
+                "crit_unsupported",
+            )
         if "typ" in failed:
             if typ is None:
                 detail = "typ absent but REQUIRE_AT_JWT_TYP demands at+jwt (RFC 9068)"
             else:
-                detail = (f"typ is {typ!r}: only JWT, at+jwt and application/at+jwt are access tokens "
-                          "(an ID or logout token must not pass as one, RFC 8725 3.11)")
+                detail = (
+                    f"typ is {typ!r}: only JWT, at+jwt and application/at+jwt are access tokens "
+                    "(an ID or logout token must not pass as one, RFC 8725 3.11)"
+                )
             self.add("typ", "FAIL", detail, "bad_typ")
         else:
             self.add("typ", "PASS", "absent (accepted)" if typ is None else f"{typ!r} is an access token type")
@@ -179,8 +192,10 @@ class Explanation:
             if iss.split("://", 1)[-1] == cfg.split("://", 1)[-1]:
                 return f"iss {iss!r} and ISSUER {cfg!r} differ in scheme (http vs https)"
             if iss.startswith("https://sts.windows.net/") and "login.microsoftonline.com" in cfg:
-                return (f"iss {iss!r} is an Entra ID v1 issuer but ISSUER is {cfg!r} (v2): set "
-                        "accessTokenAcceptedVersion to 2 in the API's app manifest, or configure the v1 issuer")
+                return (
+                    f"iss {iss!r} is an Entra ID v1 issuer but ISSUER is {cfg!r} (v2): set "
+                    "accessTokenAcceptedVersion to 2 in the API's app manifest, or configure the v1 issuer"
+                )
             if cfg.startswith("https://sts.windows.net/") and "login.microsoftonline.com" in iss:
                 return f"iss {iss!r} is an Entra ID v2 issuer but ISSUER is {cfg!r} (v1)"
         return f"iss is {iss!r} but ISSUER expects {expects!r}"
@@ -221,8 +236,10 @@ class Explanation:
             return f"the token has no kid and the JWKS holds {len(fits)} keys that fit {alg}: which one is ambiguous"
         if keys is not None and kid in keys.by_kid:
             return f"kid {kid!r} is in the JWKS but its key ({keys.by_kid[kid][0].kty}) cannot verify {alg}"
-        return (f"kid {kid!r} not in the JWKS {self._provenance(source)}; it holds {kids}. A refetch for an "
-                f"unknown kid happens at most every JWKS_REFRESH_COOLDOWN ({source.cooldown:g} s)")
+        return (
+            f"kid {kid!r} not in the JWKS {self._provenance(source)}; it holds {kids}. A refetch for an "
+            f"unknown kid happens at most every JWKS_REFRESH_COOLDOWN ({source.cooldown:g} s)"
+        )
 
     def check_signature(self, key: Any) -> None:
         header = self.header or {}
@@ -230,15 +247,29 @@ class Explanation:
         try:
             SIGNATURE_VERIFIERS[header["alg"]](key.public_key, self.signature, f"{head}.{payload}".encode())
         except Exception:  # InvalidSignature, or a signature of the wrong shape
-            self.add("signature", "FAIL", f"does not verify with key {key.kid!r} ({header['alg']}): the token was "
-                     "altered, or signed by another issuer/tenant using the same kid", "bad_signature")
+            self.add(
+                "signature",
+                "FAIL",
+                f"does not verify with key {key.kid!r} ({header['alg']}): the token was "
+                "altered, or signed by another issuer/tenant using the same kid",
+                "bad_signature",
+            )
             return
         self.add("signature", "PASS", f"{header['alg']} signature verifies with key {key.kid!r}")
 
     def check_claims(self) -> None:
         v, claims, now = self.verifier, dict(self.claims or {}), self.now
-        good = {"exp": now + 3600, "iat": now, "nbf": now, "aud": next(iter(v.audiences), "x"), "sub": "x",
-                "iss": "x", "client_id": "x", "azp": "x", "jti": "x"}
+        good = {
+            "exp": now + 3600,
+            "iat": now,
+            "nbf": now,
+            "aud": next(iter(v.audiences), "x"),
+            "sub": "x",
+            "iss": "x",
+            "client_id": "x",
+            "azp": "x",
+            "jti": "x",
+        }
         failed: dict[str, InvalidToken] = {}
         for _ in range(12):  # at most one repair per claim rule
             try:
@@ -251,20 +282,39 @@ class Explanation:
         original, leeway = self.claims or {}, v.leeway
         for name in REQUIRED_CLAIMS:
             if name in failed and failed[name].reason == "missing_claim":
-                self.add(name, "FAIL", f"{name} claim absent (required: {', '.join(REQUIRED_CLAIMS)})",
-                         "missing_claim")
+                self.add(name, "FAIL", f"{name} claim absent (required: {', '.join(REQUIRED_CLAIMS)})", "missing_claim")
         # Only read for rules that did not fail as bad_claim / missing_claim, so these are real numbers.
         exp, iat, nbf = (_num(original.get(n)) or 0.0 for n in ("exp", "iat", "nbf"))
-        self._line("exp", failed, lambda: f"expires in {round(exp - now)} s ({_when(exp)})",
-                   {"expired": lambda: f"expired {round(now - exp)} s ago ({_when(exp)}); LEEWAY is {leeway:g} s"})
-        self._line("iat", failed, lambda: f"issued {round(now - iat)} s ago",
-                   {"iat_in_future": lambda: f"iat is {iat - now:.1f} s ahead of this server's clock and LEEWAY "
-                    f"is {leeway:g} s: the issuer's clock or this one is off (LEEWAY 5 absorbs it)"})
+        self._line(
+            "exp",
+            failed,
+            lambda: f"expires in {round(exp - now)} s ({_when(exp)})",
+            {"expired": lambda: f"expired {round(now - exp)} s ago ({_when(exp)}); LEEWAY is {leeway:g} s"},
+        )
+        self._line(
+            "iat",
+            failed,
+            lambda: f"issued {round(now - iat)} s ago",
+            {
+                "iat_in_future": lambda: (
+                    f"iat is {iat - now:.1f} s ahead of this server's clock and LEEWAY "
+                    f"is {leeway:g} s: the issuer's clock or this one is off (LEEWAY 5 absorbs it)"
+                )
+            },
+        )
         if "nbf" in original:
-            self._line("nbf", failed, lambda: f"valid since {round(now - nbf)} s",
-                       {"not_yet_valid": lambda: f"nbf is {round(nbf - now)} s in the future; LEEWAY is {leeway:g} s"})
-        self._line("aud", failed, lambda: f"{original['aud']!r} holds one of AUDIENCE {sorted(v.audiences)}",
-                   {"bad_audience": lambda: self._audience_words(original.get("aud"))})
+            self._line(
+                "nbf",
+                failed,
+                lambda: f"valid since {round(now - nbf)} s",
+                {"not_yet_valid": lambda: f"nbf is {round(nbf - now)} s in the future; LEEWAY is {leeway:g} s"},
+            )
+        self._line(
+            "aud",
+            failed,
+            lambda: f"{original['aud']!r} holds one of AUDIENCE {sorted(v.audiences)}",
+            {"bad_audience": lambda: self._audience_words(original.get("aud"))},
+        )
         from drf_m2m_auth.principal import client_id_from_claims
 
         self._line("sub", failed, lambda: f"{original['sub']!r} (client_id {client_id_from_claims(original)!r})", {})
@@ -281,14 +331,19 @@ class Explanation:
 
     def _audience_words(self, aud: Any) -> str:
         expects = sorted(self.verifier.audiences)
-        words = f"aud is {aud!r} but AUDIENCE expects {expects[0]!r}" if len(expects) == 1 else \
-            f"aud is {aud!r} but AUDIENCE expects one of {expects}"
+        words = (
+            f"aud is {aud!r} but AUDIENCE expects {expects[0]!r}"
+            if len(expects) == 1
+            else f"aud is {aud!r} but AUDIENCE expects one of {expects}"
+        )
         values = [a for a in (aud if type(aud) is list else [aud]) if isinstance(a, str)]
         if any(a.rstrip("/") == e.rstrip("/") for a in values for e in expects):
             words += " (they differ only by a trailing slash: the match is exact)"
         elif any(e.startswith("api://") for e in expects) and any("://" not in a for a in values):
-            words += (" (Entra ID v2 tokens carry the application (client) id as aud, v1 tokens the "
-                      "api:// Application ID URI)")
+            words += (
+                " (Entra ID v2 tokens carry the application (client) id as aud, v1 tokens the "
+                "api:// Application ID URI)"
+            )
         return words
 
     def check_scopes(self) -> None:
@@ -314,38 +369,59 @@ class Explanation:
             client, token = auth.validate(self.raw)
             auth.check_client_state(token)
         except M2MAuthError as exc:
-            verdict = {"accepted": False, "status": STATUS_CODES.get(exc.error, exc.status_code),
-                       "error": exc.error, "reason": exc.reason, "description": exc.description}
+            verdict = {
+                "accepted": False,
+                "status": STATUS_CODES.get(exc.error, exc.status_code),
+                "error": exc.error,
+                "reason": exc.reason,
+                "description": exc.description,
+            }
             predicted = [s for s in self.steps if s["status"] == "FAIL"]
             if exc.reason.startswith(("client_", "token_", "jti_")):
                 self.add("client", "FAIL", exc.description, exc.reason)
             elif not predicted or predicted[0]["reason"] != exc.reason:
-                self.add("verifier", "FAIL", f"{exc.description} (no line above predicted {exc.reason}: please "
-                         "report this)", exc.reason)
+                self.add(
+                    "verifier",
+                    "FAIL",
+                    f"{exc.description} (no line above predicted {exc.reason}: please report this)",
+                    exc.reason,
+                )
             return verdict
         except Exception as exc:  # e.g. no database: the token itself was judged already
             self.add("client", "SKIP", f"revocation state unavailable: {type(exc).__name__}")
             return {"accepted": None, "status": None, "error": None, "reason": "unknown", "description": str(exc)}
         granted = revocation.resources_for(client.client_id)
-        detail = "not registered (UNREGISTERED_CLIENTS allows it; HasResourceGrant denies it)" if granted is None \
+        detail = (
+            "not registered (UNREGISTERED_CLIENTS allows it; HasResourceGrant denies it)"
+            if granted is None
             else f"active, token not revoked; grants: {', '.join(sorted(granted)) or 'none'}"
+        )
         self.add("client", "PASS", f"{client.client_id!r} {detail}")
-        return {"accepted": True, "status": 200, "error": None, "reason": "accepted", "client_id": client.client_id,
-                "scopes": sorted(token.scopes), "description": "The token is accepted."}
+        return {
+            "accepted": True,
+            "status": 200,
+            "error": None,
+            "reason": "accepted",
+            "client_id": client.client_id,
+            "scopes": sorted(token.scopes),
+            "description": "The token is accepted.",
+        }
 
 
 class Command(BaseCommand):
-    help = ("Explain why an access token is accepted or rejected: decode it without trusting it, then run "
-            "every check against the live settings and keys, one line each. Pass the token, or '-' to read "
-            "it from stdin (keeps it out of shell history). The token is never printed whole.")
+    help = (
+        "Explain why an access token is accepted or rejected: decode it without trusting it, then run "
+        "every check against the live settings and keys, one line each. Pass the token, or '-' to read "
+        "it from stdin (keeps it out of shell history). The token is never printed whole."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("token", help="the JWT, 'Bearer <jwt>', or '-' for stdin")
         parser.add_argument("--json", action="store_true", help="machine-readable output")
 
     def handle(self, *args, **opts):
-        raw = sys.stdin.read() if opts["token"] == "-" else opts["token"]
-        raw = raw.strip()
+        given = opts["token"]
+        raw = (sys.stdin.read() if given == "-" else given).strip()
         if raw[:7].lower() == "bearer ":
             raw = raw[7:].strip()
         if not raw:
@@ -354,9 +430,21 @@ class Command(BaseCommand):
         exp.run()
         verdict = exp.verdict()
         if opts["json"]:
-            self.stdout.write(json.dumps({"token": fingerprint(raw), "issuers": m2m_settings.issuers,
-                                          "header": exp.header, "claims": exp.claims, "steps": exp.steps,
-                                          "verdict": verdict}, indent=2, sort_keys=True, default=str))
+            self.stdout.write(
+                json.dumps(
+                    {
+                        "token": fingerprint(raw),
+                        "issuers": m2m_settings.issuers,
+                        "header": exp.header,
+                        "claims": exp.claims,
+                        "steps": exp.steps,
+                        "verdict": verdict,
+                    },
+                    indent=2,
+                    sort_keys=True,
+                    default=str,
+                )
+            )
         else:
             self.render(raw, exp, verdict)
         if not verdict["accepted"]:
@@ -375,10 +463,18 @@ class Command(BaseCommand):
             out.write(f"{paint[step['status']](step['status'])}  {step['check']:<10} {step['detail']}{reason}")
         out.write("")
         if verdict["accepted"]:
-            out.write(style.SUCCESS(f"verdict   ACCEPTED: client {verdict['client_id']!r}, "
-                                    f"scopes {' '.join(verdict['scopes']) or '(none)'}"))
+            out.write(
+                style.SUCCESS(
+                    f"verdict   ACCEPTED: client {verdict['client_id']!r}, "
+                    f"scopes {' '.join(verdict['scopes']) or '(none)'}"
+                )
+            )
         elif verdict["accepted"] is None:
             out.write(style.WARNING(f"verdict   UNKNOWN: {verdict['description']}"))
         else:
-            out.write(style.ERROR(f"verdict   REJECTED: {verdict['status']} {verdict['error']} "
-                                  f"[{verdict['reason']}] {verdict['description']}"))
+            out.write(
+                style.ERROR(
+                    f"verdict   REJECTED: {verdict['status']} {verdict['error']} "
+                    f"[{verdict['reason']}] {verdict['description']}"
+                )
+            )

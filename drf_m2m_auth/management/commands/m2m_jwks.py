@@ -30,29 +30,49 @@ def describe(source: Any, error: str | None) -> dict[str, Any]:
         "issuer": source.issuer,
         "jwks_uri": source.jwks_url,
         "jwks_uri_from": "settings" if source.configured_jwks_url else "discovery",
-        "source": source.source,                        # network | shared cache | none
+        "source": source.source,  # network | shared cache | none
         "fetched_at": _iso(source.fetched_at),
         "age_s": round(now - source.fetched_at, 1) if source.fetched_at else None,
         "refresh_in_s": round(source.expires_at - now, 1) if source.keys is not None else None,
         "network_fetches": source.fetch_count,
         "discovery_fetches": source.discovery_count,
-        "keys": [{"kid": k.kid, "kty": k.kty, "crv": k.crv, "alg": k.alg, "use": k.use,
-                  "verifies": sorted(k.algorithms), "thumbprint": k.thumbprint} for k in keys],
+        "keys": [
+            {
+                "kid": k.kid,
+                "kty": k.kty,
+                "crv": k.crv,
+                "alg": k.alg,
+                "use": k.use,
+                "verifies": sorted(k.algorithms),
+                "thumbprint": k.thumbprint,
+            }
+            for k in keys
+        ],
         "error": error,
         "ok": bool(keys) and error is None,
     }
 
 
 class Command(BaseCommand):
-    help = ("List each configured issuer's signing keys (kid, kty, alg, use), where they came from "
-            "(discovery, shared cache, network), their age and time to the next refresh. --refresh fetches "
-            "them from the issuer now. Exit status 1 when an issuer has no keys or a fetch failed.")
+    help = (
+        "List each configured issuer's signing keys (kid, kty, alg, use), where they came from "
+        "(discovery, shared cache, network), their age and time to the next refresh. --refresh fetches "
+        "them from the issuer now. Exit status 1 when an issuer has no keys or a fetch failed."
+    )
 
     def add_arguments(self, parser):
-        parser.add_argument("--refresh", action="store_true",
-                            help="fetch from the issuer now (and update the shared cache), whatever the TTL")
-        parser.add_argument("--issuer", action="append", default=[], metavar="ISSUER",
-                            help="only this issuer (repeatable); default: every ISSUER")
+        parser.add_argument(
+            "--refresh",
+            action="store_true",
+            help="fetch from the issuer now (and update the shared cache), whatever the TTL",
+        )
+        parser.add_argument(
+            "--issuer",
+            action="append",
+            default=[],
+            metavar="ISSUER",
+            help="only this issuer (repeatable); default: every ISSUER",
+        )
         parser.add_argument("--json", action="store_true", help="machine-readable output")
 
     def handle(self, *args, **opts):
@@ -61,8 +81,10 @@ class Command(BaseCommand):
         sources = get_verifier().sources
         unknown = [i for i in opts["issuer"] if i not in sources]
         if unknown:
-            raise CommandError(f"not a configured ISSUER: {', '.join(map(repr, unknown))} "
-                               f"(configured: {', '.join(map(repr, sources)) or 'none'})")
+            raise CommandError(
+                f"not a configured ISSUER: {', '.join(map(repr, unknown))} "
+                f"(configured: {', '.join(map(repr, sources)) or 'none'})"
+            )
         if not sources:
             raise CommandError("DRF_M2M_AUTH['ISSUER'] is not set: there are no issuers to fetch keys for")
         failures: dict[str, str] = {}
@@ -108,10 +130,20 @@ class Command(BaseCommand):
             out.write(style.ERROR("  keys       none usable"))
             return
         rows = [("kid", "kty", "crv", "alg", "use", "verifies", "thumbprint")]
-        rows += [(k["kid"] or "(none)", k["kty"], k["crv"] or "-", k["alg"] or "-", k["use"] or "-",
-                  ",".join(k["verifies"]), k["thumbprint"][:16]) for k in r["keys"]]
+        rows += [
+            (
+                k["kid"] or "(none)",
+                k["kty"],
+                k["crv"] or "-",
+                k["alg"] or "-",
+                k["use"] or "-",
+                ",".join(k["verifies"]),
+                k["thumbprint"][:16],
+            )
+            for k in r["keys"]
+        ]
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
         out.write(f"  keys       {len(r['keys'])}")
         for row in rows:
-            out.write("    " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+            out.write("    " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
         out.write("")

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Quality gates (issue 7, part 6): lint, format, types, migrations, docs markup, packaging.
+# The test suites (including the -W error run) are CI's other step (.ci/run, tox -e warnings).
+#
+# Usage: .ci/gates.sh [PYTHON]     PYTHON defaults to .venv/bin/python, else python3.
+# It installs the tools it needs into that interpreter's environment. Every gate runs even after
+# one fails, so one CI run shows everything; the exit status is non-zero if any gate failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${1:-}
+if [ -z "$PY" ]; then
+    if [ -x .venv/bin/python ]; then PY=.venv/bin/python; else PY=python3; fi
+fi
+
+# Absolute, since the build gate runs from a temporary copy of the tree.
+PY=$(command -v "$PY" 2>/dev/null || echo "$PY")
+case "$PY" in /*) ;; *) PY="$PWD/$PY" ;; esac
+
+echo "gates: installing tools into $("$PY" -c 'import sys; print(sys.prefix)')"
+if ! "$PY" -c "import drf_m2m_auth, drf_spectacular" 2>/dev/null; then
+    "$PY" -m pip install -q -e '.[test]' || { echo "gates: cannot install the package"; exit 2; }
+fi
+"$PY" -m pip install -q ruff mypy django-stubs djangorestframework-stubs types-requests build twine docutils \
+    || { echo "gates: cannot install the tools"; exit 2; }
+
+failed=()
+gate() {
+    local name=$1; shift
+    echo "::group::gate: $name"
+    echo "+ $*"
+    if "$@"; then
+        echo "gate $name: ok"
+    else
+        echo "gate $name: FAILED"
+        failed+=("$name")
+    fi
+    echo "::endgroup::"
+}
+
+SRC=(drf_m2m_auth tests testproject benchmarks)
+
+gate ruff-check  "$PY" -m ruff check "${SRC[@]}"
+gate ruff-format "$PY" -m ruff format --check "${SRC[@]}"
+gate mypy        "$PY" -m mypy                      # configuration: setup.cfg [mypy]
+gate migrations  "$PY" testproject/manage.py makemigrations --check --dry-run
+
+# Every .rst we ship or link from the README must render: warnings are errors, as on PyPI.
+check_rst() {
+    "$PY" - "$@" <<'PYEOF'
+import io
+import sys
+
+import docutils.core
+
+bad = 0
+for path in sys.argv[1:]:
+    stream = io.StringIO()
+    with open(path, encoding="utf-8") as f:
+        docutils.core.publish_string(f.read(), writer_name="null", settings_overrides={
+            "warning_stream": stream, "report_level": 2, "halt_level": 5, "file_insertion_enabled": False})
+    if stream.getvalue():
+        bad += 1
+        print(f"{path}:\n{stream.getvalue()}")
+sys.exit(1 if bad else 0)
+PYEOF
+}
+gate docs check_rst README.rst CHANGELOG.rst docs/*.rst
+
+# Build sdist and wheel from a copy of the working tree (so nothing is written into the checkout),
+# then let twine check the metadata and that the README renders on PyPI.
+build_and_check() {
+    local tmp status=0
+    tmp=$(mktemp -d)
+    git ls-files -co --exclude-standard -z | tar --null -T - -cf - | tar -xf - -C "$tmp" || status=1
+    if [ $status = 0 ]; then
+        (cd "$tmp" && "$PY" -m build --outdir "$tmp/dist" . >"$tmp/build.log" 2>&1) \
+            || { tail -30 "$tmp/build.log"; status=1; }
+    fi
+    [ $status = 0 ] && { "$PY" -m twine check --strict "$tmp"/dist/* || status=1; }
+    rm -rf "$tmp"
+    return $status
+}
+gate build build_and_check
+
+if [ ${#failed[@]} -gt 0 ]; then
+    echo "gates FAILED: ${failed[*]}"
+    exit 1
+fi
+echo "gates: all passed"
