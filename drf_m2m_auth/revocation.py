@@ -54,7 +54,7 @@ class RevocationUnavailable(KeysUnavailable):
 class ClientState:
     """What the request path needs to know about one registered client."""
 
-    __slots__ = ("active", "valid_after", "resources", "revision", "pk")
+    __slots__ = ("active", "valid_after", "resources", "revision", "pk", "min_iat")
 
     def __init__(self, *, active: bool, valid_after: float | None, resources: frozenset[str],
                  revision: int, pk: Any = None):
@@ -63,6 +63,8 @@ class ClientState:
         self.resources = resources
         self.revision = revision
         self.pk = pk
+        # The earliest iat accepted: the request path makes one comparison for both rules.
+        self.min_iat = math.inf if not active else (valid_after if valid_after is not None else -math.inf)
 
     def __repr__(self) -> str:
         return (f"<ClientState active={self.active} valid_after={self.valid_after} "
@@ -114,14 +116,11 @@ def check(token) -> None:
     if state is None:
         if snap.deny_unregistered:
             raise InvalidToken("The client is not registered.", reason="client_unregistered")
-    else:
+    elif token.iat < state.min_iat:  # one comparison covers both: inactive means min_iat = +inf
         if not state.active:
             raise InvalidToken("The client has been deactivated.", reason="client_inactive")
-        valid_after = state.valid_after
-        if valid_after is not None and token.iat < valid_after:
-            raise InvalidToken("The access token has been revoked.", reason="token_revoked", claim="iat")
-    jti = token.jti
-    if jti is not None and jti in snap.jtis:
+        raise InvalidToken("The access token has been revoked.", reason="token_revoked", claim="iat")
+    if snap.jtis and token.jti in snap.jtis:
         raise InvalidToken("The access token has been revoked.", reason="jti_revoked", claim="jti")
 
 
