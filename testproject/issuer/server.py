@@ -34,7 +34,7 @@ class UnauthorizedClient(errors.UnauthorizedClientError):
 
 
 def mint_access_token(client: OAuthClient, api: Api, scopes: list[str], *, now: int | None = None,
-                      lifetime: int | None = None) -> tuple[str, dict, dict]:
+                      lifetime: int | None = None, jkt: str | None = None) -> tuple[str, dict, dict]:
     """Sign an RFC 9068 access token; return (jwt, header, claims).
 
     Claims are those Auth0 puts in a client_credentials token (``sub`` = ``<client_id>@clients``,
@@ -56,7 +56,29 @@ def mint_access_token(client: OAuthClient, api: Api, scopes: list[str], *, now: 
         "scope": " ".join(sorted(scopes)),
         "gty": "client-credentials",
     }
+    if jkt is not None:
+        claims["cnf"] = {"jkt": jkt}  # RFC 9449 6.1: bound to the key of the token request's DPoP proof
     return jwt.encode(header, claims, key, algorithms=[keys.ALG]), header, claims
+
+
+class InvalidDPoPProof(errors.OAuth2Error):
+    error = "invalid_dpop_proof"  # RFC 9449 5: a 400 from the token endpoint
+
+
+def dpop_thumbprint(request) -> str | None:
+    """RFC 9449 5: with a DPoP header, its proof must pass 4.3; the token is then bound to its key."""
+    proof = request.headers.get("DPoP")
+    if proof is None:
+        return None
+    from django.core.cache import caches
+
+    from drf_m2m_auth.dpop import DPoPVerifier
+    from drf_m2m_auth.errors import InvalidToken
+
+    try:
+        return DPoPVerifier(replay_cache=caches["default"]).verify(proof, method="POST", url=request.uri).jkt
+    except InvalidToken as exc:
+        raise InvalidDPoPProof(exc.description) from exc
 
 
 class Auth0ClientCredentialsGrant(ClientCredentialsGrant):
@@ -87,12 +109,13 @@ class Auth0ClientCredentialsGrant(ClientCredentialsGrant):
         if missing:
             raise AccessDenied(f"Client has not been granted scopes: {', '.join(missing)}")
         self.api = api
+        self.jkt = dpop_thumbprint(self.request)
         # No scope asked for: Auth0 grants every scope of the client grant.
         self.scopes = sorted(set(requested)) if requested else granted
 
     def create_token_response(self):
-        token, _, claims = mint_access_token(self.request.client, self.api, self.scopes)
-        body = {"access_token": token, "token_type": "Bearer",
+        token, _, claims = mint_access_token(self.request.client, self.api, self.scopes, jkt=self.jkt)
+        body = {"access_token": token, "token_type": "DPoP" if self.jkt else "Bearer",
                 "expires_in": claims["exp"] - claims["iat"], "scope": claims["scope"]}
         return 200, body, self.TOKEN_RESPONSE_HEADER
 
