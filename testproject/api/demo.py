@@ -15,6 +15,7 @@ from pathlib import Path
 import requests
 
 from drf_m2m_auth.client import AccessDenied, ClientCredentials
+from drf_m2m_auth.dpop import DPoPKey
 
 from . import scenario as sc
 from .narration import Narrator, compact, decode_segment
@@ -101,6 +102,7 @@ class Demo:
             ("5a", "an expired token", self.step_expired),
             ("5b", "the operator revokes service-a's tokens at service-b", self.step_revoked),
             ("6", "the issuer rotates its signing key", self.step_rotation),
+            ("7", "a stolen DPoP-bound token, replayed without its key", self.step_dpop),
         ]
         for step_id, title, run in steps:
             n.step(step_id, title)
@@ -232,3 +234,29 @@ class Demo:
         passed = response.status_code == 200 and new_kid != old_kid and new_kid in kids_before and alive
         self.n.outcome(step_id, passed, "200 with a token from the new key, no restart" if passed else
                        f"expected 200 from a new pre-published key, got {response.status_code} (kid {new_kid})")
+
+    def step_dpop(self, step_id):
+        n = self.n
+        creds = ClientCredentials(self.token_url, sc.SERVICE_A, self.secret, sc.SERVICE_B_AUDIENCE, dpop=True)
+        owner = requests.get(self.data_url, auth=creds.auth, timeout=10)
+        token = creds.token()
+        jkt = decode_segment(token.split(".")[1]).get("cnf", {}).get("jkt")
+        n.field("token", f"token_type DPoP, cnf.jkt={jkt}  (the thumbprint of service-a's own key)")
+        n.field("service-a", f"GET {self.data_url}  Authorization: DPoP <token>  DPoP: <proof signed by its key>"
+                             f"  ->  {owner.status_code} {owner.reason}")
+        thief = DPoPKey()
+        stolen = requests.get(self.data_url, timeout=10, headers={
+            "Authorization": f"DPoP {token}", "DPoP": thief.proof("GET", self.data_url, access_token=token)})
+        as_bearer = self.get(token)
+        n.field("thief", "the same token, with a proof the thief signed with its own key:")
+        self.show_response(stolen)
+        n.field("as Bearer", f"the same token as a plain bearer token  ->  {as_bearer.status_code} {as_bearer.reason}")
+        n.why("the token request carried a DPoP proof, so the issuer bound the token to service-a's key "
+              "(cnf.jkt, RFC 9449). service-b wants a fresh proof from that key with every request (method, "
+              "URL, token hash, a jti used once): whoever steals only the token can neither sign one nor "
+              "downgrade it to Bearer.")
+        self.expect_rejection(step_id, stolen, 401, "invalid_token",
+                              "200 for service-a, 401 invalid_token for the thief")
+        if owner.status_code != 200 or as_bearer.status_code != 401 or not jkt:
+            n.outcome(step_id, False, f"expected a bound token accepted from service-a ({owner.status_code}) "
+                                      f"and refused as Bearer ({as_bearer.status_code})")
