@@ -130,7 +130,7 @@ class Deployment:
         self._sessions[worker.name] = session
         return session
 
-    def register(self, client_id: str, *resources: str, worker: Worker | None = None) -> None:
+    def register(self, client_id: str, *resources: str, worker: Worker | None = None) -> dict[str, float]:
         """Add a client with grants through the admin's add form (an operator's first step)."""
         worker = worker or self.workers[0]
         session = self.admin_session(worker)
@@ -142,7 +142,11 @@ class Deployment:
             data[f"grants-{i}-resource"] = resource
         response = session.post(f"{worker.url}/admin/drf_m2m_auth/client/add/", data=data, timeout=10,
                                 allow_redirects=False)
+        since = time.monotonic()
         assert response.status_code == 302, response.text[:2000]
+        if "orders" in resources:  # every worker knows the new client before the test goes on
+            return self.wait_everywhere("/orders/", self.token(client_id), 200, since)
+        return {}
 
     def admin_action(self, worker: Worker, action: str, client_id: str) -> float:
         """Run a changelist action on one client through ``worker``; monotonic time of its answer."""

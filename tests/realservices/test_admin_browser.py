@@ -77,6 +77,7 @@ def test_operator_registers_grants_and_revokes_in_the_admin(admin_page, redis_de
     page.fill("#id_grants-1-resource", "invoices")
     page.click("input[name=_save]")
     page.wait_for_selector("ul.messagelist li.success")
+    fleet.wait_everywhere("/orders/", fleet.token(client_id), 200, time.monotonic())
 
     # Find it: search, the active filter, and the resources column.
     page.fill("#searchbar", "service_b")

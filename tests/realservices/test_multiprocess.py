@@ -26,7 +26,8 @@ def report(what: str, deployment, times: dict[str, float]) -> None:
 
 
 def test_grants_decide_where_a_client_may_go(deployment):
-    deployment.register("client_id_of_service_a", "orders", "invoices")
+    times = deployment.register("client_id_of_service_a", "orders", "invoices")
+    report("a new client and its grants", deployment, times)
     token = deployment.token("client_id_of_service_a")
     every = len(deployment.workers)
     assert deployment.statuses("/orders/", token) == [200] * every
