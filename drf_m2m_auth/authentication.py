@@ -6,6 +6,8 @@ import logging
 import threading
 from typing import Any
 
+from django.core.exceptions import DisallowedHost
+from django.utils.encoding import escape_uri_path
 from rest_framework.authentication import BaseAuthentication
 
 from .conf import as_list, get_verifier, m2m_settings, on_reset, shared_cache
@@ -199,9 +201,6 @@ class M2MJWTAuthentication(BaseAuthentication):
         DPOP_FORWARDED_HEADERS is on and the request comes from TRUSTED_PROXIES; otherwise
         Django's own request.scheme and get_host() (SECURE_PROXY_SSL_HEADER, USE_X_FORWARDED_HOST).
         """
-        from django.core.exceptions import DisallowedHost
-        from django.utils.encoding import escape_uri_path
-
         http = getattr(request, "_request", request)
         meta, path = http.META, escape_uri_path(http.path)
         if _policy.forwarded and _policy.proxies.trusts(meta.get("REMOTE_ADDR")):

@@ -1,7 +1,12 @@
 """DPoP through DRF's request cycle: schemes, challenges (RFC 9449 7.1, 7.2), nonces, proxies, settings."""
 
+import time
+
 import pytest
-from rest_framework.test import APIClient
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
+from rest_framework.test import APIClient, APIRequestFactory
 
 from drf_m2m_auth.dpop import DPoPKey
 
@@ -195,3 +200,24 @@ def test_request_auth_exposes_the_binding(m2m_issuer, bound, dpop_key):
                                       HTTP_DPOP=dpop_key.proof("GET", URL, access_token=bound))
     assert Probe.as_view()(request).status_code == 200
     assert seen["auth"].jkt == dpop_key.thumbprint and seen["auth"].x5t_s256 is None
+
+
+def test_a_nonce_past_half_its_life_is_renewed_on_success(api, bound, dpop_key, settings):
+    from drf_m2m_auth.dpop import NonceSource
+
+    with_settings(settings, DPOP_NONCE=True, DPOP_NONCE_LIFETIME=300)
+    aged = NonceSource(settings.SECRET_KEY.encode(), 300, clock=lambda: time.time() - 200).issue()
+    response = send(api, bound, dpop_key, nonce=aged)
+    assert response.status_code == 200 and response.headers["DPoP-Nonce"] != aged  # RFC 9449 8.2
+
+
+@hsettings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(proof=st.one_of(st.text(max_size=200), st.lists(st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.=,",
+                                                                  max_size=60), min_size=1, max_size=4).map(".".join)))
+def test_arbitrary_dpop_headers_never_500(bound, proof):
+    from tests.views import Echo
+
+    request = APIRequestFactory().get("/echo/", HTTP_AUTHORIZATION=f"DPoP {bound}", HTTP_DPOP=proof.replace("\x00", ""))
+    response = Echo.as_view()(request)
+    assert response.status_code == 401
+    assert 'error="invalid_dpop_proof"' in response.headers["WWW-Authenticate"]
