@@ -196,6 +196,8 @@ def publish() -> bool:
     """Set a fresh generation in the shared cache; remembered and retried if the cache is down."""
     global _publish_pending
     cache = _cache()
+    if cache is None:
+        return True  # CACHE = None: every process compares the database stamps instead
     try:
         cache.set(GENERATION_KEY, new_generation(), timeout=None)
     except Exception as exc:  # any backend's connection error: the change must not be lost
@@ -225,9 +227,13 @@ def reset() -> None:
 
 
 def _cache():
+    """The shared cache (the CACHE alias), or None when CACHE is None."""
+    alias = m2m_settings.CACHE
+    if alias is None:
+        return None
     from django.core.cache import caches
 
-    return caches[m2m_settings.CACHE or "default"]
+    return caches[alias]
 
 
 def _sync(*, wait: bool = False) -> Snapshot:
@@ -284,7 +290,7 @@ def _sync_locked() -> Snapshot:
     new.next_check = now + interval
     # Only a value read *before* the database counts as seen; our own bump does not.
     new.seen_generation = generation if cache_ok else None
-    if changed and (not cache_ok or snap.cache_failed):
+    if changed and (not cache_ok or snap.cache_failed) and m2m_settings.CACHE is not None:
         _publish_pending = True  # others may not have seen this change: announce it
     new.cache_failed = not cache_ok
     if cache_ok:
@@ -308,8 +314,13 @@ def _setting(name: str, default: Any) -> Any:
 
 
 def _read_generation() -> tuple[bool, Any]:
+    """``(reachable, generation)``. Without a shared cache (CACHE = None) nothing announces a
+    change, so the caller compares the database stamps every interval (one primary-key read)."""
+    cache = _cache()
+    if cache is None:
+        return False, None
     try:
-        return True, _cache().get(GENERATION_KEY)
+        return True, cache.get(GENERATION_KEY)
     except Exception as exc:  # a down Redis raises redis.ConnectionError, others their own
         _warn_once("cache", "revocation: cannot read the cache (%s); checking the database every "
                    "interval until it is back", exc)

@@ -444,3 +444,19 @@ def test_setting_change_clears_process_memory(settings):
     assert revocation._snap.loaded
     settings.DRF_M2M_AUTH = {**settings.DRF_M2M_AUTH, "REVOCATION_CHECK_INTERVAL": 2.0}
     assert not revocation._snap.loaded
+
+
+@pytest.mark.django_db(transaction=True)
+def test_without_a_shared_cache_processes_compare_the_database_stamps_each_interval(
+        clock, other_process, settings, django_assert_num_queries):
+    settings.DRF_M2M_AUTH = {**settings.DRF_M2M_AUTH, "CACHE": None}
+    client = client_with("svc-a")
+    assert reason_of(token(), other_process) is None
+    clock.advance(1.0)
+    with django_assert_num_queries(1):  # the stamps only: nothing changed
+        assert reason_of(token(), other_process) is None
+    client.deactivate()
+    assert not revocation.publish_pending()  # nothing to publish to, nothing pending
+    assert reason_of(token()) == "client_inactive"
+    clock.advance(1.0)
+    assert reason_of(token(), other_process) == "client_inactive"
