@@ -139,10 +139,12 @@ class HasResourceGrant(M2MPermission):
         return name
 
     def has_permission(self, request: Any, view: Any) -> bool:
+        # Resolve the name first: a view without one is an error on its first request, even an
+        # anonymous one, not something found when the first real client calls.
+        resource = self.get_resource_name(request, view)
         token = self.get_token(request)
         if token is None:
             return False
-        resource = self.get_resource_name(request, view)
         from . import revocation  # imports models lazily
 
         granted = revocation.resources_for(token.client_id)

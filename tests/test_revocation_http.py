@@ -111,6 +111,8 @@ def test_view_without_resource_name_is_a_configuration_error(api, m2m_issuer, se
     token = m2m_issuer.token(sub="client_id_of_service_a@clients", scopes=["read:orders"])
     with pytest.raises(ImproperlyConfigured, match="resource_name"):
         get(api, "/misconfigured/", token)
+    with pytest.raises(ImproperlyConfigured, match="resource_name"):  # even without credentials
+        api.get("/misconfigured/")
 
 
 def test_unregistered_client_authenticates_but_has_no_grants(api, m2m_issuer):
