@@ -158,7 +158,9 @@ class NonceSource:
             raw = b64url_decode(nonce) if type(nonce) is str and len(nonce) < 64 else b""
         except ValueError:
             return None
-        if len(raw) != 32 or not hmac.compare_digest(raw[16:], hmac.new(self._secret, raw[:16], hashlib.sha256).digest()[:16]):
+        if len(raw) != 32:
+            return None
+        if not hmac.compare_digest(raw[16:], hmac.new(self._secret, raw[:16], hashlib.sha256).digest()[:16]):
             return None
         age = self.clock() - struct.unpack(">Q", raw[:8])[0]
         return age if -5 <= age <= self.lifetime else None
@@ -181,7 +183,8 @@ class MemoryReplayCache:
             if self._seen.get(key, 0.0) > now:
                 return False
             if len(self._seen) >= self.max_entries:
-                for k in [k for k, until in self._seen.items() if until <= now] or list(self._seen)[: len(self._seen) // 10]:
+                expired = [k for k, until in self._seen.items() if until <= now]
+                for k in expired or list(self._seen)[: len(self._seen) // 10]:  # else the oldest tenth
                     del self._seen[k]
             self._seen[key] = now + timeout
             return True
@@ -421,7 +424,8 @@ class DPoPKey:
                         "e": b64url(numbers.e.to_bytes((numbers.e.bit_length() + 7) // 8, "big"))}
         elif isinstance(public, ed25519.Ed25519PublicKey):
             self.alg = "EdDSA"
-            self.jwk = {"kty": "OKP", "crv": "Ed25519", "x": b64url(public.public_bytes(Encoding.Raw, PublicFormat.Raw))}
+            raw = public.public_bytes(Encoding.Raw, PublicFormat.Raw)
+            self.jwk = {"kty": "OKP", "crv": "Ed25519", "x": b64url(raw)}
         else:
             raise TypeError(f"unsupported DPoP key type {type(private_key).__name__}")
         self.thumbprint = jwk_thumbprint(self.jwk)

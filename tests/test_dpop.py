@@ -81,7 +81,8 @@ def test_thumbprint_is_rfc_7638(key):
     jwk = public_jwk(key, None, use=None)
     assert jwk_thumbprint(jwk) == ECKey.import_key(jwk).thumbprint()
     # RFC 7638 section 3.1's worked example
-    rsa = {"kty": "RSA", "e": "AQAB", "n": "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhD"
+    rsa = {"kty": "RSA", "e": "AQAB",
+           "n": "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhD"
            "R1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQ"
            "MicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_"
            "xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw"}
@@ -101,8 +102,8 @@ def test_check_01b_no_dpop_header_at_all(verifier, key):
     assert rejected(verifier, None, key=key).reason == "dpop_missing"
 
 
-@pytest.mark.parametrize("value", ["not-a-jwt", "a.b", "a.b.c.d", "!!!.e30.e30", "e30.W10.AA", "eyJhIjoxLCJhIjoyfQ.e30.AA",
-                                   "x" * 9000, "é.é.é"])
+@pytest.mark.parametrize("value", ["not-a-jwt", "a.b", "a.b.c.d", "!!!.e30.e30", "e30.W10.AA",
+                                   "eyJhIjoxLCJhIjoyfQ.e30.AA", "x" * 9000, "é.é.é"])
 def test_check_02_not_a_single_well_formed_jwt(verifier, key, value):
     error = rejected(verifier, value, key=key)
     assert (error.error, error.reason) == ("invalid_dpop_proof", "dpop_malformed")
