@@ -215,11 +215,13 @@ class RevokedTokenQuerySet(models.QuerySet):
         """Deny ``jti`` until ``exp``; idempotent. Returns ``(entry, created)``.
 
         Re-revoking keeps the later expiry, so a retry with a shorter ``exp`` never shortens it.
+        Entries whose token has expired anyway are purged on the way, so the list stays small.
         """
         validate_jti(jti)
         if timezone.is_naive(exp):
             raise ValidationError("exp must be timezone-aware")
         with transaction.atomic(using=self.db):
+            self.purge_expired()
             entry = self.select_for_update().filter(jti=jti).first()
             if entry is None:
                 return self.create(jti=jti, exp=exp, client_id=client_id, reason=reason), True

@@ -117,6 +117,12 @@ def test_naive_exp_is_refused():
         RevokedToken.objects.revoke("j", dt.datetime(2030, 1, 1))
 
 
+def test_revoking_a_jti_purges_expired_entries():
+    RevokedToken.objects.create(jti="gone", exp=timezone.now() - dt.timedelta(seconds=1))
+    RevokedToken.objects.revoke("new", timezone.now() + dt.timedelta(minutes=5))
+    assert list(RevokedToken.objects.values_list("jti", flat=True)) == ["new"]
+
+
 def test_purge_expired():
     now = timezone.now()
     RevokedToken.objects.create(jti="gone", exp=now - dt.timedelta(seconds=1))
