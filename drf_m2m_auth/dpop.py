@@ -297,9 +297,10 @@ class DPoPVerifier:
             raise _fail("The DPoP proof is for another URL (htu).", "dpop_htu_mismatch", "htu")
         nonce_age = self._check_time(claims, iat)  # (10), (11)
         if access_token is not None:  # (12)
-            if not hmac.compare_digest(str(claims["ath"]), access_token_hash(access_token)):
+            # compare_digest on str raises for non-ASCII text: compare the UTF-8 bytes instead.
+            if not hmac.compare_digest(claims["ath"].encode(), access_token_hash(access_token).encode()):
                 raise _fail("The DPoP proof is for another access token (ath).", "dpop_ath_mismatch", "ath")
-            if jkt is None or not hmac.compare_digest(thumbprint, jkt):
+            if jkt is None or not hmac.compare_digest(thumbprint.encode(), jkt.encode()):
                 # RFC 9449 7.1 figure 16: a key that is not the token's is an invalid_token.
                 raise InvalidToken("Invalid DPoP key binding: the proof's key is not the token's (cnf.jkt).",
                                    reason="dpop_key_mismatch", claim="cnf")

@@ -75,7 +75,7 @@ def check_certificate_binding(expected: str, forwarded_value: Any, *, trusted: b
     if der is None:
         raise InvalidToken("The token is bound to a client certificate, and none was presented (mutual TLS).",
                            reason="mtls_no_certificate", claim="cnf")
-    if not hmac.compare_digest(certificate_thumbprint(der), expected):
+    if not hmac.compare_digest(certificate_thumbprint(der).encode(), expected.encode()):  # bytes: any text
         raise InvalidToken("The token is bound to another client certificate (cnf x5t#S256).",
                            reason="mtls_certificate_mismatch", claim="cnf")
 

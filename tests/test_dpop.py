@@ -259,6 +259,11 @@ def test_check_12_ath_is_not_the_hash_of_this_access_token(verifier, key):
     assert (error.error, error.reason, error.claim) == ("invalid_dpop_proof", "dpop_ath_mismatch", "ath")
 
 
+def test_check_12_non_ascii_ath_or_jkt_is_a_mismatch_not_a_crash(verifier, key):
+    assert rejected(verifier, proof(key, claims={"ath": "é"}), key=key).reason == "dpop_ath_mismatch"
+    assert rejected(verifier, proof(key), jkt="é").reason == "dpop_key_mismatch"
+
+
 def test_check_12_proof_key_is_not_the_key_the_token_is_bound_to(verifier, key):
     thief = generate_private_key("ES256")
     error = rejected(verifier, proof(thief), key=key)  # the token's cnf.jkt is key's

@@ -69,6 +69,10 @@ def test_without_mtls_settings_bound_tokens_are_refused(m2m_issuer, pki):
     assert get(token, pki["a"].escaped_pem).status_code == 401
 
 
+def test_non_ascii_thumbprint_in_the_token_is_a_mismatch(mtls, pki):
+    assert get(mtls.token(cnf={"x5t#S256": "é"}), pki["a"].escaped_pem).status_code == 401
+
+
 def test_unbound_tokens_need_no_certificate(mtls):
     assert get(mtls.token()).status_code == 200
 
