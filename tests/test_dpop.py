@@ -3,6 +3,9 @@
 import time
 
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 from joserfc.jwk import ECKey
 
 from drf_m2m_auth.dpop import (
@@ -297,3 +300,21 @@ def test_client_keys_make_proofs_the_verifier_accepts(verifier, alg):
     assert check(verifier, value, jkt=dpop_key.thumbprint).jkt == dpop_key.thumbprint
     a, b = (dpop_key.proof("GET", URL) for _ in range(2))
     assert a != b  # a fresh jti every time
+
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+                    max_leaves=6)
+
+
+@hsettings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(claims=st.dictionaries(st.sampled_from(["jti", "htm", "htu", "iat", "ath", "nonce"]), JSON),
+       header=st.dictionaries(st.sampled_from(["typ", "crit", "kid", "x5c"]), JSON))
+def test_signed_proofs_with_arbitrary_claims_never_crash(key, claims, header):
+    # Anyone can sign a proof with their own key: every value past the signature is hostile.
+    value = proof(key, header=header, claims=claims)
+    for nonces in (None, NonceSource(b"s")):
+        try:
+            check(DPoPVerifier(algorithms=["ES256"], nonces=nonces, clock=Clock()), value, key=key)
+        except InvalidToken:
+            pass
