@@ -65,10 +65,16 @@ class ClientAdmin(admin.ModelAdmin):
             count = Client.objects.filter(pk__in=[c.pk for c in clients]).revoke_tokens(now)
             for client in clients:
                 self.log_change(request, client, f"Revoked all tokens issued before {now.isoformat()}.")
-        self.message_user(request, ngettext(
-            "Revoked every token of %(count)d client issued before now.",
-            "Revoked every token of %(count)d clients issued before now.", count) % {"count": count},
-            messages.SUCCESS)
+        self.message_user(
+            request,
+            ngettext(
+                "Revoked every token of %(count)d client issued before now.",
+                "Revoked every token of %(count)d clients issued before now.",
+                count,
+            )
+            % {"count": count},
+            messages.SUCCESS,
+        )
 
     @admin.action(description=_("Deactivate (reject all their tokens)"), permissions=["change"])
     def deactivate(self, request, queryset):
@@ -103,8 +109,7 @@ class RevokedTokenAdmin(admin.ModelAdmin):
     date_hierarchy = "created"
     actions = ["purge_expired"]
 
-    @admin.action(description=_("Purge expired entries (all of them, not only the selected)"),
-                  permissions=["delete"])
+    @admin.action(description=_("Purge expired entries (all of them, not only the selected)"), permissions=["delete"])
     def purge_expired(self, request, queryset):
         with transaction.atomic():
             expired = list(RevokedToken.objects.expired().select_for_update())
@@ -114,5 +119,8 @@ class RevokedTokenAdmin(admin.ModelAdmin):
                 for entry in expired:
                     self.log_deletion(request, entry, str(entry))
             count = RevokedToken.objects.filter(pk__in=[e.pk for e in expired]).delete()[0]
-        self.message_user(request, ngettext("Purged %(count)d expired entry.", "Purged %(count)d expired entries.",
-                                            count) % {"count": count}, messages.SUCCESS)
+        self.message_user(
+            request,
+            ngettext("Purged %(count)d expired entry.", "Purged %(count)d expired entries.", count) % {"count": count},
+            messages.SUCCESS,
+        )

@@ -26,9 +26,9 @@ RESOURCE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,99}\Z")
 JTI_RE = re.compile(r"^[\x21-\x7e]{1,255}\Z")
 
 validate_resource = RegexValidator(
-    RESOURCE_RE, _("A resource is 1-100 characters: letters, digits and _ . : / - (no spaces)."))
-validate_jti = RegexValidator(
-    JTI_RE, _("A jti is 1-255 printable ASCII characters without spaces."))
+    RESOURCE_RE, _("A resource is 1-100 characters: letters, digits and _ . : / - (no spaces).")
+)
+validate_jti = RegexValidator(JTI_RE, _("A jti is 1-255 printable ASCII characters without spaces."))
 
 
 def new_revision() -> int:
@@ -38,6 +38,7 @@ def new_revision() -> int:
 
 def _record(using: str | None, model, *, clients: bool = False, tokens: bool = False) -> None:
     from . import revocation
+
     revocation.record_change(using or router.db_for_write(model), clients=clients, tokens=tokens)
 
 
@@ -85,18 +86,25 @@ class Client(models.Model):
     """A calling service, known by its OAuth client id."""
 
     client_id = models.CharField(
-        _("client id"), max_length=255, unique=True,
-        help_text=_("The OAuth client id as the issuer's dashboard shows it (for Auth0, without "
-                    "the '@clients' suffix of the token's sub)."))
+        _("client id"),
+        max_length=255,
+        unique=True,
+        help_text=_(
+            "The OAuth client id as the issuer's dashboard shows it (for Auth0, without "
+            "the '@clients' suffix of the token's sub)."
+        ),
+    )
     name = models.CharField(_("name"), max_length=200)
     description = models.TextField(_("description"), blank=True)
     is_active = models.BooleanField(
-        _("active"), default=True,
-        help_text=_("An inactive client's tokens are all rejected (401 invalid_token)."))
+        _("active"), default=True, help_text=_("An inactive client's tokens are all rejected (401 invalid_token).")
+    )
     tokens_valid_after = models.DateTimeField(
-        _("tokens valid after"), null=True, blank=True,
-        help_text=_("Tokens issued (iat) before this moment are rejected. Set by 'revoke all "
-                    "tokens now'."))
+        _("tokens valid after"),
+        null=True,
+        blank=True,
+        help_text=_("Tokens issued (iat) before this moment are rejected. Set by 'revoke all tokens now'."),
+    )
     created = models.DateTimeField(_("created"), auto_now_add=True)
     updated = models.DateTimeField(_("updated"), auto_now=True)
     # Rewritten on every change to the client or its grants; processes compare it to reload
@@ -115,12 +123,6 @@ class Client(models.Model):
             return f"{self.name} ({self.client_id})"
         return self.client_id
 
-    def clean(self):
-        super().clean()
-        if self.client_id and self.client_id.endswith("@clients"):
-            raise ValidationError({"client_id": _(
-                "Use the client id without Auth0's '@clients' suffix.")})
-
     def save(self, *args, **kwargs):
         self.revision = new_revision()
         update_fields = kwargs.get("update_fields")
@@ -128,6 +130,11 @@ class Client(models.Model):
             kwargs["update_fields"] = {*update_fields, "revision", "updated"}
         with _atomic(self, kwargs):
             super().save(*args, **kwargs)
+
+    def clean(self):
+        super().clean()
+        if self.client_id and self.client_id.endswith("@clients"):
+            raise ValidationError({"client_id": _("Use the client id without Auth0's '@clients' suffix.")})
 
     def revoke_tokens(self, at: dt.datetime | None = None) -> None:
         self.tokens_valid_after = at or timezone.now()
@@ -176,8 +183,7 @@ class ResourceGrantQuerySet(models.QuerySet):
 class ResourceGrant(models.Model):
     """A row present means: this client may use this resource (a view's ``resource_name``)."""
 
-    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="grants",
-                               verbose_name=_("client"))
+    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="grants", verbose_name=_("client"))
     resource = models.CharField(_("resource"), max_length=100, validators=[validate_resource])
     created = models.DateTimeField(_("created"), auto_now_add=True)
 
@@ -257,11 +263,16 @@ class RevokedToken(models.Model):
     """The jti deny-list: one token revoked until it would have expired anyway."""
 
     jti = models.CharField(_("jti"), max_length=255, unique=True, validators=[validate_jti])
-    client_id = models.CharField(_("client id"), max_length=255, blank=True, db_index=True,
-                                 help_text=_("For the record only; the jti alone is matched."))
+    client_id = models.CharField(
+        _("client id"),
+        max_length=255,
+        blank=True,
+        db_index=True,
+        help_text=_("For the record only; the jti alone is matched."),
+    )
     exp = models.DateTimeField(
-        _("expires"), db_index=True,
-        help_text=_("The token's exp: after it the entry is useless and is purged."))
+        _("expires"), db_index=True, help_text=_("The token's exp: after it the entry is useless and is purged.")
+    )
     reason = models.CharField(_("reason"), max_length=200, blank=True)
     created = models.DateTimeField(_("created"), auto_now_add=True)
 

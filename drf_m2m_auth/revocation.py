@@ -56,8 +56,9 @@ class ClientState:
 
     __slots__ = ("active", "valid_after", "resources", "revision", "pk", "min_iat")
 
-    def __init__(self, *, active: bool, valid_after: float | None, resources: frozenset[str],
-                 revision: int, pk: Any = None):
+    def __init__(
+        self, *, active: bool, valid_after: float | None, resources: frozenset[str], revision: int, pk: Any = None
+    ):
         self.active = active
         self.valid_after = valid_after
         self.resources = resources
@@ -67,15 +68,24 @@ class ClientState:
         self.min_iat = math.inf if not active else (valid_after if valid_after is not None else -math.inf)
 
     def __repr__(self) -> str:
-        return (f"<ClientState active={self.active} valid_after={self.valid_after} "
-                f"resources={sorted(self.resources)}>")
+        return f"<ClientState active={self.active} valid_after={self.valid_after} resources={sorted(self.resources)}>"
 
 
 class Snapshot:
     """Everything ``check`` reads. Replaced whole on reload; only ``next_check`` moves in place."""
 
-    __slots__ = ("clients", "jtis", "deny_unregistered", "next_check", "loaded", "seen_generation",
-                 "clients_stamp", "tokens_stamp", "db_deadline", "cache_failed")
+    __slots__ = (
+        "clients",
+        "jtis",
+        "deny_unregistered",
+        "next_check",
+        "loaded",
+        "seen_generation",
+        "clients_stamp",
+        "tokens_stamp",
+        "db_deadline",
+        "cache_failed",
+    )
 
     def __init__(self) -> None:
         self.clients: dict[str, ClientState] = {}
@@ -89,7 +99,7 @@ class Snapshot:
         self.db_deadline = -math.inf
         self.cache_failed = False
 
-    def copy(self) -> "Snapshot":
+    def copy(self) -> Snapshot:
         new = Snapshot()
         for name in self.__slots__:
             setattr(new, name, getattr(self, name))
@@ -98,13 +108,14 @@ class Snapshot:
 
 _snap = Snapshot()
 _lock = threading.Lock()
-_dirty = False          # a change was made in this process: read the database at the next check
-_dirty_owner = None     # the thread that made it, for the "still inside its transaction" case
+_dirty = False  # a change was made in this process: read the database at the next check
+_dirty_owner = None  # the thread that made it, for the "still inside its transaction" case
 _publish_pending = False  # a generation bump that could not reach the cache yet
 _warned: set[str] = set()
 
 
 # --- request path ----------------------------------------------------------------------------
+
 
 def check(token) -> None:
     """Raise InvalidToken if the token's client is inactive or unknown (per policy) or the token
@@ -142,6 +153,7 @@ def client_state(client_id: str) -> ClientState | None:
 
 
 # --- write path ------------------------------------------------------------------------------
+
 
 def record_change(using: str = "default", *, clients: bool = False, tokens: bool = False) -> None:
     """Call inside the writer's transaction after any change to clients, grants or the deny-list.
@@ -202,8 +214,11 @@ def publish() -> bool:
         cache.set(GENERATION_KEY, new_generation(), timeout=None)
     except Exception as exc:  # any backend's connection error: the change must not be lost
         _publish_pending = True
-        _warn_once("publish", "revocation: cannot reach the cache to announce a change (%s); "
-                   "processes will find it in the database", exc)
+        _warn_once(
+            "publish",
+            "revocation: cannot reach the cache to announce a change (%s); processes will find it in the database",
+            exc,
+        )
         return False
     _publish_pending = False
     return True
@@ -214,6 +229,7 @@ def new_generation() -> int:
 
 
 # --- reload ----------------------------------------------------------------------------------
+
 
 def reset() -> None:
     """Forget everything; the next check reloads from the database (tests, setting changes)."""
@@ -257,18 +273,24 @@ def _sync_locked() -> Snapshot:
     if snap.loaded and now < snap.next_check and not _dirty:
         return snap  # another thread reloaded while we waited
     interval = float(m2m_settings.REVOCATION_CHECK_INTERVAL)
-    db_interval = _setting("REVOCATION_DB_CHECK_INTERVAL", 60.0)
+    db_interval = m2m_settings.REVOCATION_DB_CHECK_INTERVAL
     policy = m2m_settings.UNREGISTERED_CLIENTS
     if policy not in ("allow", "deny"):
         from django.core.exceptions import ImproperlyConfigured
 
-        raise ImproperlyConfigured(
-            f"DRF_M2M_AUTH['UNREGISTERED_CLIENTS'] must be 'allow' or 'deny', not {policy!r}")
+        raise ImproperlyConfigured(f"DRF_M2M_AUTH['UNREGISTERED_CLIENTS'] must be 'allow' or 'deny', not {policy!r}")
 
     cache_ok, generation = _read_generation()
     dirty = _dirty
-    need_db = (not snap.loaded or dirty or not cache_ok or generation is None
-               or generation != snap.seen_generation or snap.cache_failed or now >= snap.db_deadline)
+    need_db = (
+        not snap.loaded
+        or dirty
+        or not cache_ok
+        or generation is None
+        or generation != snap.seen_generation
+        or snap.cache_failed
+        or now >= snap.db_deadline
+    )
     if not need_db:
         snap.next_check = now + interval
         return snap
@@ -306,13 +328,6 @@ def _sync_locked() -> Snapshot:
     return new
 
 
-def _setting(name: str, default: Any) -> Any:
-    try:
-        return getattr(m2m_settings, name)
-    except AttributeError:  # a settings object without the key (older conf): the documented default
-        return default
-
-
 def _read_generation() -> tuple[bool, Any]:
     """``(reachable, generation)``. Without a shared cache (CACHE = None) nothing announces a
     change, so the caller compares the database stamps every interval (one primary-key read)."""
@@ -322,16 +337,19 @@ def _read_generation() -> tuple[bool, Any]:
     try:
         return True, cache.get(GENERATION_KEY)
     except Exception as exc:  # a down Redis raises redis.ConnectionError, others their own
-        _warn_once("cache", "revocation: cannot read the cache (%s); checking the database every "
-                   "interval until it is back", exc)
+        _warn_once(
+            "cache",
+            "revocation: cannot read the cache (%s); checking the database every interval until it is back",
+            exc,
+        )
         return False, None
 
 
 def _add_generation() -> None:
     try:
         _cache().add(GENERATION_KEY, new_generation(), timeout=None)
-    except Exception:
-        pass
+    except Exception as exc:  # the next check reads the database again anyway
+        logger.debug("revocation: cannot add the generation: %s", exc)
 
 
 def _reload(new: Snapshot) -> bool:
@@ -370,7 +388,7 @@ def _reload_clients(old: dict[str, ClientState]) -> dict[str, ClientState]:
     if not stale:
         return fresh
     everything = len(stale) > len(rows) // 2
-    chunks = [None] if everything else [stale[i:i + CHUNK] for i in range(0, len(stale), CHUNK)]
+    chunks = [None] if everything else [stale[i : i + CHUNK] for i in range(0, len(stale), CHUNK)]
     for chunk in chunks:
         clients = Client.objects.order_by()
         grants = ResourceGrant.objects.order_by()
@@ -381,10 +399,15 @@ def _reload_clients(old: dict[str, ClientState]) -> dict[str, ClientState]:
         for client_pk, resource in grants.values_list("client_id", "resource"):
             resources.setdefault(client_pk, set()).add(resource)
         for pk, client_id, active, valid_after, revision in clients.values_list(
-                "pk", "client_id", "is_active", "tokens_valid_after", "revision"):
+            "pk", "client_id", "is_active", "tokens_valid_after", "revision"
+        ):
             fresh[client_id] = ClientState(
-                active=active, valid_after=valid_after.timestamp() if valid_after else None,
-                resources=frozenset(resources.get(pk, ())), revision=revision, pk=pk)
+                active=active,
+                valid_after=valid_after.timestamp() if valid_after else None,
+                resources=frozenset(resources.get(pk, ())),
+                revision=revision,
+                pk=pk,
+            )
     return fresh
 
 

@@ -41,23 +41,41 @@ def test_changelist_search_and_filter(admin_client, clients):
 
 
 def test_add_client_with_grant_inline(admin_client):
-    response = admin_client.post(reverse("admin:drf_m2m_auth_client_add"), {
-        "client_id": "client_id_of_service_a", "name": "Service A", "description": "", "is_active": "on",
-        "grants-TOTAL_FORMS": "2", "grants-INITIAL_FORMS": "0", "grants-MIN_NUM_FORMS": "0",
-        "grants-MAX_NUM_FORMS": "1000",
-        "grants-0-resource": "orders", "grants-1-resource": "invoices",
-    })
+    response = admin_client.post(
+        reverse("admin:drf_m2m_auth_client_add"),
+        {
+            "client_id": "client_id_of_service_a",
+            "name": "Service A",
+            "description": "",
+            "is_active": "on",
+            "grants-TOTAL_FORMS": "2",
+            "grants-INITIAL_FORMS": "0",
+            "grants-MIN_NUM_FORMS": "0",
+            "grants-MAX_NUM_FORMS": "1000",
+            "grants-0-resource": "orders",
+            "grants-1-resource": "invoices",
+        },
+    )
     assert response.status_code == 302, response.content.decode()[:2000]
     assert revocation.resources_for("client_id_of_service_a") == {"orders", "invoices"}
     assert LogEntry.objects.filter(object_repr__contains="client_id_of_service_a").exists()
 
 
 def test_duplicate_grant_in_inline_is_a_form_error(admin_client):
-    response = admin_client.post(reverse("admin:drf_m2m_auth_client_add"), {
-        "client_id": "svc-a", "name": "A", "is_active": "on",
-        "grants-TOTAL_FORMS": "2", "grants-INITIAL_FORMS": "0", "grants-MIN_NUM_FORMS": "0",
-        "grants-MAX_NUM_FORMS": "1000", "grants-0-resource": "orders", "grants-1-resource": "orders",
-    })
+    response = admin_client.post(
+        reverse("admin:drf_m2m_auth_client_add"),
+        {
+            "client_id": "svc-a",
+            "name": "A",
+            "is_active": "on",
+            "grants-TOTAL_FORMS": "2",
+            "grants-INITIAL_FORMS": "0",
+            "grants-MIN_NUM_FORMS": "0",
+            "grants-MAX_NUM_FORMS": "1000",
+            "grants-0-resource": "orders",
+            "grants-1-resource": "orders",
+        },
+    )
     assert response.status_code == 200
     assert "Please correct the duplicate data" in response.content.decode()
     assert not Client.objects.exists()
@@ -112,9 +130,9 @@ def test_revoked_token_admin_and_purge(admin_client):
     url = reverse("admin:drf_m2m_auth_revokedtoken_changelist")
     assert "expired-1" not in admin_client.get(url, {"state": "active"}).content.decode()
     assert "live-1" in admin_client.get(url, {"q": "svc-a"}).content.decode()
-    response = admin_client.post(url, {"action": "purge_expired",
-                                       "_selected_action": [RevokedToken.objects.get(jti="live-1").pk]},
-                                 follow=True)
+    response = admin_client.post(
+        url, {"action": "purge_expired", "_selected_action": [RevokedToken.objects.get(jti="live-1").pk]}, follow=True
+    )
     assert "Purged 1 expired entry" in response.content.decode()
     assert list(RevokedToken.objects.values_list("jti", flat=True)) == ["live-1"]
     assert LogEntry.objects.get(action_flag=DELETION).object_repr == "expired-1"
@@ -122,11 +140,20 @@ def test_revoked_token_admin_and_purge(admin_client):
 
 def test_add_revoked_token_in_admin_takes_effect(admin_client):
     exp = timezone.now() + dt.timedelta(minutes=30)
-    response = admin_client.post(reverse("admin:drf_m2m_auth_revokedtoken_add"), {
-        "jti": "leaked-jti", "client_id": "svc-a", "exp_0": exp.strftime("%Y-%m-%d"),
-        "exp_1": exp.strftime("%H:%M:%S"), "reason": "leaked in a log"})
+    response = admin_client.post(
+        reverse("admin:drf_m2m_auth_revokedtoken_add"),
+        {
+            "jti": "leaked-jti",
+            "client_id": "svc-a",
+            "exp_0": exp.strftime("%Y-%m-%d"),
+            "exp_1": exp.strftime("%H:%M:%S"),
+            "reason": "leaked in a log",
+        },
+    )
     assert response.status_code == 302, response.content.decode()[:3000]
     assert "leaked-jti" in revocation._sync(wait=True).jtis
-    bad = admin_client.post(reverse("admin:drf_m2m_auth_revokedtoken_add"), {
-        "jti": "has space", "exp_0": exp.strftime("%Y-%m-%d"), "exp_1": exp.strftime("%H:%M:%S")})
+    bad = admin_client.post(
+        reverse("admin:drf_m2m_auth_revokedtoken_add"),
+        {"jti": "has space", "exp_0": exp.strftime("%Y-%m-%d"), "exp_1": exp.strftime("%H:%M:%S")},
+    )
     assert bad.status_code == 200 and "printable ASCII" in bad.content.decode()

@@ -30,6 +30,7 @@ def grants(client_id):
 
 # --- m2m_grant ---------------------------------------------------------------------------------------
 
+
 def test_grant_registers_with_create_and_is_idempotent():
     out, _ = run("m2m_grant", "svc-a", "orders", "invoices", "--create", "--name", "Service A")
     assert "registered" in out and "granted 'orders'" in out and "granted 'invoices'" in out
@@ -48,14 +49,17 @@ def test_grant_remove_is_idempotent():
     assert revocation.resources_for("svc-a") == {"orders"}
 
 
-@pytest.mark.parametrize("args, message", [
-    (["nobody", "orders"], "unknown client id 'nobody'"),
-    (["svc-a", "orders", "orders"], "given twice"),
-    (["svc-a", "orders", "bad resource"], "malformed"),
-    (["svc-a@clients", "orders", "--create"], "without Auth0's '@clients'"),
-    (["svc-a", "orders", "--name", "x"], "--name goes with --create"),
-    (["svc-a", "orders", "--remove", "--create"], "make no sense"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["nobody", "orders"], "unknown client id 'nobody'"),
+        (["svc-a", "orders", "orders"], "given twice"),
+        (["svc-a", "orders", "bad resource"], "malformed"),
+        (["svc-a@clients", "orders", "--create"], "without Auth0's '@clients'"),
+        (["svc-a", "orders", "--name", "x"], "--name goes with --create"),
+        (["svc-a", "orders", "--remove", "--create"], "make no sense"),
+    ],
+)
 def test_grant_bad_input_writes_nothing(args, message):
     Client.objects.create(client_id="svc-a", name="A")
     with pytest.raises(CommandError, match=message):
@@ -64,6 +68,7 @@ def test_grant_bad_input_writes_nothing(args, message):
 
 
 # --- m2m_revoke --------------------------------------------------------------------------------------
+
 
 def test_revoke_client_rejects_older_tokens():
     run("m2m_grant", "svc-a", "orders", "--create")
@@ -84,11 +89,15 @@ def test_deactivate_and_activate_are_idempotent():
     assert revocation.client_state("svc-a").active
 
 
-@pytest.mark.parametrize("exp", [
-    lambda now: str(int(now.timestamp()) + 600),
-    lambda now: (now + dt.timedelta(minutes=10)).isoformat(),
-    lambda now: (now + dt.timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-], ids=["numericdate", "iso-offset", "iso-z"])
+@pytest.mark.parametrize(
+    "exp",
+    [
+        lambda now: str(int(now.timestamp()) + 600),
+        lambda now: (now + dt.timedelta(minutes=10)).isoformat(),
+        lambda now: (now + dt.timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    ],
+    ids=["numericdate", "iso-offset", "iso-z"],
+)
 def test_revoke_jti(exp):
     now = timezone.now()
     out, _ = run("m2m_revoke", "--jti", "abc-123", "--exp", exp(now), "--jti-client", "svc-a", "--reason", "leak")
@@ -101,23 +110,26 @@ def test_revoke_jti(exp):
     assert "abc-123" in revocation._sync(wait=True).jtis
 
 
-@pytest.mark.parametrize("args, message", [
-    ([], "nothing to do"),
-    (["--client", "nobody"], "unknown client id\\(s\\): nobody"),
-    (["--client", "svc-a", "--deactivate", "nobody"], "unknown client id\\(s\\): nobody"),
-    (["--deactivate", "svc-a", "--activate", "svc-a"], "both --activate and --deactivate"),
-    (["--jti", "abc"], "--jti needs --exp"),
-    (["--jti", "a b", "--exp", "4102444800"], "malformed"),
-    (["--jti", "x" * 256, "--exp", "4102444800"], "malformed"),
-    (["--jti", "abc", "--exp", "tomorrow"], "not a date"),
-    (["--jti", "abc", "--exp", "2030-01-01T00:00:00"], "no timezone"),
-    (["--jti", "abc", "--exp", "2020-01-01T00:00:00Z"], "in the past"),
-    (["--jti", "abc", "--exp", "4102444800000"], "out of range"),
-    (["--jti", "abc", "--exp", "nan"], "out of range"),
-    (["--jti", "abc", "--exp", "4102444800"], "more than a year"),
-    (["--jti", "abc", "--exp", "2030-02-30T00:00:00Z"], "not a date"),
-    (["--exp", "4102444800"], "go with --jti"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ([], "nothing to do"),
+        (["--client", "nobody"], "unknown client id\\(s\\): nobody"),
+        (["--client", "svc-a", "--deactivate", "nobody"], "unknown client id\\(s\\): nobody"),
+        (["--deactivate", "svc-a", "--activate", "svc-a"], "both --activate and --deactivate"),
+        (["--jti", "abc"], "--jti needs --exp"),
+        (["--jti", "a b", "--exp", "4102444800"], "malformed"),
+        (["--jti", "x" * 256, "--exp", "4102444800"], "malformed"),
+        (["--jti", "abc", "--exp", "tomorrow"], "not a date"),
+        (["--jti", "abc", "--exp", "2030-01-01T00:00:00"], "no timezone"),
+        (["--jti", "abc", "--exp", "2020-01-01T00:00:00Z"], "in the past"),
+        (["--jti", "abc", "--exp", "4102444800000"], "out of range"),
+        (["--jti", "abc", "--exp", "nan"], "out of range"),
+        (["--jti", "abc", "--exp", "4102444800"], "more than a year"),
+        (["--jti", "abc", "--exp", "2030-02-30T00:00:00Z"], "not a date"),
+        (["--exp", "4102444800"], "go with --jti"),
+    ],
+)
 def test_revoke_bad_input_writes_nothing(args, message):
     Client.objects.create(client_id="svc-a", name="A")
     before = Client.objects.get().revision
@@ -133,6 +145,25 @@ def test_combined_revocation_is_all_or_nothing():
     with pytest.raises(CommandError):
         run("m2m_revoke", "--deactivate", "svc-a", "--jti", "abc", "--exp", "2020-01-01T00:00:00Z")
     assert Client.objects.get().is_active
+
+
+def test_json_output():
+    import json
+
+    out, _ = run("m2m_grant", "svc-a", "orders", "--create", "--json")
+    assert json.loads(out) == {
+        "client_id": "svc-a",
+        "announced": True,
+        "changes": [
+            {"action": "register", "client_id": "svc-a", "changed": True},
+            {"action": "grant", "resource": "orders", "changed": True},
+        ],
+    }
+    out, _ = run("m2m_revoke", "--deactivate", "svc-a", "--json")
+    assert json.loads(out) == {
+        "announced": True,
+        "changes": [{"action": "deactivate", "client_id": "svc-a", "changed": True}],
+    }
 
 
 def test_purge_expired():

@@ -28,8 +28,13 @@ pytestmark = pytest.mark.django_db
 
 def token(client_id="svc-a", *, iat=None, jti=None, exp_in=3600):
     now = time.time()
-    claims = {"sub": f"{client_id}@clients", "iss": "https://issuer.example/", "aud": "api",
-              "iat": now if iat is None else iat, "exp": now + exp_in}
+    claims = {
+        "sub": f"{client_id}@clients",
+        "iss": "https://issuer.example/",
+        "aud": "api",
+        "iat": now if iat is None else iat,
+        "exp": now + exp_in,
+    }
     if jti:
         claims["jti"] = jti
     return AccessToken(claims, frozenset({"read:orders"}))
@@ -74,6 +79,7 @@ def other_process(clock):
     yield module
     sys.modules.pop(spec.name, None)
     from drf_m2m_auth import conf
+
     conf._reset_callbacks.remove(module.reset)
 
 
@@ -88,12 +94,14 @@ def commit_elsewhere(sql, params=()):
     """A change made by another process: straight SQL, new stamps, a new generation in the cache."""
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-    RevocationState.objects.filter(pk=1).update(clients_stamp=revocation.new_generation(),
-                                                tokens_stamp=revocation.new_generation())
+    RevocationState.objects.filter(pk=1).update(
+        clients_stamp=revocation.new_generation(), tokens_stamp=revocation.new_generation()
+    )
     caches["default"].set(revocation.GENERATION_KEY, revocation.new_generation(), None)
 
 
 # --- the answers ---------------------------------------------------------------------------------
+
 
 def test_unregistered_client_is_accepted_by_default_and_has_no_resources():
     assert reason_of(token("nobody")) is None
@@ -162,6 +170,7 @@ def test_error_carries_the_claim_for_logs():
 
 # --- the request path costs nothing ----------------------------------------------------------------
 
+
 class CountingCache(LocMemCache):
     calls = 0
 
@@ -195,8 +204,9 @@ def test_generation_change_reloads_only_the_changed_client(clock, django_assert_
         client_with(f"svc-{i}", "orders")
     revocation.check(token("svc-0"))
     before = dict(revocation._snap.clients)
-    commit_elsewhere("UPDATE drf_m2m_auth_client SET is_active = %s, revision = revision + 1 "
-                     "WHERE client_id = %s", [False, "svc-7"])
+    commit_elsewhere(
+        "UPDATE drf_m2m_auth_client SET is_active = %s, revision = revision + 1 WHERE client_id = %s", [False, "svc-7"]
+    )
     assert reason_of(token("svc-7")) is None  # not yet: the interval has not passed
     clock.advance(1.01)
     # stamps, (pk, client_id, revision) scan, that one client, its grants, the deny-list
@@ -216,13 +226,19 @@ def test_deleted_client_becomes_unregistered(clock):
 
 # --- writes: every path bumps, in-process visibility is immediate --------------------------------
 
-@pytest.mark.parametrize("change", [
-    lambda c: c.deactivate(),
-    lambda c: Client.objects.filter(pk=c.pk).deactivate(),
-    lambda c: Client.objects.filter(pk=c.pk).update(is_active=False),
-    lambda c: Client.objects.bulk_update([Client(pk=c.pk, client_id=c.client_id, name="x", is_active=False,
-                                                 revision=0)], ["is_active"]),
-], ids=["save", "queryset-method", "update", "bulk_update"])
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda c: c.deactivate(),
+        lambda c: Client.objects.filter(pk=c.pk).deactivate(),
+        lambda c: Client.objects.filter(pk=c.pk).update(is_active=False),
+        lambda c: Client.objects.bulk_update(
+            [Client(pk=c.pk, client_id=c.client_id, name="x", is_active=False, revision=0)], ["is_active"]
+        ),
+    ],
+    ids=["save", "queryset-method", "update", "bulk_update"],
+)
 def test_every_write_path_is_seen_at_once_in_this_process(clock, change):
     client = client_with("svc-a")
     assert reason_of(token()) is None
@@ -230,13 +246,19 @@ def test_every_write_path_is_seen_at_once_in_this_process(clock, change):
     assert reason_of(token()) == "client_inactive"
 
 
-@pytest.mark.parametrize("change", [
-    lambda c: ResourceGrant.objects.create(client=c, resource="payroll"),
-    lambda c: ResourceGrant.objects.bulk_create([ResourceGrant(client=c, resource="payroll")]),
-    lambda c: ResourceGrant.objects.filter(client=c).update(resource="payroll"),
-    lambda c: (ResourceGrant.objects.filter(client=c).delete(),
-               ResourceGrant.objects.create(client=c, resource="payroll")),
-], ids=["create", "bulk_create", "update", "delete+create"])
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda c: ResourceGrant.objects.create(client=c, resource="payroll"),
+        lambda c: ResourceGrant.objects.bulk_create([ResourceGrant(client=c, resource="payroll")]),
+        lambda c: ResourceGrant.objects.filter(client=c).update(resource="payroll"),
+        lambda c: (
+            ResourceGrant.objects.filter(client=c).delete(),
+            ResourceGrant.objects.create(client=c, resource="payroll"),
+        ),
+    ],
+    ids=["create", "bulk_create", "update", "delete+create"],
+)
 def test_grant_changes_are_seen_at_once(clock, change):
     client = client_with("svc-a", "orders")
     assert revocation.resources_for("svc-a") == {"orders"}
@@ -300,6 +322,7 @@ def test_rolled_back_change_does_not_stick(clock):
 
 # --- the cache goes away: nothing is lost ----------------------------------------------------------
 
+
 class FlakyCache(LocMemCache):
     down = False
 
@@ -330,7 +353,8 @@ def flaky_cache(settings):
 
 @pytest.mark.django_db(transaction=True)  # real commits: on_commit announcements really run
 def test_change_while_cache_is_down_is_seen_here_at_once_and_elsewhere_via_the_database(
-        clock, flaky_cache, other_process, caplog):
+    clock, flaky_cache, other_process, caplog
+):
     client_with("svc-a")
     assert reason_of(token(), other_process) is None
     flaky_cache.down = True
@@ -389,6 +413,7 @@ def test_flushed_cache_generation_is_recreated(clock, other_process):
 
 # --- the database goes away -------------------------------------------------------------------------
 
+
 def test_database_down_before_first_load_is_a_503_not_an_accept(monkeypatch):
     def broken(new):
         raise DatabaseError("connection refused")
@@ -415,6 +440,7 @@ def test_database_down_later_keeps_the_last_known_state(clock, monkeypatch, capl
 
 
 # --- threads ----------------------------------------------------------------------------------------
+
 
 @pytest.mark.django_db(transaction=True)
 def test_threads_never_see_an_empty_table_on_first_load(settings):
@@ -448,7 +474,8 @@ def test_setting_change_clears_process_memory(settings):
 
 @pytest.mark.django_db(transaction=True)
 def test_without_a_shared_cache_processes_compare_the_database_stamps_each_interval(
-        clock, other_process, settings, django_assert_num_queries):
+    clock, other_process, settings, django_assert_num_queries
+):
     settings.DRF_M2M_AUTH = {**settings.DRF_M2M_AUTH, "CACHE": None}
     client = client_with("svc-a")
     assert reason_of(token(), other_process) is None

@@ -131,25 +131,33 @@ def test_unregistered_client_rejected_when_policy_says_deny(api, m2m_issuer, set
     assert "not registered" in response.headers["WWW-Authenticate"]
 
 
-@pytest.mark.parametrize("revoke, description", [
-    (lambda c: c.deactivate(), "The client has been deactivated."),
-    (lambda c: c.revoke_tokens(), "The access token has been revoked."),
-    (lambda c: RevokedToken.objects.revoke("the-jti", timezone.now() + dt.timedelta(hours=1)),
-     "The access token has been revoked."),
-], ids=["deactivated", "tokens_valid_after", "jti"])
-def test_revoked_is_401_invalid_token_even_for_a_cached_token(api, m2m_issuer, service_a, revoke, description,
-                                                              settings):
+@pytest.mark.parametrize(
+    "revoke, description",
+    [
+        (lambda c: c.deactivate(), "The client has been deactivated."),
+        (lambda c: c.revoke_tokens(), "The access token has been revoked."),
+        (
+            lambda c: RevokedToken.objects.revoke("the-jti", timezone.now() + dt.timedelta(hours=1)),
+            "The access token has been revoked.",
+        ),
+    ],
+    ids=["deactivated", "tokens_valid_after", "jti"],
+)
+def test_revoked_is_401_invalid_token_even_for_a_cached_token(
+    api, m2m_issuer, service_a, revoke, description, settings
+):
     # A token issued after the revocation has iat in the next whole second: within the leeway.
     settings.DRF_M2M_AUTH = {**settings.DRF_M2M_AUTH, "LEEWAY": 5}
-    token = m2m_issuer.token(sub="client_id_of_service_a@clients", scopes=["read:orders"], jti="the-jti",
-                             iat=int(time.time()) - 10)
+    token = m2m_issuer.token(
+        sub="client_id_of_service_a@clients", scopes=["read:orders"], jti="the-jti", iat=int(time.time()) - 10
+    )
     assert get(api, "/orders/", token).status_code == 200  # verified, now in the verified-token cache
     revoke(service_a)
     response = get(api, "/orders/", token)
     assert response.status_code == 401
     assert response.headers["WWW-Authenticate"] == (
-        f'Bearer realm="api", error="invalid_token", error_description="{description}"')
-    other = m2m_issuer.token(sub="client_id_of_service_a@clients", scopes=["read:orders"],
-                             iat=int(time.time()) + 1)
+        f'Bearer realm="api", error="invalid_token", error_description="{description}"'
+    )
+    other = m2m_issuer.token(sub="client_id_of_service_a@clients", scopes=["read:orders"], iat=int(time.time()) + 1)
     expected = 401 if description.endswith("deactivated.") else 200
     assert get(api, "/orders/", other).status_code == expected

@@ -77,14 +77,14 @@ class Deployment:
     def status(self, worker: Worker, path: str, token: str) -> int:
         import requests
 
-        return requests.get(f"{worker.url}{path}", headers={"Authorization": f"Bearer {token}"},
-                            timeout=10).status_code
+        return requests.get(f"{worker.url}{path}", headers={"Authorization": f"Bearer {token}"}, timeout=10).status_code
 
     def statuses(self, path: str, token: str) -> list[int]:
         return [self.status(w, path, token) for w in self.workers]
 
-    def wait_everywhere(self, path: str, token: str, expected: int, since: float,
-                        timeout: float = 15.0) -> dict[str, float]:
+    def wait_everywhere(
+        self, path: str, token: str, expected: int, since: float, timeout: float = 15.0
+    ) -> dict[str, float]:
         """Poll every worker (about every 10 ms) until each answers ``expected``; seconds per worker."""
         import requests
 
@@ -95,8 +95,9 @@ class Deployment:
             for worker in self.workers:
                 if worker.name in seen:
                     continue
-                code = session.get(f"{worker.url}{path}", headers={"Authorization": f"Bearer {token}"},
-                                   timeout=10).status_code
+                code = session.get(
+                    f"{worker.url}{path}", headers={"Authorization": f"Bearer {token}"}, timeout=10
+                ).status_code
                 assert code in (expected, 200, 401, 403), f"{worker.name} answered {code}"
                 if code == expected:
                     seen[worker.name] = time.monotonic() - since
@@ -123,9 +124,16 @@ class Deployment:
         session = requests.Session()
         login = f"{worker.url}/admin/login/"
         session.get(login, timeout=10)
-        response = session.post(login, data={
-            "username": "admin", "password": "admin-pw", "next": "/admin/",
-            "csrfmiddlewaretoken": session.cookies["csrftoken"]}, timeout=10)
+        response = session.post(
+            login,
+            data={
+                "username": "admin",
+                "password": "admin-pw",
+                "next": "/admin/",
+                "csrfmiddlewaretoken": session.cookies["csrftoken"],
+            },
+            timeout=10,
+        )
         assert response.status_code == 200 and "/admin/login/" not in response.url, response.text[:500]
         self._sessions[worker.name] = session
         return session
@@ -134,14 +142,22 @@ class Deployment:
         """Add a client with grants through the admin's add form (an operator's first step)."""
         worker = worker or self.workers[0]
         session = self.admin_session(worker)
-        data = {"client_id": client_id, "name": client_id, "description": "", "is_active": "on",
-                "grants-TOTAL_FORMS": str(len(resources)), "grants-INITIAL_FORMS": "0",
-                "grants-MIN_NUM_FORMS": "0", "grants-MAX_NUM_FORMS": "1000",
-                "csrfmiddlewaretoken": session.cookies["csrftoken"]}
+        data = {
+            "client_id": client_id,
+            "name": client_id,
+            "description": "",
+            "is_active": "on",
+            "grants-TOTAL_FORMS": str(len(resources)),
+            "grants-INITIAL_FORMS": "0",
+            "grants-MIN_NUM_FORMS": "0",
+            "grants-MAX_NUM_FORMS": "1000",
+            "csrfmiddlewaretoken": session.cookies["csrftoken"],
+        }
         for i, resource in enumerate(resources):
             data[f"grants-{i}-resource"] = resource
-        response = session.post(f"{worker.url}/admin/drf_m2m_auth/client/add/", data=data, timeout=10,
-                                allow_redirects=False)
+        response = session.post(
+            f"{worker.url}/admin/drf_m2m_auth/client/add/", data=data, timeout=10, allow_redirects=False
+        )
         since = time.monotonic()
         assert response.status_code == 302, response.text[:2000]
         if "orders" in resources:  # every worker knows the new client before the test goes on
@@ -155,26 +171,46 @@ class Deployment:
         page = session.get(changelist, params={"q": client_id}, timeout=10).text
         pks = re.findall(r'name="_selected_action" value="(\d+)"', page)
         assert len(pks) == 1, f"expected one client {client_id!r} in the changelist, found {pks}"
-        response = session.post(changelist, data={
-            "action": action, "_selected_action": pks, "index": "0",
-            "csrfmiddlewaretoken": session.cookies["csrftoken"]}, timeout=10, allow_redirects=False)
+        response = session.post(
+            changelist,
+            data={
+                "action": action,
+                "_selected_action": pks,
+                "index": "0",
+                "csrfmiddlewaretoken": session.cookies["csrftoken"],
+            },
+            timeout=10,
+            allow_redirects=False,
+        )
         answered = time.monotonic()  # the transaction has committed before the 302 is sent
         assert response.status_code == 302, response.text[:1000]
         return answered
 
 
 def _start_deployment(name: str, extra_env: dict, issuer, workdir: Path) -> Deployment:
-    env = django_env({
-        **extra_env,
-        "M2M_ISSUER": issuer.fake.issuer, "M2M_AUDIENCE": issuer.fake.audience,
-        "M2M_JWKS_URL": issuer.jwks_url, "M2M_REVOCATION_CHECK_INTERVAL": str(INTERVAL),
-    })
+    env = django_env(
+        {
+            **extra_env,
+            "M2M_ISSUER": issuer.fake.issuer,
+            "M2M_AUDIENCE": issuer.fake.audience,
+            "M2M_JWKS_URL": issuer.jwks_url,
+            "M2M_REVOCATION_CHECK_INTERVAL": str(INTERVAL),
+        }
+    )
     # One process for both steps: a Django start-up costs seconds on a busy CI machine.
-    setup = manage(env, "shell", "-c", "; ".join([
-        "from django.core.management import call_command",
-        "call_command('migrate', verbosity=0)",
-        "from django.contrib.auth import get_user_model",
-        "get_user_model().objects.create_superuser('admin', 'admin@example.com', 'admin-pw')"]))
+    setup = manage(
+        env,
+        "shell",
+        "-c",
+        "; ".join(
+            [
+                "from django.core.management import call_command",
+                "call_command('migrate', verbosity=0)",
+                "from django.contrib.auth import get_user_model",
+                "get_user_model().objects.create_superuser('admin', 'admin@example.com', 'admin-pw')",
+            ]
+        ),
+    )
     assert setup.returncode == 0, setup.stdout + setup.stderr
     workers = [Worker(f"{name}-w{i}", env, workdir).start() for i in range(WORKERS)]
     try:
@@ -192,8 +228,9 @@ def redis_deployment(postgres, redis_server, issuer, tmp_path_factory):
     """PostgreSQL + Redis: what production looks like."""
     db = postgres.create_database("m2m_fleet")
     workdir = tmp_path_factory.mktemp("fleet-redis")
-    deployment = _start_deployment("redis", {**postgres.env(db), "TESTPROJECT_REDIS_URL": redis_server.url},
-                                   issuer, workdir)
+    deployment = _start_deployment(
+        "redis", {**postgres.env(db), "TESTPROJECT_REDIS_URL": redis_server.url}, issuer, workdir
+    )
     deployment.redis = redis_server
     yield deployment
     for worker in deployment.workers:
@@ -204,8 +241,12 @@ def redis_deployment(postgres, redis_server, issuer, tmp_path_factory):
 def sqlite_deployment(issuer, tmp_path_factory):
     """SQLite + a file-based cache: the embedded default, no server at all."""
     workdir = tmp_path_factory.mktemp("fleet-sqlite")
-    deployment = _start_deployment("sqlite", {"TESTPROJECT_SQLITE": str(workdir / "db.sqlite3"),
-                                              "TESTPROJECT_CACHE_DIR": str(workdir / "cache")}, issuer, workdir)
+    deployment = _start_deployment(
+        "sqlite",
+        {"TESTPROJECT_SQLITE": str(workdir / "db.sqlite3"), "TESTPROJECT_CACHE_DIR": str(workdir / "cache")},
+        issuer,
+        workdir,
+    )
     yield deployment
     for worker in deployment.workers:
         worker.stop()

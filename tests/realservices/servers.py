@@ -32,8 +32,9 @@ def require(what: str, found) -> None:
     """A missing real component: fail in CI (these tests are not optional there), skip locally."""
     if found:
         return
-    message = (f"{what} not found; install it (Debian: apt-get install redis-server postgresql chromium; "
-               ".ci/run does this)")
+    message = (
+        f"{what} not found; install it (Debian: apt-get install redis-server postgresql chromium; .ci/run does this)"
+    )
     if os.environ.get("CI"):
         pytest.fail(message, pytrace=False)
     pytest.skip(message)
@@ -50,6 +51,7 @@ def _die_with_parent(user: pwd.struct_passwd | None = None):
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
         except OSError:
             pass
+
     return preexec
 
 
@@ -88,9 +90,11 @@ def stop_process(proc: subprocess.Popen | None, timeout: float = 10.0) -> None:
 
 # --- PostgreSQL --------------------------------------------------------------------------------------
 
+
 def postgres_bindir() -> Path | None:
-    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/postgres"),
-                        key=lambda p: int(re.search(r"/(\d+)/bin", p).group(1)))
+    candidates = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/postgres"), key=lambda p: int(re.search(r"/(\d+)/bin", p).group(1))
+    )
     if candidates:
         return Path(candidates[-1]).parent
     found = shutil.which("postgres")
@@ -119,29 +123,64 @@ class PostgresServer:
         return str(self.dir)  # the socket directory
 
     def _run(self, *args: str) -> None:
-        result = subprocess.run([str(self.bindir / args[0]), *args[1:]], preexec_fn=_die_with_parent(self.user),
-                                capture_output=True, text=True, timeout=120, cwd=str(self.dir))
+        result = subprocess.run(
+            [str(self.bindir / args[0]), *args[1:]],
+            preexec_fn=_die_with_parent(self.user),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=str(self.dir),
+        )
         if result.returncode:
             raise RuntimeError(f"{args[0]} failed: {result.stdout}\n{result.stderr}")
 
-    def start(self) -> "PostgresServer":
+    def start(self) -> PostgresServer:
         if self.user is not None:
             os.chown(self.dir, self.user.pw_uid, self.user.pw_gid)
         self.dir.chmod(0o755)
-        self._run("initdb", "-D", str(self.data), "-U", self.superuser, "--auth=trust", "-E", "UTF8",
-                  "--no-sync", "--locale=C")
+        self._run(
+            "initdb",
+            "-D",
+            str(self.data),
+            "-U",
+            self.superuser,
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+            "--locale=C",
+        )
         log = open(self.log, "ab")
         try:
             self.proc = subprocess.Popen(
-                [str(self.bindir / "postgres"), "-D", str(self.data), "-k", str(self.dir),
-                 "-c", "listen_addresses=", "-c", "fsync=off", "-c", "synchronous_commit=off",
-                 "-c", "full_page_writes=off", "-c", "max_connections=60", "-c", "shared_buffers=32MB"],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                preexec_fn=_die_with_parent(self.user), cwd=str(self.dir))
+                [
+                    str(self.bindir / "postgres"),
+                    "-D",
+                    str(self.data),
+                    "-k",
+                    str(self.dir),
+                    "-c",
+                    "listen_addresses=",
+                    "-c",
+                    "fsync=off",
+                    "-c",
+                    "synchronous_commit=off",
+                    "-c",
+                    "full_page_writes=off",
+                    "-c",
+                    "max_connections=60",
+                    "-c",
+                    "shared_buffers=32MB",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent(self.user),
+                cwd=str(self.dir),
+            )
         finally:
             log.close()
-        wait_for(lambda: (self.dir / ".s.PGSQL.5432").exists() and self._accepts(), 30, "postgres",
-                 self.proc, self.log)
+        wait_for(lambda: (self.dir / ".s.PGSQL.5432").exists() and self._accepts(), 30, "postgres", self.proc, self.log)
         return self
 
     def _accepts(self) -> bool:
@@ -154,8 +193,7 @@ class PostgresServer:
     def connect(self, dbname: str):
         import psycopg
 
-        return psycopg.connect(host=self.host, user=self.superuser, dbname=dbname, autocommit=True,
-                               connect_timeout=5)
+        return psycopg.connect(host=self.host, user=self.superuser, dbname=dbname, autocommit=True, connect_timeout=5)
 
     def create_database(self, name: str) -> str:
         with self.connect("postgres") as conn:
@@ -164,8 +202,7 @@ class PostgresServer:
         return name
 
     def env(self, dbname: str) -> dict[str, str]:
-        return {"TESTPROJECT_PG_HOST": self.host, "TESTPROJECT_PG_USER": self.superuser,
-                "TESTPROJECT_PG_NAME": dbname}
+        return {"TESTPROJECT_PG_HOST": self.host, "TESTPROJECT_PG_USER": self.superuser, "TESTPROJECT_PG_NAME": dbname}
 
     def stop(self) -> None:
         stop_process(self.proc, 20)
@@ -173,6 +210,7 @@ class PostgresServer:
 
 
 # --- Redis -------------------------------------------------------------------------------------------
+
 
 class RedisServer:
     """redis-server on a unix socket (no TCP port), no persistence. Restartable on the same socket."""
@@ -188,13 +226,30 @@ class RedisServer:
     def url(self) -> str:
         return f"unix://{self.socket}"
 
-    def start(self) -> "RedisServer":
+    def start(self) -> RedisServer:
         log = open(self.log, "ab")
         try:
             self.proc = subprocess.Popen(
-                [self.binary, "--port", "0", "--unixsocket", str(self.socket), "--unixsocketperm", "700",
-                 "--save", "", "--appendonly", "no", "--dir", str(self.dir)],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent())
+                [
+                    self.binary,
+                    "--port",
+                    "0",
+                    "--unixsocket",
+                    str(self.socket),
+                    "--unixsocketperm",
+                    "700",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--dir",
+                    str(self.dir),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent(),
+            )
         finally:
             log.close()
         wait_for(self.ping, 20, "redis-server", self.proc, self.log)
@@ -221,18 +276,31 @@ class RedisServer:
 
 # --- Django processes --------------------------------------------------------------------------------
 
+
 def django_env(extra: dict[str, str]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TESTPROJECT_", "DJANGO_", "M2M_"))}
-    env.update({"DJANGO_SETTINGS_MODULE": WORKER_SETTINGS, "PYTHONUNBUFFERED": "1",
-                "PYTHONPATH": str(REPO), "DJANGO_SUPERUSER_PASSWORD": "admin-pw"})
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": WORKER_SETTINGS,
+            "PYTHONUNBUFFERED": "1",
+            "PYTHONPATH": str(REPO),
+            "DJANGO_SUPERUSER_PASSWORD": "admin-pw",
+        }
+    )
     env.update(extra)
     return env
 
 
 def manage(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(REPO / "testproject" / "manage.py"), *args], env=env,
-                          capture_output=True, text=True, timeout=timeout, cwd=str(REPO),
-                          preexec_fn=_die_with_parent())
+    return subprocess.run(
+        [sys.executable, str(REPO / "testproject" / "manage.py"), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=str(REPO),
+        preexec_fn=_die_with_parent(),
+    )
 
 
 class Worker:
@@ -249,15 +317,37 @@ class Worker:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> "Worker":
+    def start(self) -> Worker:
         log = open(self.log, "ab")
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{self.port}", "--workers", "1",
-                 "--worker-class", "sync", "--timeout", "60", "--graceful-timeout", "5",
-                 "--access-logfile", "-", "--chdir", str(REPO), "tests.realservices.wsgi:application"],
-                env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                preexec_fn=_die_with_parent(), cwd=str(REPO))
+                [
+                    sys.executable,
+                    "-m",
+                    "gunicorn",
+                    "--bind",
+                    f"127.0.0.1:{self.port}",
+                    "--workers",
+                    "1",
+                    "--worker-class",
+                    "sync",
+                    "--timeout",
+                    "60",
+                    "--graceful-timeout",
+                    "5",
+                    "--access-logfile",
+                    "-",
+                    "--chdir",
+                    str(REPO),
+                    "tests.realservices.wsgi:application",
+                ],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent(),
+                cwd=str(REPO),
+            )
         finally:
             log.close()
         return self

@@ -16,8 +16,15 @@ from .test_multiprocess import BOUND
 pytestmark = pytest.mark.slow
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +36,9 @@ def browser():
         require("playwright (pip install -e '.[test]')", False)
     with sync_playwright() as playwright:
         # Never `playwright install`: the system's chromium, no download.
-        browser = playwright.chromium.launch(executable_path=shutil.which("chromium") or CHROMIUM,
-                                             args=CHROMIUM_ARGS, timeout=60_000)
+        browser = playwright.chromium.launch(
+            executable_path=shutil.which("chromium") or CHROMIUM, args=CHROMIUM_ARGS, timeout=60_000
+        )
         yield browser
         browser.close()
 

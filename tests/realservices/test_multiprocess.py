@@ -20,8 +20,11 @@ BOUND = INTERVAL + 1.0
 
 def report(what: str, deployment, times: dict[str, float]) -> None:
     worst = max(times.values())
-    print(f"\npropagation [{deployment.name}] {what}: " +
-          ", ".join(f"{k}={v * 1000:.0f}ms" for k, v in sorted(times.items())) + f" (max {worst * 1000:.0f}ms)")
+    print(
+        f"\npropagation [{deployment.name}] {what}: "
+        + ", ".join(f"{k}={v * 1000:.0f}ms" for k, v in sorted(times.items()))
+        + f" (max {worst * 1000:.0f}ms)"
+    )
     assert worst <= BOUND, f"{what}: slowest worker took {worst:.2f}s > {BOUND}s"
 
 
@@ -74,8 +77,7 @@ def test_commands_reach_every_worker(deployment):
     for token in (leaked, other, token_b):
         assert deployment.statuses("/orders/", token) == [200] * len(deployment.workers)
 
-    result = deployment.manage("m2m_revoke", "--jti", jti, "--exp", str(int(time.time()) + 3600),
-                               "--deactivate", b)
+    result = deployment.manage("m2m_revoke", "--jti", jti, "--exp", str(int(time.time()) + 3600), "--deactivate", b)
     since = time.monotonic()  # measured from the command's exit: its commit came a little earlier
     assert "rejected until" in result.stdout and "now inactive" in result.stdout
     report("m2m_revoke --jti (from exit)", deployment, deployment.wait_everywhere("/orders/", leaked, 401, since))
@@ -117,5 +119,6 @@ def test_revocation_while_redis_is_down_is_not_lost(redis_deployment):
     assert fleet.statuses("/orders/", token) == [401] * len(fleet.workers)
     since = fleet.admin_action(fleet.workers[0], "activate", client)
     times = fleet.wait_everywhere("/orders/", token, 200, since)
-    report("activate via w0 after Redis came back", fleet,
-           {k: v for k, v in times.items() if k != fleet.workers[0].name})
+    report(
+        "activate via w0 after Redis came back", fleet, {k: v for k, v in times.items() if k != fleet.workers[0].name}
+    )

@@ -6,6 +6,7 @@ unknown client (nothing written), 2 usage error.
 
 from __future__ import annotations
 
+import json
 import logging
 
 from django.core.exceptions import ValidationError
@@ -22,42 +23,56 @@ class Command(BaseCommand):
     help = "Grant a client the named resources (a view's resource_name), or remove them with --remove."
 
     def add_arguments(self, parser):
-        parser.add_argument("client_id", metavar="CLIENT_ID",
-                            help="the OAuth client id (for Auth0: without '@clients')")
+        parser.add_argument(
+            "client_id", metavar="CLIENT_ID", help="the OAuth client id (for Auth0: without '@clients')"
+        )
         parser.add_argument("resources", nargs="+", metavar="RESOURCE")
         parser.add_argument("--remove", action="store_true", help="remove these grants instead")
         parser.add_argument("--create", action="store_true", help="register the client if it is unknown")
         parser.add_argument("--name", default="", help="with --create: the client's display name")
+        parser.add_argument("--json", action="store_true", help="machine-readable output")
 
     def handle(self, *args, client_id, resources, remove, create, name, **opts):
+        self.json = opts["json"]
+        self.events: list[dict] = []
         self._validate(client_id, resources, remove, create, name)
         with transaction.atomic():
             client = Client.objects.select_for_update().filter(client_id=client_id).first()
             if client is None:
                 if not create:
-                    raise CommandError(f"unknown client id {client_id!r} (add --create to register it; "
-                                       "nothing was changed)")
+                    raise CommandError(
+                        f"unknown client id {client_id!r} (add --create to register it; nothing was changed)"
+                    )
                 client = Client(client_id=client_id, name=name or client_id)
                 client.full_clean()
                 client.save()
                 audit.info("registered client %s", client_id)
-                self.stdout.write(self.style.SUCCESS(f"client {client_id!r}: registered"))
+                self._say({"action": "register", "client_id": client_id}, f"client {client_id!r}: registered")
             have = set(client.grants.values_list("resource", flat=True))
             if remove:
                 self._remove(client, resources, have)
             else:
                 self._add(client, resources, have)
-        if revocation.publish_pending():
-            self.stderr.write(self.style.WARNING(
-                "warning: the shared cache is unreachable, so workers were not notified; the change is "
-                "stored and workers find it in the database"))
+        announced = not revocation.publish_pending()
+        if self.json:
+            self.stdout.write(
+                json.dumps({"client_id": client_id, "changes": self.events, "announced": announced}, indent=2)
+            )
+        if not announced:
+            self.stderr.write(
+                self.style.WARNING(
+                    "warning: the shared cache is unreachable, so workers were not notified; the change is "
+                    "stored and workers find it in the database"
+                )
+            )
 
     def _validate(self, client_id, resources, remove, create, name) -> None:
         if not client_id.strip() or client_id != client_id.strip():
             raise CommandError(f"client id {client_id!r} is empty or has surrounding spaces")
         if client_id.endswith("@clients"):
-            raise CommandError(f"give the client id without Auth0's '@clients' suffix: "
-                               f"{client_id[:-len('@clients')]!r}")
+            raise CommandError(
+                f"give the client id without Auth0's '@clients' suffix: {client_id[: -len('@clients')]!r}"
+            )
         if name and not create:
             raise CommandError("--name goes with --create")
         if remove and create:
@@ -67,27 +82,35 @@ class Command(BaseCommand):
             try:
                 validate_resource(resource)
             except ValidationError:
-                raise CommandError(f"resource {resource!r} is malformed: 1-100 characters, letters, digits "
-                                   "and _ . : / - (no spaces)")
+                raise CommandError(
+                    f"resource {resource!r} is malformed: 1-100 characters, letters, digits and _ . : / - (no spaces)"
+                ) from None
             if resource in seen:
                 raise CommandError(f"resource {resource!r} is given twice")
             seen.add(resource)
+
+    def _say(self, event: dict, text: str, changed: bool = True) -> None:
+        self.events.append({**event, "changed": changed})
+        if not self.json:
+            self.stdout.write(self.style.SUCCESS(text) if changed else text)
 
     def _add(self, client, resources, have) -> None:
         new = [r for r in resources if r not in have]
         ResourceGrant.objects.bulk_create([ResourceGrant(client=client, resource=r) for r in new])
         for resource in resources:
+            event = {"action": "grant", "resource": resource}
             if resource in have:
-                self.stdout.write(f"client {client.client_id!r}: already granted {resource!r}")
+                self._say(event, f"client {client.client_id!r}: already granted {resource!r}", changed=False)
             else:
                 audit.info("granted %s to client %s", resource, client.client_id)
-                self.stdout.write(self.style.SUCCESS(f"client {client.client_id!r}: granted {resource!r}"))
+                self._say(event, f"client {client.client_id!r}: granted {resource!r}")
 
     def _remove(self, client, resources, have) -> None:
         ResourceGrant.objects.filter(client=client, resource__in=resources).delete()
         for resource in resources:
+            event = {"action": "remove", "resource": resource}
             if resource in have:
                 audit.info("removed grant %s from client %s", resource, client.client_id)
-                self.stdout.write(self.style.SUCCESS(f"client {client.client_id!r}: removed {resource!r}"))
+                self._say(event, f"client {client.client_id!r}: removed {resource!r}")
             else:
-                self.stdout.write(f"client {client.client_id!r}: had no grant for {resource!r}")
+                self._say(event, f"client {client.client_id!r}: had no grant for {resource!r}", changed=False)

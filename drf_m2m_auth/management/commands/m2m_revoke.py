@@ -8,6 +8,7 @@ Exit status: 0 done (also when there was nothing left to do: every form is idemp
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import math
 
@@ -24,69 +25,112 @@ audit = logging.getLogger("drf_m2m_auth.audit")
 MAX_EXP_AHEAD = dt.timedelta(days=366)
 
 
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _datetime(text: str) -> dt.datetime | None:
+    try:
+        return parse_datetime(text.replace(" ", "T", 1))
+    except ValueError:  # well-formed but impossible, such as February 30th
+        return None
+
+
 def parse_exp(value: str, now: dt.datetime) -> dt.datetime:
     """A token's exp: NumericDate seconds (as in the claim) or ISO 8601 with a timezone."""
     text = value.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        try:
-            when = parse_datetime(text.replace(" ", "T", 1))
-        except ValueError:
-            when = None
-        if when is None:
-            raise CommandError(f"--exp {value!r} is not a date: give the token's exp claim (seconds since "
-                               "1970) or an ISO 8601 time such as 2030-01-31T12:00:00Z")
-        if timezone.is_naive(when):
-            raise CommandError(f"--exp {value!r} has no timezone: add Z (UTC) or an offset such as +02:00")
-    else:
+    seconds = _number(text)
+    if seconds is not None:
         if not math.isfinite(seconds) or seconds < 0 or seconds > 1e11:
             raise CommandError(f"--exp {value!r} is out of range: seconds since 1970, not milliseconds")
         when = dt.datetime.fromtimestamp(seconds, tz=dt.timezone.utc)
+    else:
+        when = _datetime(text)
+        if when is None:
+            raise CommandError(
+                f"--exp {value!r} is not a date: give the token's exp claim (seconds since "
+                "1970) or an ISO 8601 time such as 2030-01-31T12:00:00Z"
+            )
+        if timezone.is_naive(when):
+            raise CommandError(f"--exp {value!r} has no timezone: add Z (UTC) or an offset such as +02:00")
     if when <= now:
-        raise CommandError(f"--exp {when.isoformat()} is in the past: that token is already rejected as "
-                           "expired, nothing to revoke (check the date)")
+        raise CommandError(
+            f"--exp {when.isoformat()} is in the past: that token is already rejected as "
+            "expired, nothing to revoke (check the date)"
+        )
     if when - now > MAX_EXP_AHEAD:
-        raise CommandError(f"--exp {when.isoformat()} is more than a year away; access tokens live minutes "
-                           "to hours (is it in milliseconds?)")
+        raise CommandError(
+            f"--exp {when.isoformat()} is more than a year away; access tokens live minutes "
+            "to hours (is it in milliseconds?)"
+        )
     return when
 
 
 class Command(BaseCommand):
-    help = ("Revoke access tokens: every token of a client issued before now (--client), one token "
-            "by its jti (--jti with --exp), or (de)activate a client. Workers everywhere reject the "
-            "tokens within about REVOCATION_CHECK_INTERVAL seconds.")
+    help = (
+        "Revoke access tokens: every token of a client issued before now (--client), one token "
+        "by its jti (--jti with --exp), or (de)activate a client. Workers everywhere reject the "
+        "tokens within about REVOCATION_CHECK_INTERVAL seconds."
+    )
 
     def add_arguments(self, parser):
-        parser.add_argument("--client", action="append", default=[], metavar="CLIENT_ID",
-                            help="reject every token of this client issued before now (repeatable)")
+        parser.add_argument(
+            "--client",
+            action="append",
+            default=[],
+            metavar="CLIENT_ID",
+            help="reject every token of this client issued before now (repeatable)",
+        )
         parser.add_argument("--jti", metavar="JTI", help="reject the one token with this jti claim")
-        parser.add_argument("--exp", metavar="WHEN",
-                            help="with --jti: the token's exp (seconds since 1970, or ISO 8601 with timezone); "
-                                 "the deny-list entry is purged after it")
-        parser.add_argument("--jti-client", metavar="CLIENT_ID", default="",
-                            help="with --jti: the client it was issued to, for the record")
+        parser.add_argument(
+            "--exp",
+            metavar="WHEN",
+            help="with --jti: the token's exp (seconds since 1970, or ISO 8601 with timezone); "
+            "the deny-list entry is purged after it",
+        )
+        parser.add_argument(
+            "--jti-client",
+            metavar="CLIENT_ID",
+            default="",
+            help="with --jti: the client it was issued to, for the record",
+        )
         parser.add_argument("--reason", default="", help="with --jti: a note kept with the entry")
-        parser.add_argument("--deactivate", action="append", default=[], metavar="CLIENT_ID",
-                            help="deactivate this client: all its tokens are rejected (repeatable)")
-        parser.add_argument("--activate", action="append", default=[], metavar="CLIENT_ID",
-                            help="activate this client again (repeatable)")
-        parser.add_argument("--purge-expired", action="store_true",
-                            help="delete deny-list entries whose token has expired anyway")
+        parser.add_argument(
+            "--deactivate",
+            action="append",
+            default=[],
+            metavar="CLIENT_ID",
+            help="deactivate this client: all its tokens are rejected (repeatable)",
+        )
+        parser.add_argument(
+            "--activate",
+            action="append",
+            default=[],
+            metavar="CLIENT_ID",
+            help="activate this client again (repeatable)",
+        )
+        parser.add_argument(
+            "--purge-expired", action="store_true", help="delete deny-list entries whose token has expired anyway"
+        )
+        parser.add_argument("--json", action="store_true", help="machine-readable output")
 
     def handle(self, *args, **opts):
+        self.json = opts["json"]
+        self.events: list[dict] = []
         now = timezone.now()
         jti, exp = opts["jti"], None
         if jti is None and (opts["exp"] or opts["jti_client"] or opts["reason"]):
             raise CommandError("--exp, --jti-client and --reason go with --jti")
         if not any([opts["client"], jti, opts["deactivate"], opts["activate"], opts["purge_expired"]]):
-            raise CommandError("nothing to do: give --client, --jti/--exp, --deactivate, --activate "
-                               "or --purge-expired")
+            raise CommandError("nothing to do: give --client, --jti/--exp, --deactivate, --activate or --purge-expired")
         if jti is not None:
             try:
                 validate_jti(jti)
             except ValidationError:
-                raise CommandError(f"--jti {jti!r} is malformed: 1-255 printable ASCII characters, no spaces")
+                raise CommandError(f"--jti {jti!r} is malformed: 1-255 printable ASCII characters, no spaces") from None
             if not opts["exp"]:
                 raise CommandError("--jti needs --exp, the token's exp, so the entry can be purged after it")
             exp = parse_exp(opts["exp"], now)
@@ -106,43 +150,63 @@ class Command(BaseCommand):
                 self._revoke_jti(jti, exp, opts["jti_client"], opts["reason"])
             if opts["purge_expired"]:
                 count = RevokedToken.objects.purge_expired(now)
-                self.stdout.write(f"purged {count} expired deny-list entr{'y' if count == 1 else 'ies'}")
+                self._say(
+                    {"action": "purge_expired", "count": count},
+                    f"purged {count} expired deny-list entr{'y' if count == 1 else 'ies'}",
+                )
         self._announce()
 
     def _clients(self, ids: list[str]) -> dict[str, Client]:
         found = {c.client_id: c for c in Client.objects.select_for_update().filter(client_id__in=set(ids))}
         missing = sorted(set(ids) - set(found))
         if missing:
-            raise CommandError(f"unknown client id(s): {', '.join(missing)} (register them first, e.g. "
-                               "m2m_grant --create ID RESOURCE; nothing was changed)")
+            raise CommandError(
+                f"unknown client id(s): {', '.join(missing)} (register them first, e.g. "
+                "m2m_grant --create ID RESOURCE; nothing was changed)"
+            )
         return found
+
+    def _say(self, event: dict, text: str, changed: bool = True) -> None:
+        self.events.append({**event, "changed": changed})
+        if not self.json:
+            self.stdout.write(self.style.SUCCESS(text) if changed else text)
 
     def _revoke_client(self, client: Client, now: dt.datetime) -> None:
         client.revoke_tokens(now)
         audit.info("revoked tokens of client %s issued before %s", client.client_id, now.isoformat())
-        self.stdout.write(self.style.SUCCESS(
-            f"client {client.client_id!r}: every token issued before {now.isoformat()} is now rejected"))
+        self._say(
+            {"action": "revoke_tokens", "client_id": client.client_id, "issued_before": now.isoformat()},
+            f"client {client.client_id!r}: every token issued before {now.isoformat()} is now rejected",
+        )
 
     def _set_active(self, client: Client, active: bool) -> None:
         word = "active" if active else "inactive"
+        event = {"action": "activate" if active else "deactivate", "client_id": client.client_id}
         if client.is_active == active:
-            self.stdout.write(f"client {client.client_id!r}: already {word}")
+            self._say(event, f"client {client.client_id!r}: already {word}", changed=False)
             return
         client.activate() if active else client.deactivate()
         audit.info("client %s set %s", client.client_id, word)
-        self.stdout.write(self.style.SUCCESS(f"client {client.client_id!r}: now {word}"))
+        self._say(event, f"client {client.client_id!r}: now {word}")
 
     def _revoke_jti(self, jti: str, exp: dt.datetime, client_id: str, reason: str) -> None:
         entry, created = RevokedToken.objects.revoke(jti, exp, client_id=client_id, reason=reason)
+        event = {"action": "revoke_jti", "jti": jti, "exp": entry.exp.isoformat()}
         if created:
             audit.info("revoked jti %s until %s", jti, entry.exp.isoformat())
-            self.stdout.write(self.style.SUCCESS(f"jti {jti!r}: rejected until {entry.exp.isoformat()}"))
+            self._say(event, f"jti {jti!r}: rejected until {entry.exp.isoformat()}")
         else:
-            self.stdout.write(f"jti {jti!r}: already rejected until {entry.exp.isoformat()}")
+            self._say(event, f"jti {jti!r}: already rejected until {entry.exp.isoformat()}", changed=False)
 
     def _announce(self) -> None:
-        if revocation.publish_pending():
-            self.stderr.write(self.style.WARNING(
-                "warning: the shared cache is unreachable, so workers were not notified; the change is "
-                "stored and workers find it in the database (at once if they cannot reach the cache "
-                "either, otherwise within REVOCATION_DB_CHECK_INTERVAL)"))
+        announced = not revocation.publish_pending()
+        if self.json:
+            self.stdout.write(json.dumps({"changes": self.events, "announced": announced}, indent=2))
+        if not announced:
+            self.stderr.write(
+                self.style.WARNING(
+                    "warning: the shared cache is unreachable, so workers were not notified; the change is "
+                    "stored and workers find it in the database (at once if they cannot reach the cache "
+                    "either, otherwise within REVOCATION_DB_CHECK_INTERVAL)"
+                )
+            )
