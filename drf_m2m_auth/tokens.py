@@ -6,6 +6,8 @@ import binascii
 import hashlib
 import json
 import math
+import re
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -65,11 +67,24 @@ def _verifier_for(alg: str) -> Callable[[Any, bytes, bytes], None]:
 SIGNATURE_VERIFIERS = {alg: _verifier_for(alg) for alg in ALG_KEY_TYPES}
 
 
-def b64url_decode(segment: str) -> bytes:
+_B64URL = re.compile(r"[A-Za-z0-9_-]*")
+
+
+def _b64url_decode_strict(segment: str) -> bytes:
     """Strict base64url without padding (RFC 7515 2): any other character is an error."""
-    if "=" in segment:
-        raise ValueError("padding is not allowed")
+    if "=" in segment or "+" in segment or "/" in segment:  # padding, or the standard alphabet
+        raise ValueError("not base64url")
     return binascii.a2b_base64(segment.translate(_URL_TO_STD) + "=" * (-len(segment) % 4), strict_mode=True)
+
+
+def _b64url_decode_checked(segment: str) -> bytes:
+    """The same for Python 3.10, whose a2b_base64 has no strict mode: check the alphabet first."""
+    if not _B64URL.fullmatch(segment) or len(segment) % 4 == 1:
+        raise ValueError("not base64url")
+    return binascii.a2b_base64(segment.translate(_URL_TO_STD) + "=" * (-len(segment) % 4))
+
+
+b64url_decode = _b64url_decode_strict if sys.version_info >= (3, 11) else _b64url_decode_checked
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -450,3 +450,18 @@ def test_numeric_date_bounds_are_finite():
     from drf_m2m_auth.tokens import MAX_NUMERIC_DATE
 
     assert math.isfinite(MAX_NUMERIC_DATE)
+
+
+@pytest.mark.parametrize("segment", ["", "QQ", "QUI", "QUJD", "eyJhIjoxfQ", "-_-_", "A", "QQ==", "QQ=", "Q Q",
+                                     "QQ\n", "é", "Q+Q/", "a*b", "QUJD\x00"])
+def test_b64url_decoders_agree(segment):
+    """The Python 3.10 fallback decoder accepts and refuses exactly what the strict one does."""
+    from drf_m2m_auth.tokens import _b64url_decode_checked, _b64url_decode_strict
+
+    results = []
+    for decode in (_b64url_decode_strict, _b64url_decode_checked):
+        try:
+            results.append(decode(segment))
+        except (ValueError, TypeError):
+            results.append("error")
+    assert results[0] == results[1]
