@@ -175,7 +175,7 @@ def record_change(using: str = "default", *, clients: bool = False, tokens: bool
     manager = RevocationState.objects.using(using)
     if not manager.filter(pk=1).update(**values):
         manager.update_or_create(pk=1, defaults=values)
-    _mark_dirty()
+    _mark_dirty(using)
     connection = connections[using]
     if connection.in_atomic_block and _commit_hook_scheduled(connection):
         return  # one bump per transaction is enough
@@ -189,11 +189,33 @@ def _commit_hook_scheduled(connection) -> bool:
         return False
 
 
-def _mark_dirty() -> None:
+def _mark_dirty(using: str | None = None) -> None:
+    """Read the database at the next check. ``using``: the change's alias, if still uncommitted."""
     global _dirty, _dirty_owner
+    outer = None
+    if using is not None:
+        from django.db import connections
+
+        connection = connections[using]
+        blocks = getattr(connection, "atomic_blocks", None)
+        outer = blocks[0] if connection.in_atomic_block and blocks else None
+    _dirty_owner = (threading.get_ident(), using, outer)
     _dirty = True
-    _dirty_owner = threading.get_ident()
     _snap.next_check = -math.inf
+
+
+def _inside_dirty_transaction() -> bool:
+    """Is the thread that made the change still inside that change's transaction? What it reads
+    there may yet be rolled back (a test's transaction, say), so it re-reads at every check until
+    the transaction is over; any other thread or transaction reads committed data."""
+    owner = _dirty_owner
+    if owner is None or owner[2] is None or owner[0] != threading.get_ident():
+        return False
+    from django.db import connections
+
+    connection = connections[owner[1]]
+    blocks = getattr(connection, "atomic_blocks", None)
+    return bool(connection.in_atomic_block and blocks and blocks[0] is owner[2])
 
 
 def _after_commit() -> None:
@@ -265,8 +287,8 @@ def _sync(*, wait: bool = False) -> Snapshot:
 
 
 def _sync_locked() -> Snapshot:
-    global _snap, _dirty, _publish_pending
-    from django.db import DatabaseError, connection
+    global _snap, _dirty, _dirty_owner, _publish_pending
+    from django.db import DatabaseError
 
     snap = _snap
     now = _clock()
@@ -321,9 +343,12 @@ def _sync_locked() -> Snapshot:
             _add_generation()
         elif _publish_pending:
             publish()
-    if dirty and not (_dirty_owner == threading.get_ident() and connection.in_atomic_block):
-        # Read outside the writer's transaction: what we saw is committed.
-        _dirty = False
+    if dirty:
+        if _inside_dirty_transaction():
+            new.next_check = -math.inf
+        else:  # read outside the writer's transaction: what we saw is committed
+            _dirty = False
+            _dirty_owner = None
     _snap = new
     return new
 

@@ -199,6 +199,7 @@ def test_steady_state_makes_no_query_and_no_cache_call(clock, django_assert_num_
     assert CountingCache.calls == 1
 
 
+@pytest.mark.django_db(transaction=True)  # committed: this process is not inside its own change
 def test_generation_change_reloads_only_the_changed_client(clock, django_assert_num_queries):
     for i in range(60):
         client_with(f"svc-{i}", "orders")
@@ -487,3 +488,24 @@ def test_without_a_shared_cache_processes_compare_the_database_stamps_each_inter
     assert reason_of(token()) == "client_inactive"
     clock.advance(1.0)
     assert reason_of(token(), other_process) == "client_inactive"
+
+
+@pytest.mark.django_db(transaction=True)  # no outer transaction: each block below is the outermost
+def test_a_test_transaction_rolled_back_leaves_nothing_behind_for_the_next_one(django_db_blocker):
+    """Two TestCase-style transactions in a row, within one interval: the second sees its own data."""
+    from django.test import TestCase
+
+    def in_a_test_transaction(body):
+        with django_db_blocker.unblock():
+            atomic = TestCase._enter_atomics()
+            try:
+                return body()
+            finally:
+                TestCase._rollback_atomics(atomic)
+
+    def first():
+        client_with("svc-a", is_active=False)
+        return reason_of(token())
+
+    assert in_a_test_transaction(first) == "client_inactive"
+    assert in_a_test_transaction(lambda: reason_of(token())) is None  # svc-a is gone: unregistered
