@@ -193,8 +193,12 @@ def package_versions() -> dict:
 
 
 def git_revision(path: str) -> str | None:
+    """HEAD's short hash, with "+dirty" when drf_m2m_auth/ has uncommitted changes."""
     try:
-        return subprocess.run(["git", "-C", path, "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, timeout=10).stdout.strip() or None
+        rev = subprocess.run(["git", "-C", path, "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", path, "status", "--porcelain", "--", "drf_m2m_auth"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
+    return (rev + ("+dirty" if dirty else "")) or None

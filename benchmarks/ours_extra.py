@@ -6,6 +6,12 @@ Case D compares, on one cached token, in the same process and round:
   ``M2MJWTAuthentication`` as shipped (revocation check included);
 * ``DB``: the same request with ``[HasScopes]`` only and the revocation hook emptied;
 * ``DAF`` / ``DAB``: the same two at the level of ``authenticate()``.
+
+And, to split case C's added cost, two more views timed alongside ``Cs`` and ``N``:
+
+* ``CA``: ``M2MJWTAuthentication`` with no permission class (what authentication alone adds);
+* ``CZ``: an authenticator that returns a ready (client, token) pair, with ``HasScopes`` (what DRF's
+  authenticated path and the scope check add without any token work).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ RESOURCE = "orders"
 
 class OursExtra:
     def __init__(self, worker):
+        from rest_framework.authentication import BaseAuthentication
         from systems import _scoped_ours_view
 
         from drf_m2m_auth.authentication import M2MJWTAuthentication
@@ -37,16 +44,25 @@ class OursExtra:
             def check_client_state(self, token):
                 return None
 
+        pair = M2MJWTAuthentication().authenticate(worker.drf_request(worker.tokens["Cs"]))
+
+        class ReadyPair(BaseAuthentication):
+            def authenticate(self, request):
+                return pair
+
         self.auth_full = M2MJWTAuthentication().authenticate
         self.auth_base = WithoutClientState().authenticate
         self.views = {
             "DF": _scoped_ours_view([M2MJWTAuthentication], [HasScopes, HasResourceGrant], RESOURCE),
             "DB": _scoped_ours_view([WithoutClientState], [HasScopes]),
+            "CA": _scoped_ours_view([M2MJWTAuthentication], []),
+            "CZ": _scoped_ours_view([ReadyPair], [HasScopes]),
         }
 
     def cases(self) -> dict[str, str]:
         tok = self.worker.tokens["D"]
-        return {"DF": tok, "DB": tok, "DAF": tok, "DAB": tok}
+        cs = self.worker.tokens["Cs"]
+        return {"DF": tok, "DB": tok, "DAF": tok, "DAB": tok, "CA": cs, "CZ": cs}
 
     def authenticator(self, case: str):
         return self.auth_full if case == "DAF" else self.auth_base

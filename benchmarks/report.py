@@ -59,6 +59,10 @@ def summarize(result: dict) -> dict:
             if "DF" in s:
                 row["D_request_added"] = stats(_ratios(s["DF"], s["DB"], minus_one=True))
                 row["D_auth_added_us"] = stats([(a - b) * 1e6 for a, b in zip(s["DAF"], s["DAB"], strict=True)])
+                row["C_split"] = {
+                    "auth_only_added": stats(_ratios(s["CA"], s["N"], minus_one=True)),
+                    "ready_pair_hasscopes_added": stats(_ratios(s["CZ"], s["N"], minus_one=True)),
+                }
                 row["D_auth_added_x_floor"] = stats(
                     [(a - b) / f for a, b, f in zip(s["DAF"], s["DAB"], floor["A"], strict=True)])
             rows[system] = row
@@ -159,6 +163,20 @@ def e_rows(result: dict) -> tuple[list[str], list[list[str]]]:
     return head, body
 
 
+def c_split_lines(result: dict) -> list[str]:
+    lines = []
+    for alg, rows in result["summary"]["per_alg"].items():
+        r = rows.get("ours")
+        if r and "C_split" in r:
+            sp = r["C_split"]
+            lines.append(
+                f"{alg}: whole ({_pct(r['Cs_added'])}) = M2MJWTAuthentication alone, no permission "
+                f"{_pct(sp['auth_only_added'])} + DRF's authenticated path and HasScopes with a ready "
+                f"(client, token) {_pct(sp['ready_pair_hasscopes_added'])}; authenticate() by itself "
+                f"{100 * r['us']['A'] / r['us']['N']:.1f}% of the no-auth request")
+    return lines
+
+
 def d_lines(result: dict) -> list[str]:
     lines = []
     for alg, rows in result["summary"]["per_alg"].items():
@@ -218,6 +236,9 @@ def render_text(result: dict) -> str:
            "[interquartile range] and median absolute time per operation", ""]
     for alg in result["summary"]["per_alg"]:
         out += [f"{alg}", _text_table(*table_rows(result, alg)), ""]
+    c = c_split_lines(result)
+    if c:
+        out += ["C split (ours, same token): what the added cost is made of", *c, ""]
     d = d_lines(result)
     if d:
         out += ["D: revocation + grant checks on a cached token (ours)", *d, ""]
@@ -231,6 +252,9 @@ def render_rst(result: dict) -> str:
     out = []
     for alg in result["summary"]["per_alg"]:
         out += [f"**{alg}**", "", _rst_table(*table_rows(result, alg)), ""]
+    c = c_split_lines(result)
+    if c:
+        out += ["**C split** (ours, same token):", ""] + [f"- {line}" for line in c] + [""]
     d = d_lines(result)
     if d:
         out += ["**D** (revocation and grant checks, cached token):", ""] + [f"- {line}" for line in d] + [""]

@@ -35,7 +35,7 @@ ALL_SYSTEMS = ["floor", "ours", "pyjwt", "simplejwt", "authlib", "joserfc"]
 E_SYSTEMS = ["ours", "pyjwt", "simplejwt", "authlib"]  # the ones that fetch a JWKS themselves
 # Sample groups: cases in one group are compared with each other and alternate slice by slice.
 GROUPS = [["A"], ["B"], ["Cs", "N"], ["Cd"]]
-OURS_GROUPS = [["DF", "DB"], ["DAF", "DAB"]]
+OURS_GROUPS = [["A"], ["B"], ["Cs", "N", "CA", "CZ"], ["Cd"], ["DF", "DB"], ["DAF", "DAB"]]
 
 PROFILES = {
     #          rounds, distinct tokens per round for B, for Cd, seconds per fixed-token sample
@@ -170,11 +170,12 @@ def run_rounds(workers: dict, prof: dict, seed: int) -> dict:
         order = list(workers)
         rng.shuffle(order)
         for key in order:
-            groups = GROUPS + (OURS_GROUPS if key[0] == "ours" else [])
+            groups = OURS_GROUPS if key[0] == "ours" else GROUPS
             groups = rng.sample(groups, len(groups))
             w = workers[key]
             for group in groups:
-                r = w.call("sample", cases=group, round=rnd)
+                # Paired cases compare two close numbers: more, shorter alternating slices.
+                r = w.call("sample", cases=group, round=rnd, batches=10 if len(group) > 1 else 5)
                 for case, value in r["s_per_op"].items():
                     samples[w.label].setdefault(case, []).append(value)
                     wall[w.label].setdefault(case, []).append(r["wall_s_per_op"][case])

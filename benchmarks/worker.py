@@ -268,9 +268,9 @@ class Worker:
             if case in ("B", "Cd"):
                 group[case] = t[case][rnd]
             else:
-                tok = {"A": t["A"], "Cs": t["Cs"], "N": t["Cs"]}.get(case) or t["D"]
+                tok = t["Cs"] if case in ("Cs", "N", "CA", "CZ") else t["A"] if case == "A" else t["D"]
                 group[case] = [tok] * self.n[case]
-        cpu, wall = self.run_group(group, BATCHES)
+        cpu, wall = self.run_group(group, msg.get("batches", BATCHES))
         return {"s_per_op": cpu, "wall_s_per_op": wall}
 
     def cmd_post_check(self, msg: dict) -> dict:
