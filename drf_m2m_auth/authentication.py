@@ -51,13 +51,24 @@ class _SenderPolicy:
         nonces = None
         if s.DPOP_NONCE:
             nonces = NonceSource(str(settings.SECRET_KEY).encode(), float(s.DPOP_NONCE_LIFETIME))
-        verifier = DPoPVerifier(algorithms=as_list(s.DPOP_ALGORITHMS), max_age=float(s.DPOP_PROOF_MAX_AGE),
-                                clock_skew=float(s.DPOP_CLOCK_SKEW), replay_cache=shared_cache(), nonces=nonces)
+        verifier = DPoPVerifier(
+            algorithms=as_list(s.DPOP_ALGORITHMS),
+            max_age=float(s.DPOP_PROOF_MAX_AGE),
+            clock_skew=float(s.DPOP_CLOCK_SKEW),
+            replay_cache=shared_cache(),
+            nonces=nonces,
+        )
         header = s.MTLS_CERT_HEADER
-        return {"mode": s.DPOP, "accept_dpop": s.DPOP != "disabled", "refuse_bearer": s.DPOP == "required",
-                "dpop": verifier, "algs": verifier.algs_header, "proxies": TrustedProxies(as_list(s.TRUSTED_PROXIES)),
-                "forwarded": bool(s.DPOP_FORWARDED_HEADERS),
-                "cert_key": "HTTP_" + header.upper().replace("-", "_") if header else None}
+        return {
+            "mode": s.DPOP,
+            "accept_dpop": s.DPOP != "disabled",
+            "refuse_bearer": s.DPOP == "required",
+            "dpop": verifier,
+            "algs": verifier.algs_header,
+            "proxies": TrustedProxies(as_list(s.TRUSTED_PROXIES)),
+            "forwarded": bool(s.DPOP_FORWARDED_HEADERS),
+            "cert_key": "HTTP_" + header.upper().replace("-", "_") if header else None,
+        }
 
 
 _policy = _SenderPolicy()
@@ -111,7 +122,7 @@ class M2MJWTAuthentication(BaseAuthentication):
             self.check_client_state(token)
         except M2MAuthError as exc:
             if scheme is DPOP and not hasattr(exc, "challenge"):
-                exc.challenge = DPOP  # RFC 9449 7.2: the mechanism is known, so its challenge explains
+                _tagged(exc, DPOP)  # RFC 9449 7.2: the mechanism is known, so its challenge explains
             if isinstance(exc, UseDPoPNonce):
                 self.add_response_header(request, "DPoP-Nonce", exc.nonce)
             setattr(request, ERROR_ATTR, exc)
@@ -149,8 +160,12 @@ class M2MJWTAuthentication(BaseAuthentication):
             setattr(request, ERROR_ATTR, error)
             self.on_rejected(request, error)
             if scheme is DPOP:
-                raise InvalidAuthorizationHeader(error.description, dpop_challenge(
-                    self.get_realm(), algs=_policy.algs, error=error.error, description=error.description))
+                raise InvalidAuthorizationHeader(
+                    error.description,
+                    dpop_challenge(
+                        self.get_realm(), algs=_policy.algs, error=error.error, description=error.description
+                    ),
+                )
             raise to_api_exception(error, self.get_realm())
         return scheme, parts[1]
 
@@ -171,28 +186,47 @@ class M2MJWTAuthentication(BaseAuthentication):
         meta = getattr(request, "_request", request).META
         if scheme is DPOP:
             if token.jkt is None:
-                raise _tagged(InvalidToken("The DPoP scheme needs a DPoP-bound access token (cnf.jkt).",
-                                           reason="dpop_unbound_token", claim="cnf"), DPOP)
-            proof = policy.dpop.verify(meta.get("HTTP_DPOP"), method=request.method,
-                                       url=self.get_request_url(request), access_token=raw, jkt=token.jkt)
+                raise _tagged(
+                    InvalidToken(
+                        "The DPoP scheme needs a DPoP-bound access token (cnf.jkt).",
+                        reason="dpop_unbound_token",
+                        claim="cnf",
+                    ),
+                    DPOP,
+                )
+            proof = policy.dpop.verify(
+                meta.get("HTTP_DPOP"),
+                method=request.method,
+                url=self.get_request_url(request),
+                access_token=raw,
+                jkt=token.jkt,
+            )
             nonces = policy.dpop.nonces
             if proof.nonce_age is not None and proof.nonce_age > nonces.lifetime / 2:
                 self.add_response_header(request, "DPoP-Nonce", nonces.issue())  # RFC 9449 8.2
         elif token.jkt is not None:
             # RFC 9449 7.2: a DPoP-bound token received as a bearer token MUST be rejected.
-            raise _tagged(InvalidToken("The token is DPoP-bound: send it with the DPoP scheme and a DPoP proof.",
-                                       reason="dpop_bound_as_bearer", claim="cnf"), "both")
+            raise _tagged(
+                InvalidToken(
+                    "The token is DPoP-bound: send it with the DPoP scheme and a DPoP proof.",
+                    reason="dpop_bound_as_bearer",
+                    claim="cnf",
+                ),
+                "both",
+            )
         elif token.x5t_s256 is None:
             if policy.refuse_bearer:
-                raise _tagged(InvalidToken("This API accepts only DPoP-bound access tokens.",
-                                           reason="dpop_required"), DPOP)
+                raise _tagged(
+                    InvalidToken("This API accepts only DPoP-bound access tokens.", reason="dpop_required"), DPOP
+                )
             _learn_plain_bearer_ok()  # from now on, unbound bearer tokens skip this method
         if token.x5t_s256 is not None:
             from .mtls import check_certificate_binding
 
             key = policy.cert_key
-            check_certificate_binding(token.x5t_s256, meta.get(key) if key else None,
-                                      trusted=policy.proxies.trusts(meta.get("REMOTE_ADDR")))
+            check_certificate_binding(
+                token.x5t_s256, meta.get(key) if key else None, trusted=policy.proxies.trusts(meta.get("REMOTE_ADDR"))
+            )
 
     def get_request_url(self, request: Any) -> str:
         """The request's target URI as the client addressed it, for the proof's ``htu``.
@@ -258,12 +292,11 @@ class M2MJWTAuthentication(BaseAuthentication):
             token_accepted.send(sender=type(self), request=request, token=token)
 
     def on_rejected(self, request: Any, error: M2MAuthError) -> None:
-        logger.info(
-            "token rejected: reason=%s claim=%s", error.reason, error.claim)
+        logger.info("token rejected: reason=%s claim=%s", error.reason, error.claim)
         if token_rejected.receivers:
             token_rejected.send(sender=type(self), request=request, reason=error.reason, error=error)
 
 
 def _tagged(error: M2MAuthError, challenge: str) -> M2MAuthError:
-    error.challenge = challenge  # which WWW-Authenticate challenge explains it (authenticate_header)
+    setattr(error, "challenge", challenge)  # which WWW-Authenticate challenge explains it  # noqa: B010
     return error

@@ -75,7 +75,7 @@ class _Token:
     access_token: str = field(repr=False)
     expires_at: float
     obtained_at: float
-    token_type: str = "Bearer"  # "DPoP" when the issuer bound it to our DPoP key (RFC 9449 5)
+    token_type: str = "Bearer"  # noqa: S105 -- "DPoP" when bound to our DPoP key (RFC 9449 5)
 
 
 @dataclass(frozen=True)
@@ -155,7 +155,7 @@ class ClientCredentials:
         self._dpop = _dpop_key(dpop)
         self._nonces: dict[str, str] = {}  # origin -> the latest DPoP-Nonce it sent (RFC 9449 8, 9)
         # A DPoP-bound token is only usable with its key: processes with other keys must not share it.
-        key_parts = (token_url, client_id, audience, scope, self.extra_params)
+        key_parts: tuple = (token_url, client_id, audience, scope, self.extra_params)
         if self._dpop is not None:
             key_parts += (self._dpop.thumbprint,)
         self._cache_key = "drf_m2m_auth.client." + _fingerprint(*key_parts)
@@ -390,7 +390,7 @@ class ClientCredentials:
             raise MalformedTokenResponse(
                 f"malformed token response from {self.token_url} for {self._who()}: {problem}")
         token_type = "DPoP" if str(data.get("token_type", "")).lower() == "dpop" else "Bearer"
-        if self._dpop is not None and token_type == "Bearer":
+        if self._dpop is not None and token_type == "Bearer":  # noqa: S105 -- a scheme
             # RFC 9449 5: the issuer chose not to bind it; it can only be sent as a bearer token.
             logger.warning("the issuer returned a bearer token, not a DPoP-bound one, for %s", self._who())
         return _Token(access_token, obtained_at + expires_in, obtained_at, token_type)
@@ -455,7 +455,7 @@ class BearerAuth(AuthBase):
         return request
 
     def _authorize(self, request, token):
-        if token.token_type == "DPoP" and self.credentials._dpop is not None:
+        if token.token_type == "DPoP" and self.credentials._dpop is not None:  # noqa: S105 -- a scheme
             request.headers["Authorization"] = f"DPoP {token.access_token}"
             request.headers["DPoP"] = self.credentials.dpop_proof(request.method, request.url, token.access_token)
         else:

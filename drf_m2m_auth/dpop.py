@@ -37,7 +37,7 @@ THUMBPRINT_MEMBERS = {"EC": ("crv", "kty", "x", "y"), "RSA": ("e", "kty", "n"), 
 MAX_PROOF_BYTES = 8192
 MAX_JTI_LENGTH = 256  # RFC 9449 11.1: refuse needlessly large jti values (they are stored)
 _CURVES = {"P-256": (ec.SECP256R1, 32), "P-384": (ec.SECP384R1, 48), "P-521": (ec.SECP521R1, 66)}
-_OKP = {"Ed25519": (ed25519.Ed25519PublicKey, 32), "Ed448": (ed448.Ed448PublicKey, 57)}
+_OKP: dict[str, tuple[Any, int]] = {"Ed25519": (ed25519.Ed25519PublicKey, 32), "Ed448": (ed448.Ed448PublicKey, 57)}
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 
@@ -254,9 +254,17 @@ class DPoPVerifier:
     nonces. A proof is accepted when ``now - max_age - clock_skew <= iat <= now + clock_skew``.
     """
 
-    def __init__(self, *, algorithms: Iterable[str] = DEFAULT_ALGORITHMS, max_age: float = 60,
-                 clock_skew: float = 5, replay_cache: Any = None, nonces: NonceSource | None = None,
-                 clock: Callable[[], float] = time.time, key_cache_size: int = 1024):
+    def __init__(
+        self,
+        *,
+        algorithms: Iterable[str] = DEFAULT_ALGORITHMS,
+        max_age: float = 60,
+        clock_skew: float = 5,
+        replay_cache: Any = None,
+        nonces: NonceSource | None = None,
+        clock: Callable[[], float] = time.time,
+        key_cache_size: int = 1024,
+    ):
         ordered = list(dict.fromkeys(a for a in algorithms if a in SIGNATURE_VERIFIERS))
         self.algorithms = frozenset(ordered)
         self.algs_header = " ".join(ordered)  # RFC 9449 7.1 algs, in the configured order
@@ -271,8 +279,9 @@ class DPoPVerifier:
         self._keys: dict[str, Any] = {}
         self._key_cache_size = key_cache_size
 
-    def verify(self, proof: Any, *, method: str, url: str, access_token: str | None = None,
-               jkt: str | None = None) -> VerifiedProof:
+    def verify(
+        self, proof: Any, *, method: str, url: str, access_token: str | None = None, jkt: str | None = None
+    ) -> VerifiedProof:
         """Check ``proof`` (the DPoP header's value, None if absent) for this request.
 
         ``url`` is the request's target URI as the server sees it; ``access_token`` and ``jkt``
@@ -302,8 +311,11 @@ class DPoPVerifier:
                 raise _fail("The DPoP proof is for another access token (ath).", "dpop_ath_mismatch", "ath")
             if jkt is None or not hmac.compare_digest(thumbprint.encode(), jkt.encode()):
                 # RFC 9449 7.1 figure 16: a key that is not the token's is an invalid_token.
-                raise InvalidToken("Invalid DPoP key binding: the proof's key is not the token's (cnf.jkt).",
-                                   reason="dpop_key_mismatch", claim="cnf")
+                raise InvalidToken(
+                    "Invalid DPoP key binding: the proof's key is not the token's (cnf.jkt).",
+                    reason="dpop_key_mismatch",
+                    claim="cnf",
+                )
         # RFC 9449 11.1: each proof once. Claimed last, so a proof failing a check burns nothing.
         key = "drf_m2m_auth:dpop:jti:" + hashlib.sha256(f"{thumbprint}\x00{jti}".encode()).hexdigest()
         if claim_once(self.replay_cache, key, self.replay_ttl) is False:
@@ -375,14 +387,16 @@ class DPoPVerifier:
             age = self.nonces.age(nonce)
             if age is None:
                 what = "no nonce" if nonce is None else "a stale or unknown nonce"
-                raise UseDPoPNonce(f"The DPoP proof has {what}: use the DPoP-Nonce this server sent.",
-                                   nonce=self.nonces.issue())
+                raise UseDPoPNonce(
+                    f"The DPoP proof has {what}: use the DPoP-Nonce this server sent.", nonce=self.nonces.issue()
+                )
             # (11) the nonce is a server-managed timestamp: the proof was made after it was issued.
             return age
         now = self.clock()
         if iat > now + self.clock_skew:  # (11)
-            raise _fail("The DPoP proof was issued in the future (iat; check the client's clock).",
-                        "dpop_iat_in_future", "iat")
+            raise _fail(
+                "The DPoP proof was issued in the future (iat; check the client's clock).", "dpop_iat_in_future", "iat"
+            )
         if iat < now - self.max_age - self.clock_skew:
             raise _fail("The DPoP proof is too old (iat).", "dpop_iat_too_old", "iat")
         return None
@@ -390,9 +404,12 @@ class DPoPVerifier:
 
 # --- making proofs (the calling side) -----------------------------------------------------------
 
-_SIGN_HASH = {"256": hashes.SHA256, "384": hashes.SHA384, "512": hashes.SHA512}
-_EC_ALGS = {"secp256r1": ("ES256", "P-256", 32), "secp384r1": ("ES384", "P-384", 48),
-            "secp521r1": ("ES512", "P-521", 66)}
+_SIGN_HASH: dict[str, Any] = {"256": hashes.SHA256, "384": hashes.SHA384, "512": hashes.SHA512}
+_EC_ALGS = {
+    "secp256r1": ("ES256", "P-256", 32),
+    "secp384r1": ("ES384", "P-384", 48),
+    "secp521r1": ("ES512", "P-521", 66),
+}
 
 
 def htu_of(url: str) -> str:
@@ -416,13 +433,21 @@ class DPoPKey:
         if isinstance(public, ec.EllipticCurvePublicKey):
             self.alg, crv, size = _EC_ALGS[public.curve.name]
             numbers = public.public_numbers()
-            self.jwk = {"kty": "EC", "crv": crv, "x": b64url(numbers.x.to_bytes(size, "big")),
-                        "y": b64url(numbers.y.to_bytes(size, "big"))}
+            self.jwk = {
+                "kty": "EC",
+                "crv": crv,
+                "x": b64url(numbers.x.to_bytes(size, "big")),
+                "y": b64url(numbers.y.to_bytes(size, "big")),
+            }
         elif isinstance(public, rsa.RSAPublicKey):
-            numbers = public.public_numbers()
+            rsa_numbers = public.public_numbers()
+            n, e = rsa_numbers.n, rsa_numbers.e
             self.alg = "PS256"
-            self.jwk = {"kty": "RSA", "n": b64url(numbers.n.to_bytes((numbers.n.bit_length() + 7) // 8, "big")),
-                        "e": b64url(numbers.e.to_bytes((numbers.e.bit_length() + 7) // 8, "big"))}
+            self.jwk = {
+                "kty": "RSA",
+                "n": b64url(n.to_bytes((n.bit_length() + 7) // 8, "big")),
+                "e": b64url(e.to_bytes((e.bit_length() + 7) // 8, "big")),
+            }
         elif isinstance(public, ed25519.Ed25519PublicKey):
             self.alg = "EdDSA"
             raw = public.public_bytes(Encoding.Raw, PublicFormat.Raw)
@@ -444,18 +469,33 @@ class DPoPKey:
             return key.sign(data, padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32), hashes.SHA256())
         return key.sign(data)
 
-    def proof(self, method: str, url: str, *, access_token: str | None = None, nonce: str | None = None,
-              iat: float | None = None, jti: str | None = None) -> str:
+    def proof(
+        self,
+        method: str,
+        url: str,
+        *,
+        access_token: str | None = None,
+        nonce: str | None = None,
+        iat: float | None = None,
+        jti: str | None = None,
+    ) -> str:
         """A fresh proof (new jti) for one request; ``url`` may carry a query, it is dropped."""
         header = {"typ": "dpop+jwt", "alg": self.alg, "jwk": self.jwk}
-        claims: dict[str, Any] = {"jti": jti or secrets.token_urlsafe(16), "htm": method, "htu": htu_of(url),
-                                  "iat": int(time.time() if iat is None else iat)}
+        claims: dict[str, Any] = {
+            "jti": jti or secrets.token_urlsafe(16),
+            "htm": method,
+            "htu": htu_of(url),
+            "iat": int(time.time() if iat is None else iat),
+        }
         if access_token is not None:
             claims["ath"] = access_token_hash(access_token)
         if nonce is not None:
             claims["nonce"] = nonce
-        signing_input = (b64url(json.dumps(header, separators=(",", ":")).encode()) + "."
-                         + b64url(json.dumps(claims, separators=(",", ":")).encode()))
+        signing_input = (
+            b64url(json.dumps(header, separators=(",", ":")).encode())
+            + "."
+            + b64url(json.dumps(claims, separators=(",", ":")).encode())
+        )
         return signing_input + "." + b64url(self._sign(signing_input.encode()))
 
 

@@ -38,9 +38,8 @@ class TrustedProxies:
             address = ipaddress.ip_address(remote_addr.split("%", 1)[0])
         except ValueError:
             return False
-        if getattr(address, "ipv4_mapped", None) is not None:
-            address = address.ipv4_mapped
-        return any(address in network for network in self.networks)
+        mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:10.0.0.1, as dual-stack sockets say it
+        return any(a in network for a in (address, mapped) if a is not None for network in self.networks)
 
 
 def certificate_der(value: Any) -> bytes | None:
@@ -73,11 +72,17 @@ def check_certificate_binding(expected: str, forwarded_value: Any, *, trusted: b
     """RFC 8705 3: the presented certificate must be the token's, else 401 invalid_token."""
     der = certificate_der(forwarded_value) if trusted else None
     if der is None:
-        raise InvalidToken("The token is bound to a client certificate, and none was presented (mutual TLS).",
-                           reason="mtls_no_certificate", claim="cnf")
+        raise InvalidToken(
+            "The token is bound to a client certificate, and none was presented (mutual TLS).",
+            reason="mtls_no_certificate",
+            claim="cnf",
+        )
     if not hmac.compare_digest(certificate_thumbprint(der).encode(), expected.encode()):  # bytes: any text
-        raise InvalidToken("The token is bound to another client certificate (cnf x5t#S256).",
-                           reason="mtls_certificate_mismatch", claim="cnf")
+        raise InvalidToken(
+            "The token is bound to another client certificate (cnf x5t#S256).",
+            reason="mtls_certificate_mismatch",
+            claim="cnf",
+        )
 
 
 __all__ = ["TrustedProxies", "certificate_der", "certificate_thumbprint", "check_certificate_binding"]

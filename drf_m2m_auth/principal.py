@@ -50,8 +50,8 @@ class AccessToken:
         # certificate (RFC 8705 3.1).
         cnf = claims.get("cnf")
         self.cnf: dict[str, Any] | None = cnf if isinstance(cnf, dict) else None
-        self.jkt: str | None = cnf.get("jkt") if self.cnf is not None else None
-        self.x5t_s256: str | None = cnf.get("x5t#S256") if self.cnf is not None else None
+        self.jkt: str | None = self.cnf.get("jkt") if self.cnf is not None else None
+        self.x5t_s256: str | None = self.cnf.get("x5t#S256") if self.cnf is not None else None
 
     @property
     def expires_at(self) -> _dt.datetime:

@@ -84,11 +84,14 @@ def test_thumbprint_is_rfc_7638(key):
     jwk = public_jwk(key, None, use=None)
     assert jwk_thumbprint(jwk) == ECKey.import_key(jwk).thumbprint()
     # RFC 7638 section 3.1's worked example
-    rsa = {"kty": "RSA", "e": "AQAB",
-           "n": "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhD"
-           "R1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQ"
-           "MicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_"
-           "xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw"}
+    rsa = {
+        "kty": "RSA",
+        "e": "AQAB",
+        "n": "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhD"
+        "R1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQ"
+        "MicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_"
+        "xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw",
+    }
     assert jwk_thumbprint(rsa) == "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
 
 
@@ -105,8 +108,10 @@ def test_check_01b_no_dpop_header_at_all(verifier, key):
     assert rejected(verifier, None, key=key).reason == "dpop_missing"
 
 
-@pytest.mark.parametrize("value", ["not-a-jwt", "a.b", "a.b.c.d", "!!!.e30.e30", "e30.W10.AA",
-                                   "eyJhIjoxLCJhIjoyfQ.e30.AA", "x" * 9000, "é.é.é"])
+@pytest.mark.parametrize(
+    "value",
+    ["not-a-jwt", "a.b", "a.b.c.d", "!!!.e30.e30", "e30.W10.AA", "eyJhIjoxLCJhIjoyfQ.e30.AA", "x" * 9000, "é.é.é"],
+)
 def test_check_02_not_a_single_well_formed_jwt(verifier, key, value):
     error = rejected(verifier, value, key=key)
     assert (error.error, error.reason) == ("invalid_dpop_proof", "dpop_malformed")
@@ -118,8 +123,9 @@ def test_check_03_a_required_claim_is_missing(verifier, key, claim):
     assert (error.error, error.reason, error.claim) == ("invalid_dpop_proof", "dpop_missing_claim", claim)
 
 
-@pytest.mark.parametrize("claims", [{"jti": ""}, {"jti": "x" * 300}, {"htm": 1}, {"iat": "now"}, {"iat": True},
-                                    {"ath": 5}])
+@pytest.mark.parametrize(
+    "claims", [{"jti": ""}, {"jti": "x" * 300}, {"htm": 1}, {"iat": "now"}, {"iat": True}, {"ath": 5}]
+)
 def test_check_03_a_required_claim_has_the_wrong_type(verifier, key, claims):
     assert rejected(verifier, proof(key, claims=claims), key=key).reason == "dpop_bad_claim"
 
@@ -137,8 +143,9 @@ def test_check_04_typ_compares_case_insensitively_as_a_media_type(verifier, key)
 
 def test_check_05_alg_none_is_refused(verifier, key):
     hdr = {"typ": "dpop+jwt", "alg": "none", "jwk": public_jwk(key, None, use=None)}
-    value = encode_jws(hdr, {"jti": "j", "htm": "GET", "htu": URL, "iat": NOW, "ath": access_token_hash(TOKEN)},
-                       signature=b"")
+    value = encode_jws(
+        hdr, {"jti": "j", "htm": "GET", "htu": URL, "iat": NOW, "ath": access_token_hash(TOKEN)}, signature=b""
+    )
     assert rejected(verifier, value, key=key).reason == "dpop_alg_not_allowed"
 
 
@@ -197,17 +204,34 @@ def test_check_08_htm_is_another_method(verifier, key):
     assert rejected(verifier, proof(key, claims={"htm": "get"}), key=key).reason == "dpop_htm_mismatch"
 
 
-@pytest.mark.parametrize("htu", ["https://api.example.com/other/", "https://evil.example.com/orders/",
-                                 "http://api.example.com/orders/", "https://api.example.com:8443/orders/",
-                                 "https://api.example.com/orders", "/orders/", "https://user@api.example.com/orders/"])
+@pytest.mark.parametrize(
+    "htu",
+    [
+        "https://api.example.com/other/",
+        "https://evil.example.com/orders/",
+        "http://api.example.com/orders/",
+        "https://api.example.com:8443/orders/",
+        "https://api.example.com/orders",
+        "/orders/",
+        "https://user@api.example.com/orders/",
+    ],
+)
 def test_check_09_htu_is_another_url(verifier, key, htu):
     error = rejected(verifier, proof(key, claims={"htu": htu}), key=key)
     assert (error.reason, error.claim) == ("dpop_htu_mismatch", "htu")
 
 
-@pytest.mark.parametrize("htu", ["https://api.example.com/orders/?page=2", "https://api.example.com/orders/#top",
-                                 "https://api.example.com/orders/?a=b#c", "HTTPS://API.Example.COM:443/orders/",
-                                 "https://api.example.com/x/../orders/", "https://api.example.com/%6Frders/"])
+@pytest.mark.parametrize(
+    "htu",
+    [
+        "https://api.example.com/orders/?page=2",
+        "https://api.example.com/orders/#top",
+        "https://api.example.com/orders/?a=b#c",
+        "HTTPS://API.Example.COM:443/orders/",
+        "https://api.example.com/x/../orders/",
+        "https://api.example.com/%6Frders/",
+    ],
+)
 def test_check_09_htu_ignores_query_and_fragment_and_is_normalised(verifier, key, htu):
     assert check(verifier, proof(key, claims={"htu": htu}), key=key)
 
@@ -302,14 +326,18 @@ def test_client_keys_make_proofs_the_verifier_accepts(verifier, alg):
     assert a != b  # a fresh jti every time
 
 
-JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
-                    max_leaves=6)
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=6,
+)
 
 
 @hsettings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(claims=st.dictionaries(st.sampled_from(["jti", "htm", "htu", "iat", "ath", "nonce"]), JSON),
-       header=st.dictionaries(st.sampled_from(["typ", "crit", "kid", "x5c"]), JSON))
+@given(
+    claims=st.dictionaries(st.sampled_from(["jti", "htm", "htu", "iat", "ath", "nonce"]), JSON),
+    header=st.dictionaries(st.sampled_from(["typ", "crit", "kid", "x5c"]), JSON),
+)
 def test_signed_proofs_with_arbitrary_claims_never_crash(key, claims, header):
     # Anyone can sign a proof with their own key: every value past the signature is hostile.
     value = proof(key, header=header, claims=claims)

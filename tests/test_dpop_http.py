@@ -59,18 +59,21 @@ def test_stolen_bound_token_replayed_without_the_key_is_401(api, bound):
     thief = DPoPKey()  # the thief signs a perfect proof, with the wrong key
     response = send(api, bound, thief)
     assert response.status_code == 401
-    assert challenge(response) == ('Bearer realm="api", DPoP realm="api", error="invalid_token", '
-                                   'error_description="Invalid DPoP key binding: the proof\'s key is not the '
-                                   'token\'s (cnf.jkt).", ' + ALGS)
+    assert challenge(response) == (
+        'Bearer realm="api", DPoP realm="api", error="invalid_token", '
+        "error_description=\"Invalid DPoP key binding: the proof's key is not the "
+        "token's (cnf.jkt).\", " + ALGS
+    )
 
 
 def test_bound_token_sent_as_bearer_is_refused(api, bound):
     # RFC 9449 7.2: no downgrade; figure 18's pair: the Bearer challenge carries the error.
     response = api.get("/echo/", HTTP_AUTHORIZATION=f"Bearer {bound}")
     assert response.status_code == 401
-    assert challenge(response) == ('Bearer realm="api", error="invalid_token", error_description="The token is '
-                                   'DPoP-bound: send it with the DPoP scheme and a DPoP proof.", DPoP realm="api", '
-                                   + ALGS)
+    assert challenge(response) == (
+        'Bearer realm="api", error="invalid_token", error_description="The token is '
+        'DPoP-bound: send it with the DPoP scheme and a DPoP proof.", DPoP realm="api", ' + ALGS
+    )
 
 
 def test_bound_token_as_bearer_is_refused_even_with_dpop_disabled(api, bound, settings):
@@ -82,15 +85,18 @@ def test_bound_token_as_bearer_is_refused_even_with_dpop_disabled(api, bound, se
 def test_missing_proof_is_invalid_dpop_proof(api, bound):
     response = send(api, bound, None)
     assert response.status_code == 401
-    assert challenge(response) == ('Bearer realm="api", DPoP realm="api", error="invalid_dpop_proof", '
-                                   'error_description="The request has no DPoP proof.", ' + ALGS)
+    assert challenge(response) == (
+        'Bearer realm="api", DPoP realm="api", error="invalid_dpop_proof", '
+        'error_description="The request has no DPoP proof.", ' + ALGS
+    )
 
 
 def test_proof_for_another_url_or_method(api, bound, dpop_key):
     assert 'error="invalid_dpop_proof"' in challenge(send(api, bound, dpop_key, url="http://testserver/other/"))
     assert send(api, bound, dpop_key, method="post", url=URL).status_code == 200
-    response = api.post("/echo/", HTTP_AUTHORIZATION=f"DPoP {bound}",
-                        HTTP_DPOP=dpop_key.proof("GET", URL, access_token=bound))
+    response = api.post(
+        "/echo/", HTTP_AUTHORIZATION=f"DPoP {bound}", HTTP_DPOP=dpop_key.proof("GET", URL, access_token=bound)
+    )
     assert response.status_code == 401 and "(htm)" in challenge(response)
 
 
@@ -108,8 +114,9 @@ def test_same_proof_twice_is_a_replay(api, bound, dpop_key):
 
 def test_proof_for_another_token_is_refused(api, m2m_issuer, bound, dpop_key):
     other = m2m_issuer.token(cnf={"jkt": dpop_key.thumbprint})
-    response = api.get("/echo/", HTTP_AUTHORIZATION=f"DPoP {bound}",
-                       HTTP_DPOP=dpop_key.proof("GET", URL, access_token=other))
+    response = api.get(
+        "/echo/", HTTP_AUTHORIZATION=f"DPoP {bound}", HTTP_DPOP=dpop_key.proof("GET", URL, access_token=other)
+    )
     assert response.status_code == 401 and "(ath)" in challenge(response)
 
 
@@ -128,8 +135,10 @@ def test_required_refuses_plain_bearer_and_offers_only_dpop(api, m2m_issuer, bou
     with_settings(settings, DPOP="required", DPOP_ALGORITHMS=["ES256", "PS256"])
     response = api.get("/echo/", HTTP_AUTHORIZATION=f"Bearer {m2m_issuer.token()}")
     assert response.status_code == 401
-    assert challenge(response) == ('DPoP realm="api", error="invalid_token", error_description="This API accepts '
-                                   'only DPoP-bound access tokens.", algs="ES256 PS256"')
+    assert challenge(response) == (
+        'DPoP realm="api", error="invalid_token", error_description="This API accepts '
+        'only DPoP-bound access tokens.", algs="ES256 PS256"'
+    )
     assert challenge(api.get("/echo/")) == 'DPoP realm="api", algs="ES256 PS256"'  # RFC 9449 figure 15
     assert send(api, bound, dpop_key).status_code == 200
 
@@ -197,8 +206,9 @@ def test_request_auth_exposes_the_binding(m2m_issuer, bound, dpop_key):
             seen["auth"] = request.auth
             return super().get(request)
 
-    request = APIRequestFactory().get("/echo/", HTTP_AUTHORIZATION=f"DPoP {bound}",
-                                      HTTP_DPOP=dpop_key.proof("GET", URL, access_token=bound))
+    request = APIRequestFactory().get(
+        "/echo/", HTTP_AUTHORIZATION=f"DPoP {bound}", HTTP_DPOP=dpop_key.proof("GET", URL, access_token=bound)
+    )
     assert Probe.as_view()(request).status_code == 200
     assert seen["auth"].jkt == dpop_key.thumbprint and seen["auth"].x5t_s256 is None
 
@@ -216,8 +226,11 @@ B64URLISH = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.=,
 
 
 @hsettings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(proof=st.one_of(st.text(max_size=200),
-                       st.lists(st.text(alphabet=B64URLISH, max_size=60), min_size=1, max_size=4).map(".".join)))
+@given(
+    proof=st.one_of(
+        st.text(max_size=200), st.lists(st.text(alphabet=B64URLISH, max_size=60), min_size=1, max_size=4).map(".".join)
+    )
+)
 def test_arbitrary_dpop_headers_never_500(bound, proof):
     from tests.views import Echo
 

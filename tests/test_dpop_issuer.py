@@ -30,9 +30,11 @@ def app():
 
 def ask(proof=None):
     headers = {"HTTP_DPOP": proof} if proof is not None else {}
-    return Client(HTTP_HOST="127.0.0.1").post("/issuer/oauth/token", {
-        "grant_type": "client_credentials", "client_id": "svc-a", "client_secret": SECRET, "audience": AUD},
-        **headers)
+    return Client(HTTP_HOST="127.0.0.1").post(
+        "/issuer/oauth/token",
+        {"grant_type": "client_credentials", "client_id": "svc-a", "client_secret": SECRET, "audience": AUD},
+        **headers,
+    )
 
 
 def claims(token):
@@ -55,8 +57,11 @@ def test_without_a_proof_the_token_is_a_bearer_token(app):
 @pytest.mark.parametrize("bad", ["wrong-url", "wrong-method", "garbage"])
 def test_an_invalid_proof_is_400_invalid_dpop_proof(app, bad):
     key = DPoPKey()
-    proof = {"wrong-url": key.proof("POST", "http://127.0.0.1/other"), "wrong-method": key.proof("GET", TOKEN_URL),
-             "garbage": "not.a.jwt"}[bad]
+    proof = {
+        "wrong-url": key.proof("POST", "http://127.0.0.1/other"),
+        "wrong-method": key.proof("GET", TOKEN_URL),
+        "garbage": "not.a.jwt",
+    }[bad]
     response = ask(proof)
     assert response.status_code == 400 and response.json()["error"] == "invalid_dpop_proof"
 

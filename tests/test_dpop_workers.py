@@ -62,8 +62,16 @@ def test_two_processes_racing_over_the_same_proofs_accept_each_once(tmp_path):
     work.write_text(json.dumps({"proofs": proofs, "url": url, "token": TOKEN, "jkt": key.thumbprint}))
     go = tmp_path / "go"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    racers = [subprocess.Popen([sys.executable, "-c", RACER, str(tmp_path / "cache"), str(work), str(go)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for _ in range(2)]
+    racers = [
+        subprocess.Popen(
+            [sys.executable, "-c", RACER, str(tmp_path / "cache"), str(work), str(go)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for _ in range(2)
+    ]
     try:
         for racer in racers:
             assert racer.stdout.readline().strip() == "ready", racer.stderr.read()
@@ -105,9 +113,11 @@ def test_a_proof_accepted_by_one_worker_is_a_replay_at_the_other(two_workers):
     token = issuer.token(cnf={"jkt": key.thumbprint})
 
     def send(worker, proof):
-        return requests.get(f"http://127.0.0.1:{worker.port}/echo/", timeout=15,
-                            headers={"Authorization": f"DPoP {token}", "Host": "localhost",
-                                     "DPoP": proof})
+        return requests.get(
+            f"http://127.0.0.1:{worker.port}/echo/",
+            timeout=15,
+            headers={"Authorization": f"DPoP {token}", "Host": "localhost", "DPoP": proof},
+        )
 
     proof = key.proof("GET", "http://localhost/echo/", access_token=token)
     first = send(one, proof)

@@ -21,8 +21,11 @@ def pki():
 
 @pytest.fixture
 def mtls(m2m_issuer, settings):
-    settings.DRF_M2M_AUTH = {**settings.DRF_M2M_AUTH, "MTLS_CERT_HEADER": "X-SSL-Client-Cert",
-                             "TRUSTED_PROXIES": ["10.0.0.0/24", "::1"]}
+    settings.DRF_M2M_AUTH = {
+        **settings.DRF_M2M_AUTH,
+        "MTLS_CERT_HEADER": "X-SSL-Client-Cert",
+        "TRUSTED_PROXIES": ["10.0.0.0/24", "::1"],
+    }
     return m2m_issuer
 
 
@@ -46,8 +49,10 @@ def test_bound_token_with_another_certificate_is_401(mtls, pki):
     token = mtls.token(cnf={"x5t#S256": pki["a"].thumbprint})
     response = get(token, pki["b"].escaped_pem)
     assert response.status_code == 401
-    assert challenge(response) == ('Bearer realm="api", error="invalid_token", error_description="The token is '
-                                   'bound to another client certificate (cnf x5t#S256)."')
+    assert challenge(response) == (
+        'Bearer realm="api", error="invalid_token", error_description="The token is '
+        'bound to another client certificate (cnf x5t#S256)."'
+    )
 
 
 def test_bound_token_without_a_certificate_is_401(mtls, pki):
@@ -106,9 +111,14 @@ def test_settings_are_checked(settings):
     from drf_m2m_auth.checks import check_settings
 
     base = {"ISSUER": "https://tenant.auth0.com/", "AUDIENCE": "https://api.example.com"}
-    cases = [({"DPOP": "yes"}, "E020"), ({"DPOP_ALGORITHMS": ["HS256"]}, "E021"), ({"DPOP_PROOF_MAX_AGE": 0}, "E022"),
-             ({"TRUSTED_PROXIES": ["10.0.0.300"]}, "E023"), ({"MTLS_CERT_HEADER": "bad header"}, "E023"),
-             ({"MTLS_CERT_HEADER": "X-SSL-Client-Cert"}, "W020")]
+    cases = [
+        ({"DPOP": "yes"}, "E020"),
+        ({"DPOP_ALGORITHMS": ["HS256"]}, "E021"),
+        ({"DPOP_PROOF_MAX_AGE": 0}, "E022"),
+        ({"TRUSTED_PROXIES": ["10.0.0.300"]}, "E023"),
+        ({"MTLS_CERT_HEADER": "bad header"}, "E023"),
+        ({"MTLS_CERT_HEADER": "X-SSL-Client-Cert"}, "W020"),
+    ]
     for change, check_id in cases:
         settings.DRF_M2M_AUTH = {**base, **change}
         assert [e.id for e in check_settings()] == [f"drf_m2m_auth.{check_id}"], change

@@ -39,14 +39,26 @@ def stack(tmp_path_factory):
     stranger = TestCA("another CA").issue("svc-a", client=True)  # nginx must not accept this one
     paths["stranger"] = stranger.write(tmp, "stranger")
     jwks = JWKSServer()
-    m2m = jwks.fake.settings(JWKS_URL=jwks.jwks_url, MTLS_CERT_HEADER="X-SSL-Client-Cert",
-                             TRUSTED_PROXIES=["127.0.0.1"], DPOP_FORWARDED_HEADERS=True, LEEWAY=5)
+    m2m = jwks.fake.settings(
+        JWKS_URL=jwks.jwks_url,
+        MTLS_CERT_HEADER="X-SSL-Client-Cert",
+        TRUSTED_PROXIES=["127.0.0.1"],
+        DPOP_FORWARDED_HEADERS=True,
+        LEEWAY=5,
+    )
     service_b = nginx = None
     try:
         service_b = ServiceB(tmp, m2m)
         nginx = Nginx(NGINX, tmp, service_b.port)
-        yield {"nginx": nginx, "service_b": service_b, "issuer": jwks.fake, "certs": certs, "paths": paths,
-               "ca": str(tmp / "ca.crt"), "tmp": tmp}
+        yield {
+            "nginx": nginx,
+            "service_b": service_b,
+            "issuer": jwks.fake,
+            "certs": certs,
+            "paths": paths,
+            "ca": str(tmp / "ca.crt"),
+            "tmp": tmp,
+        }
     finally:
         if nginx is not None:
             nginx.stop()
@@ -57,8 +69,13 @@ def stack(tmp_path_factory):
 
 def call(stack, token, *, cert=None, scheme="Bearer", headers=None, path="/echo/"):
     cert_files = stack["paths"][cert] if cert else None
-    return requests.get(stack["nginx"].url + path, cert=cert_files, verify=stack["ca"], timeout=15,
-                        headers={"Authorization": f"{scheme} {token}", **(headers or {})})
+    return requests.get(
+        stack["nginx"].url + path,
+        cert=cert_files,
+        verify=stack["ca"],
+        timeout=15,
+        headers={"Authorization": f"{scheme} {token}", **(headers or {})},
+    )
 
 
 def bound_to(stack, name):
@@ -92,11 +109,16 @@ def test_forged_certificate_header_through_nginx_is_overwritten(stack):
 
 def test_forged_certificate_header_straight_to_service_b_is_not_believed(stack):
     # Around the proxy, from 127.0.0.2 (not in TRUSTED_PROXIES): the header proves nothing.
-    conn = http.client.HTTPConnection("127.0.0.1", stack["service_b"].port, timeout=15,
-                                      source_address=("127.0.0.2", 0))
+    conn = http.client.HTTPConnection("127.0.0.1", stack["service_b"].port, timeout=15, source_address=("127.0.0.2", 0))
     try:
-        conn.request("GET", "/echo/", headers={"Authorization": f"Bearer {bound_to(stack, 'svc-a')}",
-                                               "X-SSL-Client-Cert": stack["certs"]["svc-a"].escaped_pem})
+        conn.request(
+            "GET",
+            "/echo/",
+            headers={
+                "Authorization": f"Bearer {bound_to(stack, 'svc-a')}",
+                "X-SSL-Client-Cert": stack["certs"]["svc-a"].escaped_pem,
+            },
+        )
         response = conn.getresponse()
         assert response.status == 401
         assert "none was presented" in response.getheader("WWW-Authenticate")

@@ -100,12 +100,24 @@ class DPoPResource(_Server):
             self.seen.append(record)
         try:
             claims = json.loads(_b64(token.split(".")[1]))
-            self.verifier.verify(proof_value, method=request.command, url=self.url + request.path,
-                                 access_token=token, jkt=claims["cnf"]["jkt"])
+            self.verifier.verify(
+                proof_value,
+                method=request.command,
+                url=self.url + request.path,
+                access_token=token,
+                jkt=claims["cnf"]["jkt"],
+            )
         except UseDPoPNonce as exc:
             record["answer"] = "use_dpop_nonce"
-            return 401, {"DPoP-Nonce": exc.nonce, "WWW-Authenticate": f'DPoP error="use_dpop_nonce", '
-                         f'error_description="{exc.description}", algs="ES256"'}, {}
+            return (
+                401,
+                {
+                    "DPoP-Nonce": exc.nonce,
+                    "WWW-Authenticate": f'DPoP error="use_dpop_nonce", '
+                    f'error_description="{exc.description}", algs="ES256"',
+                },
+                {},
+            )
         except (InvalidToken, ValueError, KeyError, IndexError) as exc:
             record["answer"] = "rejected"
             return 401, {"WWW-Authenticate": f'DPoP error="invalid_dpop_proof", algs="ES256" ({exc!r})'}, {}

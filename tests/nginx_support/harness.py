@@ -47,12 +47,23 @@ class ServiceB:
 
     def __init__(self, tmp: Path, m2m_settings: dict):
         (tmp / "cache").mkdir(exist_ok=True)
-        self.env = {**os.environ, "PYTHONPATH": str(REPO), "DJANGO_SETTINGS_MODULE": "tests.nginx_support.settings",
-                    "NGINX_TEST_SQLITE": str(tmp / "service-b.sqlite3"), "NGINX_TEST_CACHE_DIR": str(tmp / "cache"),
-                    "NGINX_TEST_M2M": json.dumps(m2m_settings)}
+        self.env = {
+            **os.environ,
+            "PYTHONPATH": str(REPO),
+            "DJANGO_SETTINGS_MODULE": "tests.nginx_support.settings",
+            "NGINX_TEST_SQLITE": str(tmp / "service-b.sqlite3"),
+            "NGINX_TEST_CACHE_DIR": str(tmp / "cache"),
+            "NGINX_TEST_M2M": json.dumps(m2m_settings),
+        }
         self.log = open(tmp / "service-b.log", "w+")  # noqa: SIM115 -- closed in stop()
-        self.proc = subprocess.Popen([sys.executable, str(HERE / "serve.py")], cwd=REPO, env=self.env,
-                                     stdout=subprocess.PIPE, stderr=self.log, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, str(HERE / "serve.py")],
+            cwd=REPO,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            text=True,
+        )
         self.port = self._wait_ready()
 
     def _wait_ready(self) -> int:
@@ -89,13 +100,28 @@ class Nginx:
         for _ in range(attempts):  # the free port may be taken between probing and binding
             self.port = free_port()
             conf = Template((HERE / "nginx.conf.template").read_text()).substitute(
-                tmp=str(tmp), port=self.port, backend_port=backend_port,
+                tmp=str(tmp),
+                port=self.port,
+                backend_port=backend_port,
                 # As root, workers would run as nobody, who cannot read the keys in a private tmp dir.
-                user_line="user root;" if os.geteuid() == 0 else "")
+                user_line="user root;" if os.geteuid() == 0 else "",
+            )
             (tmp / "nginx.conf").write_text(conf)
-            self.proc = subprocess.Popen([binary, "-p", str(tmp), "-e", str(tmp / "error.log"),
-                                          "-c", str(tmp / "nginx.conf"), "-g", "daemon off;"],
-                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            self.proc = subprocess.Popen(
+                [
+                    binary,
+                    "-p",
+                    str(tmp),
+                    "-e",
+                    str(tmp / "error.log"),
+                    "-c",
+                    str(tmp / "nginx.conf"),
+                    "-g",
+                    "daemon off;",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
             if self._wait_listening():
                 return
             _stop(self.proc, signal.SIGQUIT)
