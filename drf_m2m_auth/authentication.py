@@ -289,14 +289,23 @@ class M2MJWTAuthentication(BaseAuthentication):
 
     def on_accepted(self, request: Any, token: AccessToken) -> None:
         if token_accepted.receivers:
-            token_accepted.send(sender=type(self), request=request, token=token)
+            _log_failed_receivers(token_accepted.send_robust(sender=type(self), request=request, token=token))
 
     def on_rejected(self, request: Any, error: M2MAuthError) -> None:
         logger.info("token rejected: reason=%s claim=%s", error.reason, error.claim)
         if token_rejected.receivers:
-            token_rejected.send(sender=type(self), request=request, reason=error.reason, error=error)
+            _log_failed_receivers(token_rejected.send_robust(sender=type(self), request=request,
+                                                       reason=error.reason, error=error))
 
 
 def _tagged(error: M2MAuthError, challenge: str) -> M2MAuthError:
     setattr(error, "challenge", challenge)  # which WWW-Authenticate challenge explains it  # noqa: B010
     return error
+
+
+def _log_failed_receivers(results: list) -> None:
+    # A metrics receiver that raises must not turn an authentication into a 500 (or an accepted
+    # request into a failure): send_robust collects the exception, and we log it.
+    for receiver, result in results:
+        if isinstance(result, Exception):
+            logger.error("drf_m2m_auth signal receiver %r failed: %s", receiver, type(result).__name__)

@@ -186,3 +186,20 @@ def test_importable_before_django_setup():
     pure = ("import sys, drf_m2m_auth.errors, drf_m2m_auth.scopes, drf_m2m_auth.principal, drf_m2m_auth.jwks, "
             "drf_m2m_auth.tokens; assert 'django' not in sys.modules and 'rest_framework' not in sys.modules")
     subprocess.run([sys.executable, "-c", pure], check=True, env={**env, "DJANGO_SETTINGS_MODULE": ""})
+
+
+def test_a_failing_signal_receiver_changes_nothing(api, m2m_issuer, caplog):
+    from drf_m2m_auth.signals import token_accepted, token_rejected
+
+    def broken(**kwargs):
+        raise RuntimeError("metrics backend down")
+
+    token_accepted.connect(broken, weak=False, dispatch_uid="t-broken-a")
+    token_rejected.connect(broken, weak=False, dispatch_uid="t-broken-r")
+    try:
+        assert api.get("/echo/", **bearer(m2m_issuer.token())).status_code == 200
+        assert api.get("/echo/", **bearer(m2m_issuer.token(expires_in=-1))).status_code == 401
+    finally:
+        token_accepted.disconnect(dispatch_uid="t-broken-a")
+        token_rejected.disconnect(dispatch_uid="t-broken-r")
+    assert "receiver" in caplog.text and "RuntimeError" in caplog.text
