@@ -1,6 +1,7 @@
 """Settings for the test project: SQLite and an in-process cache by default, no external server."""
 
 import os
+from importlib.util import find_spec
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent
@@ -67,6 +68,10 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["drf_m2m_auth.permissions.HasScopes"],
     "UNAUTHENTICATED_USER": None,
 }
+if find_spec("drf_spectacular") is not None:  # in the test extra; the demo runs without it
+    INSTALLED_APPS.append("drf_spectacular")
+    REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"] = "drf_spectacular.openapi.AutoSchema"
+    SPECTACULAR_SETTINGS = {"TITLE": "service-b (drf-m2m-auth test project)", "VERSION": "1.0.0"}
 
 DRF_M2M_AUTH = {
     "ISSUER": os.environ.get("M2M_ISSUER", "http://127.0.0.1:8000/issuer/"),

@@ -20,6 +20,8 @@ def index(request):
         links["issuer_discovery"] = request.build_absolute_uri("/issuer/.well-known/openid-configuration")
     if ROLE in ("all", "api"):
         links["service_b_data"] = request.build_absolute_uri("/data/")
+        if "drf_spectacular" in settings.INSTALLED_APPS:
+            links["service_b_openapi"] = request.build_absolute_uri("/api/schema/")
     return JsonResponse({"role": ROLE, "links": links})
 
 
@@ -31,3 +33,7 @@ if ROLE in ("all", "issuer"):
     urlpatterns.append(path("issuer/", include("testproject.issuer.urls")))
 if ROLE in ("all", "api"):
     urlpatterns.append(path("", include("testproject.api.urls")))
+if ROLE in ("all", "api") and "drf_spectacular" in settings.INSTALLED_APPS:
+    from drf_spectacular.views import SpectacularAPIView
+
+    urlpatterns.insert(0, path("api/schema/", SpectacularAPIView.as_view(), name="schema"))

@@ -14,7 +14,8 @@ SCHEMA_CLASS = "drf_spectacular.openapi.AutoSchema"
 
 @pytest.fixture
 def spectacular(settings, m2m_issuer):
-    settings.INSTALLED_APPS = [*settings.INSTALLED_APPS, "drf_spectacular"]
+    if "drf_spectacular" not in settings.INSTALLED_APPS:  # testproject adds it when it is installed
+        settings.INSTALLED_APPS = [*settings.INSTALLED_APPS, "drf_spectacular"]
     settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_SCHEMA_CLASS": SCHEMA_CLASS}
     return settings
 
@@ -106,3 +107,13 @@ def test_loaded_automatically_when_installed():
 
     match = OpenApiAuthenticationExtension.get_match(M2MJWTAuthentication())
     assert match is not None and match.name == "m2mOAuth2"
+
+
+@pytest.mark.django_db
+def test_testproject_serves_its_schema(client):
+    """/api/schema/ on the test project: the oauth2 scheme and per-operation scopes, over HTTP."""
+    response = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    assert response.status_code == 200, response.content[:300]
+    schema = json.loads(response.content)
+    assert schema["components"]["securitySchemes"]["m2mOAuth2"]["type"] == "oauth2"
+    assert schema["paths"]["/data/"]["post"]["security"] == [{"m2mOAuth2": ["write:data"]}]
