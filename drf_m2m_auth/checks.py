@@ -65,6 +65,10 @@ def check_settings(app_configs=None, **kwargs) -> list:
                             hint="Use asymmetric algorithms only, e.g. ['RS256'] for Auth0 or ['ES256']; "
                                  "'none' and HS* are refused (RFC 8725 3.1, 3.2).", id="drf_m2m_auth.E005"))
     errors += _check_urls(s, insecure)
+    value = s["REVOCATION_DB_CHECK_INTERVAL"]
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
+        errors.append(Error(f"{P}['REVOCATION_DB_CHECK_INTERVAL'] must be a non-negative number or None (off), "
+                            f"not {value!r}.", id="drf_m2m_auth.E007"))
     for key in NUMBERS:
         value = s[key]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:

@@ -133,3 +133,9 @@ def test_deploy_warns_about_zero_leeway(settings, leeway, expected):
 def test_default_leeway_warns_only_on_deploy(settings):
     settings.DRF_M2M_AUTH = GOOD  # LEEWAY defaults to 0
     assert check_settings() == [] and [w.id for w in check_deploy_leeway()] == ["drf_m2m_auth.W002"]
+
+
+@pytest.mark.parametrize("value,ok", [(None, True), (0, True), (30.5, True), (-1, False), ("60", False)])
+def test_revocation_db_check_interval(settings, value, ok):
+    found = ids(settings, {**GOOD, "REVOCATION_DB_CHECK_INTERVAL": value})
+    assert (found == []) == ok, found
