@@ -114,10 +114,10 @@ class RevokedTokenAdmin(admin.ModelAdmin):
         with transaction.atomic():
             expired = list(RevokedToken.objects.expired().select_for_update())
             if hasattr(self, "log_deletions"):  # Django >= 5.1
-                self.log_deletions(request, expired)
+                self.log_deletions(request, expired)  # type: ignore[arg-type]  # any iterable works
             else:  # pragma: no cover - Django 4.2
                 for entry in expired:
-                    self.log_deletion(request, entry, str(entry))
+                    self.log_deletion(request, entry, str(entry))  # type: ignore[attr-defined,unused-ignore]
             count = RevokedToken.objects.filter(pk__in=[e.pk for e in expired]).delete()[0]
         self.message_user(
             request,

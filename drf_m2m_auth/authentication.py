@@ -294,8 +294,9 @@ class M2MJWTAuthentication(BaseAuthentication):
     def on_rejected(self, request: Any, error: M2MAuthError) -> None:
         logger.info("token rejected: reason=%s claim=%s", error.reason, error.claim)
         if token_rejected.receivers:
-            _log_failed_receivers(token_rejected.send_robust(sender=type(self), request=request,
-                                                       reason=error.reason, error=error))
+            _log_failed_receivers(
+                token_rejected.send_robust(sender=type(self), request=request, reason=error.reason, error=error)
+            )
 
 
 def _tagged(error: M2MAuthError, challenge: str) -> M2MAuthError:

@@ -24,15 +24,19 @@ from requests.auth import AuthBase
 from requests.cookies import extract_cookies_to_jar
 
 __all__ = [
-    "ClientCredentials", "BearerAuth", "TokenRequestError", "AccessDenied", "IssuerUnavailable",
-    "RateLimited", "MalformedTokenResponse",
+    "ClientCredentials",
+    "BearerAuth",
+    "TokenRequestError",
+    "AccessDenied",
+    "IssuerUnavailable",
+    "RateLimited",
+    "MalformedTokenResponse",
 ]
 
 logger = logging.getLogger(__name__)
 
 AUTH_METHODS = ("client_secret_post", "client_secret_basic")
-_DENIED_ERRORS = {"access_denied", "invalid_client", "unauthorized_client", "invalid_scope",
-                  "invalid_grant"}
+_DENIED_ERRORS = {"access_denied", "invalid_client", "unauthorized_client", "invalid_scope", "invalid_grant"}
 _INVALID_TOKEN = re.compile(r'^\s*(?:bearer|dpop)\b.*\berror\s*=\s*"?invalid_token\b', re.I | re.S)
 _USE_DPOP_NONCE = re.compile(r'\bdpop\b.*\berror\s*=\s*"?use_dpop_nonce\b', re.I | re.S)
 _LOOPBACK = {"localhost", "127.0.0.1", "::1"}
@@ -132,24 +136,40 @@ class ClientCredentials:
     Thread-safe. After ``os.fork()`` the child gets a fresh lock and HTTP session.
     """
 
-    def __init__(self, token_url, client_id, client_secret, audience, scope=None, cache=None, *,
-                 auth_method="client_secret_post", extra_params=None, refresh_margin=60.0,
-                 refresh_jitter=60.0, timeout=10.0, max_retries=2, backoff=0.5, max_wait=10.0,
-                 failure_cooldown=5.0, reject_cooldown=30.0, clock=time.time, dpop=False):
+    def __init__(
+        self,
+        token_url,
+        client_id,
+        client_secret,
+        audience,
+        scope=None,
+        cache=None,
+        *,
+        auth_method="client_secret_post",
+        extra_params=None,
+        refresh_margin=60.0,
+        refresh_jitter=60.0,
+        timeout=10.0,
+        max_retries=2,
+        backoff=0.5,
+        max_wait=10.0,
+        failure_cooldown=5.0,
+        reject_cooldown=30.0,
+        clock=time.time,
+        dpop=False,
+    ):
         _check_token_url(token_url)
         if auth_method not in AUTH_METHODS:
             raise ValueError(f"auth_method must be one of {AUTH_METHODS}, not {auth_method!r}")
-        self.token_url, self.client_id, self.audience, self.scope = (
-            token_url, client_id, audience, scope)
+        self.token_url, self.client_id, self.audience, self.scope = (token_url, client_id, audience, scope)
         self.auth_method, self.extra_params = auth_method, dict(extra_params or {})
         self.refresh_margin, self.refresh_jitter = refresh_margin, refresh_jitter
-        self.timeout, self.max_retries, self.backoff, self.max_wait = (
-            timeout, max_retries, backoff, max_wait)
+        self.timeout, self.max_retries, self.backoff, self.max_wait = (timeout, max_retries, backoff, max_wait)
         self.failure_cooldown, self.reject_cooldown = failure_cooldown, reject_cooldown
         self._clock, self._cache = clock, cache
         self._client_secret = client_secret  # only ever handed to authlib's session
         # One draw per instance: each process renews at its own point in the jitter window.
-        self._jitter_fraction = random.random()
+        self._jitter_fraction = random.random()  # noqa: S311 -- refresh jitter, not a secret
         self._held: _Held | None = None
         self._failure: _Failure | None = None
         self._dpop = _dpop_key(dpop)
@@ -164,8 +184,10 @@ class ClientCredentials:
         self.auth = BearerAuth(self)
 
     def __repr__(self):
-        return (f"{type(self).__name__}(token_url={self.token_url!r}, "
-                f"client_id={self.client_id!r}, audience={self.audience!r}, scope={self.scope!r})")
+        return (
+            f"{type(self).__name__}(token_url={self.token_url!r}, "
+            f"client_id={self.client_id!r}, audience={self.audience!r}, scope={self.scope!r})"
+        )
 
     def token(self) -> str:
         """Return a valid access token, fetching one only when none is fresh enough."""
@@ -178,6 +200,7 @@ class ClientCredentials:
         usable = held is not None and now < held.token.expires_at
         # A still-valid token need not wait for another thread's refresh: use it meanwhile.
         if not self._lock.acquire(blocking=not usable):
+            assert held is not None  # non-blocking only while a valid token is held
             return held.token
         try:
             return self._renew()
@@ -231,8 +254,12 @@ class ClientCredentials:
             self._failure = _Failure(self._clock() + wait, exc)
             if current is None:
                 raise
-            logger.warning("token refresh failed for client_id=%s audience=%s (%s); using the "
-                           "current token until it expires", self.client_id, self.audience, exc)
+            logger.warning(
+                "token refresh failed for client_id=%s audience=%s (%s); using the current token until it expires",
+                self.client_id,
+                self.audience,
+                exc,
+            )
             return current
         self._failure = None
         self._held = _Held(token, self._refresh_at(token))
@@ -240,13 +267,11 @@ class ClientCredentials:
 
     def _refresh_at(self, token: _Token) -> float:
         lifetime = max(token.expires_at - token.obtained_at, 0.0)
-        lead = (min(self.refresh_margin, lifetime / 4)
-                + self._jitter_fraction * min(self.refresh_jitter, lifetime / 4))
+        lead = min(self.refresh_margin, lifetime / 4) + self._jitter_fraction * min(self.refresh_jitter, lifetime / 4)
         return token.expires_at - lead
 
     def _fresh(self, token: _Token | None, current: _Token | None) -> bool:
-        return (token is not None and token != current
-                and self._clock() < self._refresh_at(token))
+        return token is not None and token != current and self._clock() < self._refresh_at(token)
 
     def _obtain(self, current: _Token | None) -> _Token:
         # A refresh ahead of expiry is tried once; with no valid token we retry with backoff.
@@ -257,10 +282,12 @@ class ClientCredentials:
         deadline = time.monotonic() + self._lock_ttl()
         while True:
             token = self._read_shared(cache)
-            if self._fresh(token, current):
+            if token is not None and self._fresh(token, current):
                 return token
-            if self._cache_call(cache.add, self._cache_key + ".lock", self._owner,
-                                int(self._lock_ttl()) + 1) is not False:
+            if (
+                self._cache_call(cache.add, self._cache_key + ".lock", self._owner, int(self._lock_ttl()) + 1)
+                is not False
+            ):
                 return self._fetch_holding_lock(cache, current, attempts)
             if current is not None:
                 return current  # another process is refreshing; ours is still valid
@@ -272,7 +299,7 @@ class ClientCredentials:
     def _fetch_holding_lock(self, cache, current, attempts) -> _Token:
         try:
             token = self._read_shared(cache)
-            if self._fresh(token, current):
+            if token is not None and self._fresh(token, current):
                 return token  # the previous holder stored it just before we locked
             token = self._fetch(attempts)
             timeout = max(int(token.expires_at - self._clock()), 1)
@@ -302,16 +329,19 @@ class ClientCredentials:
         try:
             return method(*args)
         except Exception as exc:  # noqa: BLE001 -- any backend error
-            logger.warning("shared token cache failed (%s); continuing without it",
-                           type(exc).__name__)
+            logger.warning("shared token cache failed (%s); continuing without it", type(exc).__name__)
             return None
 
     def _read_shared(self, cache) -> _Token | None:
         raw = self._cache_call(cache.get, self._cache_key)
         try:
             data = json.loads(raw)
-            return _Token(str(data["access_token"]), float(data["expires_at"]),
-                          float(data["obtained_at"]), str(data.get("token_type", "Bearer")))
+            return _Token(
+                str(data["access_token"]),
+                float(data["expires_at"]),
+                float(data["obtained_at"]),
+                str(data.get("token_type", "Bearer")),
+            )
         except (TypeError, ValueError, KeyError):
             return None
 
@@ -333,11 +363,12 @@ class ClientCredentials:
             except IssuerUnavailable as exc:
                 wait = exc.retry_after
                 if wait is None:
-                    wait = random.uniform(0, min(self.backoff * 2 ** attempt, self.max_wait))
+                    wait = random.uniform(0, min(self.backoff * 2**attempt, self.max_wait))  # noqa: S311 -- backoff jitter
                 if attempt + 1 >= attempts or wait > self.max_wait:
                     raise
-                logger.warning("token request failed (%s); retry %d of %d in %.2fs",
-                               exc, attempt + 1, attempts - 1, wait)
+                logger.warning(
+                    "token request failed (%s); retry %d of %d in %.2fs", exc, attempt + 1, attempts - 1, wait
+                )
                 time.sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -352,26 +383,27 @@ class ClientCredentials:
             data = self._fetch_token_response(params)
         except requests.RequestException as exc:
             raise IssuerUnavailable(
-                f"token endpoint {self.token_url} unreachable ({type(exc).__name__}) for "
-                f"{self._who()}") from exc
+                f"token endpoint {self.token_url} unreachable ({type(exc).__name__}) for {self._who()}"
+            ) from exc
         except ValueError as exc:  # authlib: a 2xx body that is not a JSON object
             raise MalformedTokenResponse(
                 f"token endpoint {self.token_url} returned a non-JSON body for {self._who()}"
             ) from exc
         token = self._parse_token(data, obtained_at)
-        logger.info("obtained an access token for %s, expires in %ds", self._who(),
-                    token.expires_at - obtained_at)
+        logger.info("obtained an access token for %s, expires in %ds", self._who(), token.expires_at - obtained_at)
         return token
 
     def _fetch_token_response(self, params):
         if self._dpop is None:
-            return self._session.fetch_token(self.token_url, grant_type="client_credentials",
-                                             timeout=self.timeout, **params)
+            return self._session.fetch_token(
+                self.token_url, grant_type="client_credentials", timeout=self.timeout, **params
+            )
         for attempt in range(2):  # RFC 9449 8: one more try when the issuer asks for a nonce
             headers = {**DEFAULT_HEADERS, "DPoP": self.dpop_proof("POST", self.token_url)}
             try:
-                return self._session.fetch_token(self.token_url, grant_type="client_credentials",
-                                                 timeout=self.timeout, headers=headers, **params)
+                return self._session.fetch_token(
+                    self.token_url, grant_type="client_credentials", timeout=self.timeout, headers=headers, **params
+                )
             except _NonceRequired as exc:
                 if attempt:
                     raise TokenRequestError(str(exc), status=exc.status, error=exc.error) from None
@@ -387,8 +419,7 @@ class ClientCredentials:
         elif str(data.get("token_type", "Bearer")).lower() not in self._token_types():
             problem = f"token_type is not {' or '.join(self._token_types())}"
         if problem:
-            raise MalformedTokenResponse(
-                f"malformed token response from {self.token_url} for {self._who()}: {problem}")
+            raise MalformedTokenResponse(f"malformed token response from {self.token_url} for {self._who()}: {problem}")
         token_type = "DPoP" if str(data.get("token_type", "")).lower() == "dpop" else "Bearer"
         if self._dpop is not None and token_type == "Bearer":  # noqa: S105 -- a scheme
             # RFC 9449 5: the issuer chose not to bind it; it can only be sent as a bearer token.
@@ -410,8 +441,12 @@ class ClientCredentials:
             raise _NonceRequired(f"the issuer requires a DPoP nonce: {where}", status=status, error=error)
         if status == 429:
             retry_after = _retry_after(resp.headers.get("Retry-After"), self.failure_cooldown)
-            raise RateLimited(f"rate limited: {where}; Retry-After {retry_after:g}s",
-                              status=status, error=error, retry_after=retry_after)
+            raise RateLimited(
+                f"rate limited: {where}; Retry-After {retry_after:g}s",
+                status=status,
+                error=error,
+                retry_after=retry_after,
+            )
         if status >= 500 or status == 408:
             raise IssuerUnavailable(f"issuer unavailable: {where}", status=status, error=error)
         detail = self._scrub(f"{error or 'error'}: {body.get('error_description') or ''}")
@@ -431,8 +466,7 @@ class ClientCredentials:
         # cross a fork (gunicorn --preload): the child starts both afresh.
         self._lock = threading.Lock()
         self._owner = uuid.uuid4().hex
-        self._session = OAuth2Session(self.client_id, self._client_secret,
-                                      token_endpoint_auth_method=self.auth_method)
+        self._session = OAuth2Session(self.client_id, self._client_secret, token_endpoint_auth_method=self.auth_method)
         self._session.register_compliance_hook("access_token_response", self._check_response)
 
 
@@ -500,7 +534,13 @@ class BearerAuth(AuthBase):
 def _forget_state_on_fork(credentials):
     if hasattr(os, "register_at_fork"):
         ref = weakref.ref(credentials)
-        os.register_at_fork(after_in_child=lambda: ref() and ref()._reset_after_fork())
+
+        def reset_in_child() -> None:
+            alive = ref()
+            if alive is not None:
+                alive._reset_after_fork()
+
+        os.register_at_fork(after_in_child=reset_in_child)
 
 
 def _dpop_key(dpop):

@@ -48,8 +48,9 @@ DEFAULTS: dict[str, Any] = {
     "MTLS_CERT_HEADER": None,
 }
 
-ALLOWED_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512",
-                                "EdDSA", "Ed25519"})
+ALLOWED_ALGORITHMS = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA", "Ed25519"}
+)
 
 
 def as_list(value: Any) -> list:
@@ -162,22 +163,39 @@ def build_verifier():
     from .tokens import TokenVerifier
 
     s = m2m_settings
-    fetch = HTTPFetcher(timeout=float(s.HTTP_TIMEOUT), max_bytes=int(s.JWKS_MAX_BYTES),
-                        insecure_hosts=as_list(s.INSECURE_JWKS_HOSTS))
+    fetch = HTTPFetcher(
+        timeout=float(s.HTTP_TIMEOUT), max_bytes=int(s.JWKS_MAX_BYTES), insecure_hosts=as_list(s.INSECURE_JWKS_HOSTS)
+    )
     cache = shared_cache()
     jwks_url = s.JWKS_URL
     sources = {}
     for issuer in s.issuers:
         url = jwks_url.get(issuer) if isinstance(jwks_url, dict) else jwks_url
         sources[issuer] = JWKSource(
-            issuer, jwks_url=url, algorithms=as_list(s.ALGORITHMS), fetch=fetch, shared_cache=cache,
-            default_ttl=float(s.JWKS_DEFAULT_TTL), min_ttl=float(s.JWKS_MIN_TTL), max_ttl=float(s.JWKS_MAX_TTL),
-            cooldown=float(s.JWKS_REFRESH_COOLDOWN), stale_if_error=float(s.JWKS_STALE_IF_ERROR),
-            cold_retry=float(s.JWKS_COLD_RETRY), lock_wait=float(s.HTTP_TIMEOUT), on_event=send_jwks_signal)
+            issuer,
+            jwks_url=url,
+            algorithms=as_list(s.ALGORITHMS),
+            fetch=fetch,
+            shared_cache=cache,
+            default_ttl=float(s.JWKS_DEFAULT_TTL),
+            min_ttl=float(s.JWKS_MIN_TTL),
+            max_ttl=float(s.JWKS_MAX_TTL),
+            cooldown=float(s.JWKS_REFRESH_COOLDOWN),
+            stale_if_error=float(s.JWKS_STALE_IF_ERROR),
+            cold_retry=float(s.JWKS_COLD_RETRY),
+            lock_wait=float(s.HTTP_TIMEOUT),
+            on_event=send_jwks_signal,
+        )
     return TokenVerifier(
-        sources=sources, audiences=s.audiences, algorithms=as_list(s.ALGORITHMS), leeway=float(s.LEEWAY),
-        scope_claims=as_list(s.SCOPE_CLAIMS), max_token_bytes=int(s.MAX_TOKEN_BYTES),
-        require_at_jwt=bool(s.REQUIRE_AT_JWT_TYP), cache_size=int(s.VERIFIED_TOKEN_CACHE_SIZE))
+        sources=sources,
+        audiences=s.audiences,
+        algorithms=as_list(s.ALGORITHMS),
+        leeway=float(s.LEEWAY),
+        scope_claims=as_list(s.SCOPE_CLAIMS),
+        max_token_bytes=int(s.MAX_TOKEN_BYTES),
+        require_at_jwt=bool(s.REQUIRE_AT_JWT_TYP),
+        cache_size=int(s.VERIFIED_TOKEN_CACHE_SIZE),
+    )
 
 
 def get_verifier():

@@ -18,8 +18,14 @@ def _quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def bearer_challenge(realm: str = "api", *, error: str | None = None, description: str | None = None,
-                     scope: str | None = None, scheme: str = "Bearer") -> str:
+def bearer_challenge(
+    realm: str = "api",
+    *,
+    error: str | None = None,
+    description: str | None = None,
+    scope: str | None = None,
+    scheme: str = "Bearer",
+) -> str:
     """``Bearer realm="api", error="invalid_token", error_description="..."`` (RFC 6750 3)."""
     parts = [f"realm={_quote(realm)}"]
     if error:
@@ -31,8 +37,7 @@ def bearer_challenge(realm: str = "api", *, error: str | None = None, descriptio
     return f"{scheme} " + ", ".join(parts)
 
 
-def dpop_challenge(realm: str = "api", *, algs: str, error: str | None = None,
-                   description: str | None = None) -> str:
+def dpop_challenge(realm: str = "api", *, algs: str, error: str | None = None, description: str | None = None) -> str:
     """``DPoP realm="api", error="invalid_dpop_proof", ..., algs="ES256 PS256"`` (RFC 9449 7.1)."""
     return bearer_challenge(realm, error=error, description=description, scheme="DPoP") + f", algs={_quote(algs)}"
 
@@ -71,9 +76,11 @@ class M2MPermissionDenied(exceptions.PermissionDenied):
 class InsufficientScopeDenied(M2MPermissionDenied):
     def __init__(self, needed: frozenset[str], realm: str = "api"):
         error = InsufficientScope(needed)
-        super().__init__(error.description, code="insufficient_scope",
-                         auth_header=bearer_challenge(realm, error="insufficient_scope",
-                                                      scope=" ".join(sorted(needed))))
+        super().__init__(
+            error.description,
+            code="insufficient_scope",
+            auth_header=bearer_challenge(realm, error="insufficient_scope", scope=" ".join(sorted(needed))),
+        )
         self.needed = error.needed
 
 
@@ -82,6 +89,7 @@ def to_api_exception(exc: M2MAuthError, realm: str) -> exceptions.APIException:
     if isinstance(exc, KeysUnavailable):
         return KeysTemporarilyUnavailable(exc.description, exc.retry_after)
     if isinstance(exc, InvalidRequest):
-        return InvalidAuthorizationHeader(exc.description, bearer_challenge(realm, error=exc.error,
-                                                                            description=exc.description))
+        return InvalidAuthorizationHeader(
+            exc.description, bearer_challenge(realm, error=exc.error, description=exc.description)
+        )
     return exceptions.AuthenticationFailed(exc.description, code=exc.error)

@@ -22,11 +22,17 @@ logger = logging.getLogger("drf_m2m_auth.jwks")
 
 # alg -> (kty, allowed curves or None). RFC 7518 3.1 / RFC 8037; HS* and "none" never appear here.
 ALG_KEY_TYPES: dict[str, tuple[str, frozenset[str] | None]] = {
-    "RS256": ("RSA", None), "RS384": ("RSA", None), "RS512": ("RSA", None),
-    "PS256": ("RSA", None), "PS384": ("RSA", None), "PS512": ("RSA", None),
-    "ES256": ("EC", frozenset({"P-256"})), "ES384": ("EC", frozenset({"P-384"})),
+    "RS256": ("RSA", None),
+    "RS384": ("RSA", None),
+    "RS512": ("RSA", None),
+    "PS256": ("RSA", None),
+    "PS384": ("RSA", None),
+    "PS512": ("RSA", None),
+    "ES256": ("EC", frozenset({"P-256"})),
+    "ES384": ("EC", frozenset({"P-384"})),
     "ES512": ("EC", frozenset({"P-521"})),
-    "EdDSA": ("OKP", frozenset({"Ed25519", "Ed448"})), "Ed25519": ("OKP", frozenset({"Ed25519"})),
+    "EdDSA": ("OKP", frozenset({"Ed25519", "Ed448"})),
+    "Ed25519": ("OKP", frozenset({"Ed25519"})),
 }
 MIN_RSA_BITS = 2048
 
@@ -38,11 +44,11 @@ class VerifyKey:
     kid: str | None
     kty: str
     crv: str | None
-    alg: str | None          # the JWK's own "alg", if it declared one
+    alg: str | None  # the JWK's own "alg", if it declared one
     algorithms: frozenset[str]  # the configured algorithms this key may verify
     public_key: Any
     thumbprint: str = ""
-    use: str | None = None   # the JWK's "use" as published ("sig" or absent), for operators' tools
+    use: str | None = None  # the JWK's "use" as published ("sig" or absent), for operators' tools
 
     def allows(self, alg: str) -> bool:
         return alg in self.algorithms
@@ -131,13 +137,22 @@ def parse_jwks(doc: Any, algorithms: Iterable[str]) -> KeySet:
         except Exception as exc:  # a bad key is skipped, not the whole set
             logger.warning("Skipping unusable JWK kid=%r: %s", kid, type(exc).__name__)
             continue
-        vk = VerifyKey(kid=kid, kty=jwk["kty"], crv=jwk.get("crv"), alg=jwk.get("alg"),
-                       algorithms=usable, public_key=native, thumbprint=thumbprint, use=jwk.get("use"))
+        vk = VerifyKey(
+            kid=kid,
+            kty=jwk["kty"],
+            crv=jwk.get("crv"),
+            alg=jwk.get("alg"),
+            algorithms=usable,
+            public_key=native,
+            thumbprint=thumbprint,
+            use=jwk.get("use"),
+        )
         keyset.all.append(vk)
         if kid is not None:
             keyset.by_kid.setdefault(kid, []).append(vk)
-    keyset.fingerprint = "|".join(sorted(f"{k.kid}:{k.thumbprint}:{','.join(sorted(k.algorithms))}"
-                                         for k in keyset.all))
+    keyset.fingerprint = "|".join(
+        sorted(f"{k.kid}:{k.thumbprint}:{','.join(sorted(k.algorithms))}" for k in keyset.all)
+    )
     return keyset
 
 
@@ -181,8 +196,14 @@ def check_url(url: str, insecure_hosts: Iterable[str] = ()) -> None:
 class HTTPFetcher:
     """GET a JSON document with a total deadline and a size cap; returns (document, max_age)."""
 
-    def __init__(self, *, timeout: float = 5.0, max_bytes: int = 512 * 1024,
-                 insecure_hosts: Iterable[str] = (), session: Any = None):
+    def __init__(
+        self,
+        *,
+        timeout: float = 5.0,
+        max_bytes: int = 512 * 1024,
+        insecure_hosts: Iterable[str] = (),
+        session: Any = None,
+    ):
         self.timeout = timeout
         self.max_bytes = max_bytes
         self.insecure_hosts = tuple(insecure_hosts)
@@ -195,8 +216,9 @@ class HTTPFetcher:
         getter = self.session or requests
         deadline = time.monotonic() + self.timeout
         try:
-            with getter.get(url, timeout=self.timeout, stream=True, allow_redirects=False,
-                            headers={"Accept": "application/json"}) as resp:
+            with getter.get(
+                url, timeout=self.timeout, stream=True, allow_redirects=False, headers={"Accept": "application/json"}
+            ) as resp:
                 if resp.status_code != 200:
                     raise JWKSError(f"HTTP {resp.status_code} from {url}")
                 declared = resp.headers.get("Content-Length")
@@ -242,12 +264,24 @@ class JWKSource:
     refresh lock is released, so it may do anything but must not expect to change the outcome.
     """
 
-    def __init__(self, issuer: str, *, jwks_url: str | None = None, algorithms: Iterable[str] = ("RS256",),
-                 fetch: Callable[[str], tuple[Any, int | None]] | None = None, shared_cache: Any = None,
-                 clock: Callable[[], float] = time.time, default_ttl: float = 600, min_ttl: float = 60,
-                 max_ttl: float = 86400, cooldown: float = 30, stale_if_error: float = 6 * 3600,
-                 cold_retry: float = 2, lock_wait: float = 5.0,
-                 on_event: Callable[..., None] | None = None):
+    def __init__(
+        self,
+        issuer: str,
+        *,
+        jwks_url: str | None = None,
+        algorithms: Iterable[str] = ("RS256",),
+        fetch: Callable[[str], tuple[Any, int | None]] | None = None,
+        shared_cache: Any = None,
+        clock: Callable[[], float] = time.time,
+        default_ttl: float = 600,
+        min_ttl: float = 60,
+        max_ttl: float = 86400,
+        cooldown: float = 30,
+        stale_if_error: float = 6 * 3600,
+        cold_retry: float = 2,
+        lock_wait: float = 5.0,
+        on_event: Callable[..., None] | None = None,
+    ):
         self.issuer = issuer
         self.configured_jwks_url = jwks_url
         self.jwks_url = jwks_url
@@ -261,12 +295,12 @@ class JWKSource:
         self.cold_retry = cold_retry
         self.lock_wait = lock_wait
         self.keys: KeySet | None = None
-        self.generation = 0           # bumped whenever the set of keys changes
-        self.fetched_at = 0.0         # when the current keys left the issuer (wall clock)
-        self.expires_at = 0.0           # when to look again (TTL, or the pause after a failed refresh)
-        self.fresh_until = 0.0          # fetched_at + TTL: the stale-if-error window starts here
-        self.source = "none"          # where the current keys came from: network | shared cache
-        self.fetch_count = 0          # JWKS network fetches by this process
+        self.generation = 0  # bumped whenever the set of keys changes
+        self.fetched_at = 0.0  # when the current keys left the issuer (wall clock)
+        self.expires_at = 0.0  # when to look again (TTL, or the pause after a failed refresh)
+        self.fresh_until = 0.0  # fetched_at + TTL: the stale-if-error window starts here
+        self.source = "none"  # where the current keys came from: network | shared cache
+        self.fetch_count = 0  # JWKS network fetches by this process
         self.discovery_count = 0
         self._lock = threading.Lock()
         self._last_refresh_attempt = -math.inf
@@ -304,8 +338,11 @@ class JWKSource:
             if key is not None:
                 return key
         if kid is None:
-            raise InvalidToken("The token has no kid and the issuer publishes more than one suitable key.",
-                               reason="kid_required", claim="kid")
+            raise InvalidToken(
+                "The token has no kid and the issuer publishes more than one suitable key.",
+                reason="kid_required",
+                claim="kid",
+            )
         raise InvalidToken("The token's key id is not in the issuer's key set.", reason="unknown_kid", claim="kid")
 
     def refresh_if_due(self) -> KeySet:
@@ -393,8 +430,13 @@ class JWKSource:
         ttl = self._ttl(max_age)
         generation = self.generation
         self._install(keyset, fetched_at=now, ttl=ttl, source="network")
-        self._event("jwks_refreshed", url=self.jwks_url, source="network", keys=len(keyset.all),
-                    changed=self.generation != generation)
+        self._event(
+            "jwks_refreshed",
+            url=self.jwks_url,
+            source="network",
+            keys=len(keyset.all),
+            changed=self.generation != generation,
+        )
         if self.shared_cache is not None:
             entry = {"jwks": doc, "fetched_at": now, "ttl": ttl, "jwks_uri": self.jwks_url}
             self._cache_call("set", self._cache_key, entry, int(self.stale_if_error + ttl))
@@ -406,11 +448,16 @@ class JWKSource:
         return keyset
 
     def _on_fetch_error(self, exc: Exception, now: float) -> KeySet:
-        self._event("jwks_fetch_failed", url=self.jwks_url or self._discovery_url(), error=str(exc),
-                    stale=self.keys is not None and now < self.fresh_until + self.stale_if_error)
+        self._event(
+            "jwks_fetch_failed",
+            url=self.jwks_url or self._discovery_url(),
+            error=str(exc),
+            stale=self.keys is not None and now < self.fresh_until + self.stale_if_error,
+        )
         if not self._outage_logged:
-            logger.warning("Cannot refresh JWKS for issuer %s from %s: %s", self.issuer,
-                           self.jwks_url or "(discovery)", exc)
+            logger.warning(
+                "Cannot refresh JWKS for issuer %s from %s: %s", self.issuer, self.jwks_url or "(discovery)", exc
+            )
             self._outage_logged = True
         if self.configured_jwks_url is None:
             self.jwks_url = None  # re-discover next time: the issuer may have moved its jwks_uri
@@ -419,18 +466,20 @@ class JWKSource:
             self.expires_at = now + min(self.cooldown, self.min_ttl)
             return self.keys
         if self.keys is not None:
-            logger.error("JWKS for issuer %s is stale beyond %ss: dropping its keys", self.issuer,
-                         self.stale_if_error)
+            logger.error("JWKS for issuer %s is stale beyond %ss: dropping its keys", self.issuer, self.stale_if_error)
         self.keys = None
         self._next_cold_attempt = now + self._cold_backoff
         retry = self._cold_backoff
         self._cold_backoff = min(self._cold_backoff * 2, max(self.cooldown, self.cold_retry))
-        raise KeysUnavailable("No signing keys could be obtained for the token issuer.",
-                              retry_after=max(1, math.ceil(retry))) from exc
+        raise KeysUnavailable(
+            "No signing keys could be obtained for the token issuer.", retry_after=max(1, math.ceil(retry))
+        ) from exc
 
     def _unavailable(self) -> KeysUnavailable:
-        return KeysUnavailable("No signing keys could be obtained for the token issuer.",
-                               retry_after=max(1, math.ceil(self._next_cold_attempt - self.clock())))
+        return KeysUnavailable(
+            "No signing keys could be obtained for the token issuer.",
+            retry_after=max(1, math.ceil(self._next_cold_attempt - self.clock())),
+        )
 
     def _install(self, keyset: KeySet, *, fetched_at: float, ttl: float, source: str) -> KeySet:
         if self.keys is not None and self.keys.fingerprint == keyset.fingerprint:
@@ -461,8 +510,9 @@ class JWKSource:
         if not isinstance(doc, dict):
             raise JWKSError(f"discovery document at {url} is not a JSON object")
         if doc.get("issuer") != self.issuer:
-            raise JWKSError(f"discovery document at {url} names issuer {doc.get('issuer')!r}, "
-                            f"expected exactly {self.issuer!r}")
+            raise JWKSError(
+                f"discovery document at {url} names issuer {doc.get('issuer')!r}, expected exactly {self.issuer!r}"
+            )
         jwks_uri = doc.get("jwks_uri")
         if not isinstance(jwks_uri, str):
             raise JWKSError(f"discovery document at {url} has no jwks_uri")
@@ -500,8 +550,13 @@ class JWKSource:
             self.jwks_url = entry["jwks_uri"]
         generation = self.generation
         installed = self._install(keyset, fetched_at=fetched_at, ttl=ttl, source="shared cache")
-        self._event("jwks_refreshed", url=self.jwks_url, source="shared cache", keys=len(installed.all),
-                    changed=self.generation != generation)
+        self._event(
+            "jwks_refreshed",
+            url=self.jwks_url,
+            source="shared cache",
+            keys=len(installed.all),
+            changed=self.generation != generation,
+        )
         return installed
 
     def _claim(self, key: str, seconds: float) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import secrets
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
@@ -62,7 +63,7 @@ class ClientQuerySet(models.QuerySet):
                 _record(self.db, Client, clients=True)
         return count
 
-    update.alters_data = True
+    update.alters_data = True  # type: ignore[attr-defined]
 
     def bulk_create(self, objs, *args, **kwargs):
         with transaction.atomic(using=self.db, savepoint=False):
@@ -159,7 +160,7 @@ class ResourceGrantQuerySet(models.QuerySet):
 
     def update(self, **kwargs):
         with transaction.atomic(using=self.db, savepoint=False):
-            pks = list(self.values_list("client_id", flat=True).distinct())
+            pks: list[Any] | None = list(self.values_list("client_id", flat=True).distinct())
             count = super().update(**kwargs)
             if "client" in kwargs or "client_id" in kwargs:
                 pks = None  # moved between clients: reload them all
@@ -170,13 +171,13 @@ class ResourceGrantQuerySet(models.QuerySet):
                     self._touch_clients(pks)
         return count
 
-    update.alters_data = True
+    update.alters_data = True  # type: ignore[attr-defined]
 
     def bulk_create(self, objs, *args, **kwargs):
         with transaction.atomic(using=self.db, savepoint=False):
             created = super().bulk_create(objs, *args, **kwargs)
             if created:
-                self._touch_clients(o.client_id for o in created)
+                self._touch_clients(o.client_id for o in created)  # type: ignore[attr-defined]
         return created
 
 
@@ -249,7 +250,7 @@ class RevokedTokenQuerySet(models.QuerySet):
                 _record(self.db, RevokedToken, tokens=True)
         return count
 
-    update.alters_data = True
+    update.alters_data = True  # type: ignore[attr-defined]
 
     def bulk_create(self, objs, *args, **kwargs):
         with transaction.atomic(using=self.db, savepoint=False):

@@ -32,14 +32,17 @@ class _OR:
         return False
 
     def has_permission(self, request: Any, view: Any) -> bool:
-        return self._first_true([lambda: self.op1.has_permission(request, view),
-                                 lambda: self.op2.has_permission(request, view)])
+        return self._first_true(
+            [lambda: self.op1.has_permission(request, view), lambda: self.op2.has_permission(request, view)]
+        )
 
     def has_object_permission(self, request: Any, view: Any, obj: Any) -> bool:
-        return self._first_true([
-            lambda: self.op1.has_permission(request, view) and self.op1.has_object_permission(request, view, obj),
-            lambda: self.op2.has_permission(request, view) and self.op2.has_object_permission(request, view, obj),
-        ])
+        return self._first_true(
+            [
+                lambda: self.op1.has_permission(request, view) and self.op1.has_object_permission(request, view, obj),
+                lambda: self.op2.has_permission(request, view) and self.op2.has_object_permission(request, view, obj),
+            ]
+        )
 
 
 class _NOT:
@@ -60,22 +63,25 @@ class _NOT:
 
 
 class _Composable:
-    def __and__(self, other):  # DRF's AND is already right: a denial from either side denies
+    # The stubs type OperandHolder's operands as DRF classes only; ours are duck-typed the same way.
+    def __and__(self, other: Any) -> Any:  # DRF's AND is already right: a denial from either side denies
         from rest_framework.permissions import AND
-        return _Holder(AND, self, other)
 
-    def __or__(self, other):
-        return _Holder(_OR, self, other)
+        return _holder(AND, self, other)
 
-    def __rand__(self, other):
+    def __or__(self, other: Any) -> Any:
+        return _holder(_OR, self, other)
+
+    def __rand__(self, other: Any) -> Any:
         from rest_framework.permissions import AND
-        return _Holder(AND, other, self)
 
-    def __ror__(self, other):
-        return _Holder(_OR, other, self)
+        return _holder(AND, other, self)
 
-    def __invert__(self):
-        return _SingleHolder(_NOT, self)
+    def __ror__(self, other: Any) -> Any:
+        return _holder(_OR, other, self)
+
+    def __invert__(self) -> Any:
+        return _single_holder(_NOT, self)
 
 
 class _Holder(_Composable, OperandHolder):
@@ -84,6 +90,10 @@ class _Holder(_Composable, OperandHolder):
 
 class _SingleHolder(_Composable, SingleOperandHolder):
     pass
+
+
+_holder: Any = _Holder
+_single_holder: Any = _SingleHolder
 
 
 class _Metaclass(_Composable, BasePermissionMetaclass):
@@ -122,8 +132,9 @@ class HasScopes(M2MPermission):
             return False  # DRF answers 401 (no credentials) or 403
         needed = self.get_required_scopes(request, view)
         if needed is None:
-            raise M2MPermissionDenied("No scopes are configured for this action; access is denied.",
-                                      code="no_scopes_configured")
+            raise M2MPermissionDenied(
+                "No scopes are configured for this action; access is denied.", code="no_scopes_configured"
+            )
         if needed <= token.scopes:
             return True
         raise InsufficientScopeDenied(needed, realm=str(m2m_settings.REALM))

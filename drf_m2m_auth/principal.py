@@ -28,11 +28,32 @@ def client_id_from_claims(claims: Mapping[str, Any]) -> str:
 class AccessToken:
     """A verified access token (``request.auth``). Never holds or shows the raw JWT."""
 
-    __slots__ = ("claims", "scopes", "client_id", "subject", "issuer", "exp", "iat", "jti", "kid",
-                 "token_hash", "header", "cnf", "jkt", "x5t_s256")
+    __slots__ = (
+        "claims",
+        "scopes",
+        "client_id",
+        "subject",
+        "issuer",
+        "exp",
+        "iat",
+        "jti",
+        "kid",
+        "token_hash",
+        "header",
+        "cnf",
+        "jkt",
+        "x5t_s256",
+    )
 
-    def __init__(self, claims: dict[str, Any], scopes: frozenset[str], *, header: Mapping[str, Any] | None = None,
-                 token_hash: str = "", kid: str | None = None):
+    def __init__(
+        self,
+        claims: dict[str, Any],
+        scopes: frozenset[str],
+        *,
+        header: Mapping[str, Any] | None = None,
+        token_hash: str = "",
+        kid: str | None = None,
+    ):
         self.claims = claims
         self.scopes = scopes
         self.header = dict(header or {})
@@ -68,8 +89,10 @@ class AccessToken:
         return self.claims[name]
 
     def __repr__(self) -> str:
-        return (f"<AccessToken client_id={self.client_id!r} iss={self.issuer!r} "
-                f"scopes={sorted(self.scopes)!r} exp={int(self.exp)}>")
+        return (
+            f"<AccessToken client_id={self.client_id!r} iss={self.issuer!r} "
+            f"scopes={sorted(self.scopes)!r} exp={int(self.exp)}>"
+        )
 
 
 class ServiceClient:
@@ -91,7 +114,7 @@ class ServiceClient:
         self.claims = claims
 
     @classmethod
-    def from_token(cls, token: AccessToken) -> "ServiceClient":
+    def from_token(cls, token: AccessToken) -> ServiceClient:
         return cls(token.client_id, subject=token.subject, scopes=token.scopes, claims=token.claims)
 
     @property

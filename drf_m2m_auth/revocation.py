@@ -213,7 +213,7 @@ def _inside_dirty_transaction() -> bool:
         return False
     from django.db import connections
 
-    connection = connections[owner[1]]
+    connection = connections[owner[1] or "default"]
     blocks = getattr(connection, "atomic_blocks", None)
     return bool(connection.in_atomic_block and blocks and blocks[0] is owner[2])
 

@@ -24,9 +24,12 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
-_HASH = {"256": hashes.SHA256, "384": hashes.SHA384, "512": hashes.SHA512}
-_CURVES = {"ES256": (ec.SECP256R1, "P-256", 32), "ES384": (ec.SECP384R1, "P-384", 48),
-           "ES512": (ec.SECP521R1, "P-521", 66)}
+_HASH: dict[str, hashes.HashAlgorithm] = {"256": hashes.SHA256(), "384": hashes.SHA384(), "512": hashes.SHA512()}
+_CURVES = {
+    "ES256": (ec.SECP256R1, "P-256", 32),
+    "ES384": (ec.SECP384R1, "P-384", 48),
+    "ES512": (ec.SECP521R1, "P-521", 66),
+}
 
 
 def b64url(data: bytes | str) -> str:
@@ -67,19 +70,20 @@ def public_jwk(private_key: Any, kid: str | None, alg: str | None = None, use: s
 def sign(private_key: Any, alg: str, signing_input: bytes) -> bytes:
     family, bits = alg[:2], alg[2:]
     if family == "RS":
-        return private_key.sign(signing_input, padding.PKCS1v15(), _HASH[bits]())
+        return private_key.sign(signing_input, padding.PKCS1v15(), _HASH[bits])
     if family == "PS":
         h = _HASH[bits]
-        return private_key.sign(signing_input, padding.PSS(mgf=padding.MGF1(h()), salt_length=h.digest_size), h())
+        return private_key.sign(signing_input, padding.PSS(mgf=padding.MGF1(h), salt_length=h.digest_size), h)
     if family == "ES":
         size = _CURVES[alg][2]
-        r, s = decode_dss_signature(private_key.sign(signing_input, ec.ECDSA(_HASH[bits]())))
+        r, s = decode_dss_signature(private_key.sign(signing_input, ec.ECDSA(_HASH[bits])))
         return r.to_bytes(size, "big") + s.to_bytes(size, "big")
     return private_key.sign(signing_input)
 
 
-def encode_jws(header: dict, claims: Any, private_key: Any = None, alg: str | None = None,
-               signature: bytes | None = None) -> str:
+def encode_jws(
+    header: dict, claims: Any, private_key: Any = None, alg: str | None = None, signature: bytes | None = None
+) -> str:
     """Compact JWS from arbitrary header/claims: for well-formed and deliberately hostile tokens."""
     payload = claims if isinstance(claims, (bytes, str)) else json.dumps(claims, separators=(",", ":"))
     signing_input = f"{b64url(json.dumps(header, separators=(',', ':')))}.{b64url(payload)}"
@@ -91,12 +95,17 @@ def encode_jws(header: dict, claims: Any, private_key: Any = None, alg: str | No
 class FakeIssuer:
     """An in-memory OAuth issuer: signing keys, a JWKS, and ``token()`` for valid or broken tokens."""
 
-    def __init__(self, issuer: str = "https://issuer.example/", audience: str = "https://api.example",
-                 alg: str = "RS256", kid: str | None = None):
+    def __init__(
+        self,
+        issuer: str = "https://issuer.example/",
+        audience: str = "https://api.example",
+        alg: str = "RS256",
+        kid: str | None = None,
+    ):
         self.issuer = issuer
         self.audience = audience
         self.alg = alg
-        self.keys: list[tuple[str, str, Any]] = []   # (kid, alg, private key), newest last
+        self.keys: list[tuple[str, str, Any]] = []  # (kid, alg, private key), newest last
         self.add_key(alg, kid or f"key-{uuid.uuid4().hex[:8]}")
 
     @property
@@ -123,18 +132,34 @@ class FakeIssuer:
     def jwks(self) -> dict:
         return {"keys": [public_jwk(key, kid, alg) for kid, alg, key in self.keys]}
 
-    def claims(self, sub: str = "svc-a@clients", scopes: Any = ("read:data",), *, expires_in: int = 3600,
-               **extra: Any) -> dict:
+    def claims(
+        self, sub: str = "svc-a@clients", scopes: Any = ("read:data",), *, expires_in: int = 3600, **extra: Any
+    ) -> dict:
         now = int(time.time())
-        claims: dict[str, Any] = {"iss": self.issuer, "aud": self.audience, "sub": sub, "iat": now,
-                                  "exp": now + expires_in, "jti": uuid.uuid4().hex}
+        claims: dict[str, Any] = {
+            "iss": self.issuer,
+            "aud": self.audience,
+            "sub": sub,
+            "iat": now,
+            "exp": now + expires_in,
+            "jti": uuid.uuid4().hex,
+        }
         if scopes is not None:
             claims["scope"] = scopes if isinstance(scopes, str) else " ".join(scopes)
         claims.update(extra)
         return claims
 
-    def token(self, sub: str = "svc-a@clients", scopes: Any = ("read:data",), *, expires_in: int = 3600,
-              header: dict | None = None, omit: tuple = (), kid: Any = ..., **claims: Any) -> str:
+    def token(
+        self,
+        sub: str = "svc-a@clients",
+        scopes: Any = ("read:data",),
+        *,
+        expires_in: int = 3600,
+        header: dict | None = None,
+        omit: tuple = (),
+        kid: Any = ...,
+        **claims: Any,
+    ) -> str:
         """A signed token; ``omit`` drops claims, ``header`` overrides header fields (e.g. typ)."""
         body = self.claims(sub, scopes, expires_in=expires_in, **claims)
         for name in omit:
@@ -183,7 +208,7 @@ class JWKSServer:
         self.httpd.shutdown()
         self.httpd.server_close()
 
-    def __enter__(self) -> "JWKSServer":
+    def __enter__(self) -> JWKSServer:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -209,8 +234,11 @@ class JWKSServer:
                 if mode == "down":
                     return self._send(503, b"unavailable", "text/plain")
                 if path.endswith("/.well-known/openid-configuration"):
-                    doc = {"issuer": server.fake.issuer, "jwks_uri": server.jwks_url,
-                           "token_endpoint": server.base + "/oauth/token"}
+                    doc = {
+                        "issuer": server.fake.issuer,
+                        "jwks_uri": server.jwks_url,
+                        "token_endpoint": server.base + "/oauth/token",
+                    }
                     return self._send(200, json.dumps(doc).encode())
                 if not path.endswith("/.well-known/jwks.json"):
                     return self._send(404, b"{}")
@@ -219,7 +247,7 @@ class JWKSServer:
                 if mode == "html":
                     return self._send(200, b"<html>login</html>", "text/html")
                 if mode == "huge":
-                    return self._send(200, b'{"keys": [' + b'{"kty": "RSA"},' * 200000 + b'{}]}')
+                    return self._send(200, b'{"keys": [' + b'{"kty": "RSA"},' * 200000 + b"{}]}")
                 return self._send(200, json.dumps(server.fake.jwks()).encode())
 
             def _send(self, code: int, body: bytes, ctype: str = "application/json") -> None:
@@ -242,7 +270,7 @@ class JWKSServer:
 try:
     import pytest
 except ImportError:  # the helpers above work without pytest
-    pytest = None
+    pytest = None  # type: ignore[assignment]
 
 
 def _fixture(func):

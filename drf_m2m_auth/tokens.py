@@ -32,7 +32,8 @@ UNDERSTOOD_CRIT: frozenset[str] = frozenset()
 MAX_NUMERIC_DATE = 253402300799  # 9999-12-31T23:59:59Z: beyond this a "date" is garbage, not a date
 REQUIRED_CLAIMS = ("exp", "iat", "iss", "aud", "sub")
 
-_HASHES = {"256": hashes.SHA256, "384": hashes.SHA384, "512": hashes.SHA512}
+# Hash objects carry no state, so one instance each serves every verification.
+_HASHES: dict[str, hashes.HashAlgorithm] = {"256": hashes.SHA256(), "384": hashes.SHA384(), "512": hashes.SHA512()}
 _EC_SIZES = {"ES256": 32, "ES384": 48, "ES512": 66}
 _URL_TO_STD = str.maketrans("-_", "+/")
 _sha256 = hashlib.sha256
@@ -42,15 +43,15 @@ def _verifier_for(alg: str) -> Callable[[Any, bytes, bytes], None]:
     """alg -> a function(public_key, signature, signing_input) raising InvalidSignature."""
     family, bits = alg[:2], alg[2:]
     if family == "RS":
-        pad, hash_cls = padding.PKCS1v15(), _HASHES[bits]
-        return lambda key, sig, data: key.verify(sig, data, pad, hash_cls())
+        pad, digest = padding.PKCS1v15(), _HASHES[bits]
+        return lambda key, sig, data: key.verify(sig, data, pad, digest)
     if family == "PS":
-        hash_cls = _HASHES[bits]
+        digest = _HASHES[bits]
         # RFC 7518 3.5: salt length equals the hash output length; not AUTO, which accepts any.
-        pss = padding.PSS(mgf=padding.MGF1(hash_cls()), salt_length=hash_cls.digest_size)
-        return lambda key, sig, data: key.verify(sig, data, pss, hash_cls())
+        pss = padding.PSS(mgf=padding.MGF1(digest), salt_length=digest.digest_size)
+        return lambda key, sig, data: key.verify(sig, data, pss, digest)
     if family == "ES":
-        size, algorithm = _EC_SIZES[alg], ec.ECDSA(_HASHES[bits]())
+        size, algorithm = _EC_SIZES[alg], ec.ECDSA(_HASHES[bits])
 
         def verify_ec(key: Any, sig: bytes, data: bytes) -> None:
             # RFC 7518 3.4: R || S, each exactly the curve's size; DER or other lengths are invalid.
@@ -58,6 +59,7 @@ def _verifier_for(alg: str) -> Callable[[Any, bytes, bytes], None]:
                 raise InvalidSignature()
             der = encode_dss_signature(int.from_bytes(sig[:size], "big"), int.from_bytes(sig[size:], "big"))
             key.verify(der, data, algorithm)
+
         return verify_ec
     if alg in ("EdDSA", "Ed25519"):
         return lambda key, sig, data: key.verify(sig, data)
@@ -74,7 +76,7 @@ def _b64url_decode_strict(segment: str) -> bytes:
     """Strict base64url without padding (RFC 7515 2): any other character is an error."""
     if "=" in segment or "+" in segment or "/" in segment:  # padding, or the standard alphabet
         raise ValueError("not base64url")
-    return binascii.a2b_base64(segment.translate(_URL_TO_STD) + "=" * (-len(segment) % 4), strict_mode=True)
+    return binascii.a2b_base64(segment.translate(_URL_TO_STD) + "=" * (-len(segment) % 4), strict_mode=True)  # type: ignore[call-arg,unused-ignore]
 
 
 def _b64url_decode_checked(segment: str) -> bytes:
@@ -120,8 +122,11 @@ CONFIRMATION_METHODS = ("jkt", "x5t#S256")  # RFC 9449 6.1, RFC 8705 3.1
 def _check_confirmation(cnf: Any) -> None:
     # RFC 7800 3.1: a bound token whose binding cannot be checked must not pass as a bearer token.
     if type(cnf) is not dict or not any(m in cnf for m in CONFIRMATION_METHODS):
-        raise InvalidToken("The token's cnf has no confirmation method this API can check (jkt, x5t#S256).",
-                           reason="bad_cnf", claim="cnf")
+        raise InvalidToken(
+            "The token's cnf has no confirmation method this API can check (jkt, x5t#S256).",
+            reason="bad_cnf",
+            claim="cnf",
+        )
     for method in CONFIRMATION_METHODS:
         if method in cnf and (type(cnf[method]) is not str or not cnf[method]):
             raise InvalidToken(f"The token's cnf {method} is not a string.", reason="bad_cnf", claim="cnf")
@@ -130,8 +135,16 @@ def _check_confirmation(cnf: Any) -> None:
 class _CacheEntry:
     __slots__ = ("pair", "not_after", "not_before", "exp", "key", "source", "generation")
 
-    def __init__(self, token: AccessToken, client: ServiceClient, exp: float, nbf: float, leeway: float,
-                 key: VerifyKey, source: JWKSource):
+    def __init__(
+        self,
+        token: AccessToken,
+        client: ServiceClient,
+        exp: float,
+        nbf: float,
+        leeway: float,
+        key: VerifyKey,
+        source: JWKSource,
+    ):
         self.pair = (client, token)
         self.exp = exp
         self.not_after, self.not_before = exp + leeway, nbf - leeway  # leeway folded in once
@@ -146,10 +159,19 @@ class TokenVerifier:
     signing key is still in the issuer's JWKS. Failures are never cached.
     """
 
-    def __init__(self, *, sources: dict[str, JWKSource], audiences: Iterable[str],
-                 algorithms: Iterable[str] = ("RS256",), leeway: float = 0,
-                 scope_claims: Iterable[str] = DEFAULT_SCOPE_CLAIMS, max_token_bytes: int = 8192,
-                 require_at_jwt: bool = False, cache_size: int = 10000, clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        *,
+        sources: dict[str, JWKSource],
+        audiences: Iterable[str],
+        algorithms: Iterable[str] = ("RS256",),
+        leeway: float = 0,
+        scope_claims: Iterable[str] = DEFAULT_SCOPE_CLAIMS,
+        max_token_bytes: int = 8192,
+        require_at_jwt: bool = False,
+        cache_size: int = 10000,
+        clock: Callable[[], float] = time.time,
+    ):
         self.sources = dict(sources)
         self.audiences = frozenset(audiences)
         self.algorithms = frozenset(a for a in algorithms if a in SIGNATURE_VERIFIERS)
@@ -179,13 +201,17 @@ class TokenVerifier:
             # The hot path: no parsing, no crypto; exp and nbf (with leeway) still checked.
             now = self.clock()
             source = entry.source
-            if (entry.not_before <= now < entry.not_after and now < source.expires_at
-                    and entry.generation == source.generation):
+            if (
+                entry.not_before <= now < entry.not_after
+                and now < source.expires_at
+                and entry.generation == source.generation
+            ):
                 return entry.pair
             if now >= source.expires_at:
                 source.refresh_if_due()  # the JWKS TTL ran out: a retired key must stop working
             if entry.not_before <= now < entry.not_after and (
-                    entry.generation == source.generation or self._key_still_published(entry)):
+                entry.generation == source.generation or self._key_still_published(entry)
+            ):
                 return entry.pair
             self._cache.pop(digest, None)  # expired, or its key left the JWKS: verify afresh
         return self._verify_uncached(raw, digest)
@@ -202,8 +228,9 @@ class TokenVerifier:
         try:
             header_b64, payload_b64, signature_b64 = raw.split(".")
         except ValueError:
-            raise InvalidToken("The access token is not a JWS in compact form (three segments).",
-                               reason="malformed") from None
+            raise InvalidToken(
+                "The access token is not a JWS in compact form (three segments).", reason="malformed"
+            ) from None
         try:
             header = _json_object(b64url_decode(header_b64))
             claims = _json_object(b64url_decode(payload_b64))
@@ -216,8 +243,9 @@ class TokenVerifier:
         source = self.sources.get(issuer) if type(issuer) is str else None
         if source is None:
             # Checked before the key lookup: iss only picks which allow-listed JWKS to use.
-            raise InvalidToken("The token was issued by an issuer this API does not trust.",
-                               reason="bad_issuer", claim="iss")
+            raise InvalidToken(
+                "The token was issued by an issuer this API does not trust.", reason="bad_issuer", claim="iss"
+            )
         key = source.get_key(kid, alg)
         try:
             SIGNATURE_VERIFIERS[alg](key.public_key, signature, raw[: len(header_b64) + 1 + len(payload_b64)].encode())
@@ -239,8 +267,11 @@ class TokenVerifier:
         if "crit" in header:
             crit = header["crit"]
             if type(crit) is not list or not crit or any(c not in UNDERSTOOD_CRIT for c in crit):
-                raise InvalidToken("The token has critical header parameters this API does not understand.",
-                                   reason="crit_unsupported", claim="crit")
+                raise InvalidToken(
+                    "The token has critical header parameters this API does not understand.",
+                    reason="crit_unsupported",
+                    claim="crit",
+                )
         typ = header.get("typ")
         if typ is None:
             if self.accepted_types is ACCESS_TOKEN_TYPES:
@@ -264,8 +295,9 @@ class TokenVerifier:
         if now >= exp + leeway:
             raise InvalidToken("The token has expired.", reason="expired", claim="exp")
         if iat > now + leeway:
-            raise InvalidToken("The token was issued in the future (check clock skew / LEEWAY).",
-                               reason="iat_in_future", claim="iat")
+            raise InvalidToken(
+                "The token was issued in the future (check clock skew / LEEWAY).", reason="iat_in_future", claim="iat"
+            )
         nbf = -math.inf
         if "nbf" in claims:
             nbf = _numeric_date(claims, "nbf")

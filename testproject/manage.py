@@ -1,5 +1,6 @@
 #!/usr/bin/env python
 """Django's command-line utility for the drf_m2m_auth test project."""
+
 import os
 import sys
 from pathlib import Path

@@ -3,6 +3,7 @@
 import os
 from importlib.util import find_spec
 from pathlib import Path
+from typing import Any
 
 BASE_DIR = Path(__file__).resolve().parent
 
@@ -63,7 +64,7 @@ USE_TZ = True
 TIME_ZONE = "UTC"
 STATIC_URL = "static/"
 
-REST_FRAMEWORK = {
+REST_FRAMEWORK: dict[str, Any] = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["drf_m2m_auth.authentication.M2MJWTAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["drf_m2m_auth.permissions.HasScopes"],
     "UNAUTHENTICATED_USER": None,

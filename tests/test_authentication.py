@@ -5,7 +5,9 @@ import subprocess
 import sys
 
 import pytest
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 from rest_framework.test import APIClient, APIRequestFactory
 
 from drf_m2m_auth.principal import AccessToken, ServiceClient
@@ -52,8 +54,9 @@ def test_realm_setting(api, m2m_issuer, settings):
 def test_invalid_token_is_401_invalid_token(api, m2m_issuer):
     response = api.get("/echo/", **bearer(m2m_issuer.token(expires_in=-5)))
     assert response.status_code == 401
-    assert challenge(response) == ('Bearer realm="api", error="invalid_token", '
-                                   'error_description="The token has expired."')
+    assert challenge(response) == (
+        'Bearer realm="api", error="invalid_token", error_description="The token has expired."'
+    )
     assert response.json()["detail"] == "The token has expired."
 
 
@@ -121,10 +124,12 @@ def test_signals(api, m2m_issuer):
     from drf_m2m_auth.signals import token_accepted, token_rejected
 
     seen = []
-    token_accepted.connect(lambda sender, token, **kw: seen.append(("ok", token.client_id)), weak=False,
-                           dispatch_uid="t-accept")
-    token_rejected.connect(lambda sender, reason, **kw: seen.append(("no", reason)), weak=False,
-                           dispatch_uid="t-reject")
+    token_accepted.connect(
+        lambda sender, token, **kw: seen.append(("ok", token.client_id)), weak=False, dispatch_uid="t-accept"
+    )
+    token_rejected.connect(
+        lambda sender, reason, **kw: seen.append(("no", reason)), weak=False, dispatch_uid="t-reject"
+    )
     try:
         api.get("/echo/", **bearer(m2m_issuer.token(sub="x@clients")))
         api.get("/echo/", **bearer(m2m_issuer.token(expires_in=-1)))
@@ -142,12 +147,17 @@ def test_rejections_never_log_the_token(api, m2m_issuer, caplog):
 
 
 @hsettings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(header=st.one_of(
-    st.text(max_size=300),
-    st.text(max_size=300).map(lambda s: "Bearer " + s),
-    st.lists(st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=.+/ ",
-                     max_size=80), min_size=1, max_size=4).map(lambda p: "Bearer " + ".".join(p)),
-))
+@given(
+    header=st.one_of(
+        st.text(max_size=300),
+        st.text(max_size=300).map(lambda s: "Bearer " + s),
+        st.lists(
+            st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=.+/ ", max_size=80),
+            min_size=1,
+            max_size=4,
+        ).map(lambda p: "Bearer " + ".".join(p)),
+    )
+)
 def test_arbitrary_authorization_headers_never_500(m2m_issuer, header):
     from tests.views import Echo
 
@@ -173,18 +183,24 @@ def test_principal_shapes(m2m_issuer):
     assert Probe.as_view()(request).status_code == 200
     user, auth = seen["user"], seen["auth"]
     assert isinstance(user, ServiceClient) and isinstance(auth, AccessToken)
-    assert user.is_authenticated and user.pk == "svc-a" and user == ServiceClient(
-        "svc-a", subject="", scopes=frozenset(), claims={})
+    assert (
+        user.is_authenticated
+        and user.pk == "svc-a"
+        and user == ServiceClient("svc-a", subject="", scopes=frozenset(), claims={})
+    )
     assert auth.client_id == "svc-a" and auth.jti
 
 
 def test_importable_before_django_setup():
     """STYLE 8: the DRF glue imports without django.setup(); the pure core imports no Django."""
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "testproject.settings", "PYTHONPATH": os.getcwd()}
-    subprocess.run([sys.executable, "-c", "import drf_m2m_auth.authentication, drf_m2m_auth.permissions"],
-                   check=True, env=env)
-    pure = ("import sys, drf_m2m_auth.errors, drf_m2m_auth.scopes, drf_m2m_auth.principal, drf_m2m_auth.jwks, "
-            "drf_m2m_auth.tokens; assert 'django' not in sys.modules and 'rest_framework' not in sys.modules")
+    subprocess.run(
+        [sys.executable, "-c", "import drf_m2m_auth.authentication, drf_m2m_auth.permissions"], check=True, env=env
+    )
+    pure = (
+        "import sys, drf_m2m_auth.errors, drf_m2m_auth.scopes, drf_m2m_auth.principal, drf_m2m_auth.jwks, "
+        "drf_m2m_auth.tokens; assert 'django' not in sys.modules and 'rest_framework' not in sys.modules"
+    )
     subprocess.run([sys.executable, "-c", pure], check=True, env={**env, "DJANGO_SETTINGS_MODULE": ""})
 
 

@@ -20,25 +20,28 @@ def test_good_settings_pass(settings):
     assert ids(settings, GOOD) == []
 
 
-@pytest.mark.parametrize("change,check_id,key", [
-    ({"ISSUER": None}, "drf_m2m_auth.E003", "ISSUER"),
-    ({"ISSUER": ""}, "drf_m2m_auth.E003", "ISSUER"),
-    ({"AUDIENCE": None}, "drf_m2m_auth.E004", "AUDIENCE"),
-    ({"AUDIENCE": [""]}, "drf_m2m_auth.E004", "AUDIENCE"),
-    ({"ALGORITHMS": ["none"]}, "drf_m2m_auth.E005", "ALGORITHMS"),
-    ({"ALGORITHMS": ["HS256", "RS256"]}, "drf_m2m_auth.E005", "ALGORITHMS"),
-    ({"ALGORITHMS": []}, "drf_m2m_auth.E005", "ALGORITHMS"),
-    ({"JWKS_URL": "not a url"}, "drf_m2m_auth.E006", "JWKS_URL"),
-    ({"JWKS_URL": "http://tenant.auth0.com/jwks"}, "drf_m2m_auth.E006", "JWKS_URL"),
-    ({"ISSUER": "http://tenant.auth0.com/"}, "drf_m2m_auth.E006", "ISSUER"),
-    ({"JWKS_URL": {"https://other/": "https://other/jwks"}}, "drf_m2m_auth.E006", "JWKS_URL"),
-    ({"LEEWAY": "5"}, "drf_m2m_auth.E007", "LEEWAY"),
-    ({"HTTP_TIMEOUT": -1}, "drf_m2m_auth.E007", "HTTP_TIMEOUT"),
-    ({"SCOPE_CLAIMS": []}, "drf_m2m_auth.E008", "SCOPE_CLAIMS"),
-    ({"CACHE": "nope"}, "drf_m2m_auth.E009", "CACHE"),
-    ({"UNREGISTERED_CLIENTS": "maybe"}, "drf_m2m_auth.E010", "UNREGISTERED_CLIENTS"),
-    ({"AUDIENSE": "x"}, "drf_m2m_auth.E002", "AUDIENSE"),
-])
+@pytest.mark.parametrize(
+    "change,check_id,key",
+    [
+        ({"ISSUER": None}, "drf_m2m_auth.E003", "ISSUER"),
+        ({"ISSUER": ""}, "drf_m2m_auth.E003", "ISSUER"),
+        ({"AUDIENCE": None}, "drf_m2m_auth.E004", "AUDIENCE"),
+        ({"AUDIENCE": [""]}, "drf_m2m_auth.E004", "AUDIENCE"),
+        ({"ALGORITHMS": ["none"]}, "drf_m2m_auth.E005", "ALGORITHMS"),
+        ({"ALGORITHMS": ["HS256", "RS256"]}, "drf_m2m_auth.E005", "ALGORITHMS"),
+        ({"ALGORITHMS": []}, "drf_m2m_auth.E005", "ALGORITHMS"),
+        ({"JWKS_URL": "not a url"}, "drf_m2m_auth.E006", "JWKS_URL"),
+        ({"JWKS_URL": "http://tenant.auth0.com/jwks"}, "drf_m2m_auth.E006", "JWKS_URL"),
+        ({"ISSUER": "http://tenant.auth0.com/"}, "drf_m2m_auth.E006", "ISSUER"),
+        ({"JWKS_URL": {"https://other/": "https://other/jwks"}}, "drf_m2m_auth.E006", "JWKS_URL"),
+        ({"LEEWAY": "5"}, "drf_m2m_auth.E007", "LEEWAY"),
+        ({"HTTP_TIMEOUT": -1}, "drf_m2m_auth.E007", "HTTP_TIMEOUT"),
+        ({"SCOPE_CLAIMS": []}, "drf_m2m_auth.E008", "SCOPE_CLAIMS"),
+        ({"CACHE": "nope"}, "drf_m2m_auth.E009", "CACHE"),
+        ({"UNREGISTERED_CLIENTS": "maybe"}, "drf_m2m_auth.E010", "UNREGISTERED_CLIENTS"),
+        ({"AUDIENSE": "x"}, "drf_m2m_auth.E002", "AUDIENSE"),
+    ],
+)
 def test_bad_setting_names_the_key(settings, change, check_id, key):
     found = ids(settings, {**GOOD, **change})
     assert any(i == check_id and key in msg for i, msg in found), found
@@ -51,7 +54,9 @@ def test_missing_setting(settings):
 
 def test_loopback_http_and_opted_in_hosts_are_fine(settings):
     assert ids(settings, {**GOOD, "JWKS_URL": "http://127.0.0.1:9000/jwks"}) == []
-    assert ids(settings, {**GOOD, "JWKS_URL": "http://keys.internal/jwks", "INSECURE_JWKS_HOSTS": ["keys.internal"]}) == []
+    assert (
+        ids(settings, {**GOOD, "JWKS_URL": "http://keys.internal/jwks", "INSECURE_JWKS_HOSTS": ["keys.internal"]}) == []
+    )
 
 
 def test_check_command_fails_at_startup(settings):
@@ -91,18 +96,26 @@ def test_unknown_attribute():
 from drf_m2m_auth.checks import check_deploy_leeway, check_deploy_transport  # noqa: E402
 
 
-@pytest.mark.parametrize("change,expected", [
-    ({}, []),
-    ({"JWKS_URL": "https://tenant.auth0.com/.well-known/jwks.json"}, []),
-    ({"JWKS_URL": "http://keys.internal/jwks", "INSECURE_JWKS_HOSTS": ["keys.internal"]}, ["drf_m2m_auth.E011"]),
-    ({"JWKS_URL": {"https://tenant.auth0.com/": "http://keys.internal/jwks"},
-      "INSECURE_JWKS_HOSTS": ["keys.internal"]}, ["drf_m2m_auth.E011"]),
-    ({"ISSUER": "http://idp.internal/", "INSECURE_JWKS_HOSTS": ["idp.internal"]}, ["drf_m2m_auth.E011"]),
-    ({"JWKS_URL": "http://127.0.0.1:9000/jwks"}, ["drf_m2m_auth.W003"]),
-    ({"ISSUER": "http://localhost:8000/issuer/"}, ["drf_m2m_auth.W003"]),
-    # iss is only compared as a string when JWKS_URL is given: an http issuer fetches nothing
-    ({"ISSUER": "http://idp.internal/", "JWKS_URL": "https://idp.internal/jwks"}, []),
-])
+@pytest.mark.parametrize(
+    "change,expected",
+    [
+        ({}, []),
+        ({"JWKS_URL": "https://tenant.auth0.com/.well-known/jwks.json"}, []),
+        ({"JWKS_URL": "http://keys.internal/jwks", "INSECURE_JWKS_HOSTS": ["keys.internal"]}, ["drf_m2m_auth.E011"]),
+        (
+            {
+                "JWKS_URL": {"https://tenant.auth0.com/": "http://keys.internal/jwks"},
+                "INSECURE_JWKS_HOSTS": ["keys.internal"],
+            },
+            ["drf_m2m_auth.E011"],
+        ),
+        ({"ISSUER": "http://idp.internal/", "INSECURE_JWKS_HOSTS": ["idp.internal"]}, ["drf_m2m_auth.E011"]),
+        ({"JWKS_URL": "http://127.0.0.1:9000/jwks"}, ["drf_m2m_auth.W003"]),
+        ({"ISSUER": "http://localhost:8000/issuer/"}, ["drf_m2m_auth.W003"]),
+        # iss is only compared as a string when JWKS_URL is given: an http issuer fetches nothing
+        ({"ISSUER": "http://idp.internal/", "JWKS_URL": "https://idp.internal/jwks"}, []),
+    ],
+)
 def test_deploy_http_key_transport(settings, change, expected):
     settings.DEBUG = False
     settings.DRF_M2M_AUTH = {**GOOD, **change}
@@ -117,14 +130,19 @@ def test_deploy_http_key_transport_is_allowed_in_debug(settings):
 
 def test_deploy_http_error_fails_check_deploy(settings):
     settings.DEBUG = False
-    settings.DRF_M2M_AUTH = {**GOOD, "LEEWAY": 5, "JWKS_URL": "http://keys.internal/jwks",
-                             "INSECURE_JWKS_HOSTS": ["keys.internal"]}
+    settings.DRF_M2M_AUTH = {
+        **GOOD,
+        "LEEWAY": 5,
+        "JWKS_URL": "http://keys.internal/jwks",
+        "INSECURE_JWKS_HOSTS": ["keys.internal"],
+    }
     with pytest.raises(SystemCheckError, match="drf_m2m_auth.E011"):
         call_command("check", "--deploy", "--tag", "security")
 
 
-@pytest.mark.parametrize("leeway,expected", [(0, ["drf_m2m_auth.W002"]), (0.0, ["drf_m2m_auth.W002"]),
-                                             (5, []), (0.5, []), ("0", [])])
+@pytest.mark.parametrize(
+    "leeway,expected", [(0, ["drf_m2m_auth.W002"]), (0.0, ["drf_m2m_auth.W002"]), (5, []), (0.5, []), ("0", [])]
+)
 def test_deploy_warns_about_zero_leeway(settings, leeway, expected):
     settings.DRF_M2M_AUTH = {**GOOD, "LEEWAY": leeway}
     assert [w.id for w in check_deploy_leeway()] == expected

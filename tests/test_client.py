@@ -14,7 +14,11 @@ import pytest
 import requests
 
 from drf_m2m_auth.client import (
-    AccessDenied, ClientCredentials, IssuerUnavailable, MalformedTokenResponse, RateLimited,
+    AccessDenied,
+    ClientCredentials,
+    IssuerUnavailable,
+    MalformedTokenResponse,
+    RateLimited,
     TokenRequestError,
 )
 from tests.client_support.issuer import LocalIssuer
@@ -46,8 +50,7 @@ def make(issuer, **kwargs):
 
 
 def test_module_imports_without_django():
-    code = ("import sys, drf_m2m_auth.client; "
-            "assert 'django' not in sys.modules and 'rest_framework' not in sys.modules")
+    code = "import sys, drf_m2m_auth.client; assert 'django' not in sys.modules and 'rest_framework' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
@@ -55,9 +58,14 @@ def test_client_secret_post_sends_credentials_audience_and_extra_params(issuer):
     creds = make(issuer, extra_params={"organization": "org_123"})
     assert creds.token() == "tok-1"
     (form,) = issuer.token_requests
-    assert form == {"grant_type": "client_credentials", "client_id": "svc-a",
-                    "client_secret": SECRET, "audience": AUDIENCE, "organization": "org_123",
-                    "_authorization": None}
+    assert form == {
+        "grant_type": "client_credentials",
+        "client_id": "svc-a",
+        "client_secret": SECRET,
+        "audience": AUDIENCE,
+        "organization": "org_123",
+        "_authorization": None,
+    }
 
 
 def test_client_secret_basic_sends_credentials_in_the_header_and_scope_when_given(issuer):
@@ -66,15 +74,13 @@ def test_client_secret_basic_sends_credentials_in_the_header_and_scope_when_give
     (form,) = issuer.token_requests
     scheme, encoded = form.pop("_authorization").split(" ")
     assert (scheme, base64.b64decode(encoded).decode()) == ("Basic", f"svc-a:{SECRET}")
-    assert form == {"grant_type": "client_credentials", "audience": AUDIENCE,
-                    "scope": "read:data write:data"}
+    assert form == {"grant_type": "client_credentials", "audience": AUDIENCE, "scope": "read:data write:data"}
 
 
 def test_a_thousand_api_calls_make_one_token_request(issuer):
     creds = make(issuer)
     with requests.Session() as session:
-        statuses = {session.get(issuer.api_url, auth=creds.auth, timeout=5).status_code
-                    for _ in range(1000)}
+        statuses = {session.get(issuer.api_url, auth=creds.auth, timeout=5).status_code for _ in range(1000)}
     assert statuses == {200}
     assert (len(issuer.token_requests), issuer.api_requests) == (1, 1000)
 
@@ -103,8 +109,7 @@ def test_four_processes_sharing_a_cache_make_one_token_request(issuer, tmp_path)
     barrier, results = ctx.Barrier(4), ctx.Queue()
     cache_path = tmp_path / "tokens.sqlite3"
     SqliteCache(cache_path)  # create the table once, before the race
-    procs = [ctx.Process(target=fetch_tokens, args=(issuer.token_url, cache_path, barrier, results))
-             for _ in range(4)]
+    procs = [ctx.Process(target=fetch_tokens, args=(issuer.token_url, cache_path, barrier, results)) for _ in range(4)]
     for proc in procs:
         proc.start()
     try:
@@ -245,8 +250,9 @@ def test_an_unreachable_issuer_raises_issuer_unavailable():
     with socket.socket() as sock:  # a port on which nothing listens
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    creds = ClientCredentials(f"http://127.0.0.1:{port}/oauth/token", "svc-a", SECRET, AUDIENCE,
-                              max_retries=1, backoff=0.01)
+    creds = ClientCredentials(
+        f"http://127.0.0.1:{port}/oauth/token", "svc-a", SECRET, AUDIENCE, max_retries=1, backoff=0.01
+    )
     with pytest.raises(IssuerUnavailable, match="ConnectionError"):
         creds.token()
 
@@ -259,8 +265,9 @@ def test_a_slow_issuer_times_out(issuer):
     assert len(issuer.token_requests) == 2
 
 
-@pytest.mark.parametrize("status, error", [(403, "access_denied"), (401, "invalid_client"),
-                                           (400, "unauthorized_client")])
+@pytest.mark.parametrize(
+    "status, error", [(403, "access_denied"), (401, "invalid_client"), (400, "unauthorized_client")]
+)
 def test_access_denied_names_the_audience_and_client_not_the_secret(issuer, status, error):
     description = f'Client is not authorized to access "{AUDIENCE}". secret was {SECRET}'
     issuer.script = [(status, {}, {"error": error, "error_description": description})]
@@ -273,13 +280,16 @@ def test_access_denied_names_the_audience_and_client_not_the_secret(issuer, stat
     assert len(issuer.token_requests) == 1  # never retried
 
 
-@pytest.mark.parametrize("body", [
-    {"token_type": "Bearer", "expires_in": 3600},
-    {"access_token": "abc", "token_type": "Bearer"},
-    {"access_token": "abc", "expires_in": 0},
-    {"access_token": "abc", "expires_in": 3600, "token_type": "mac"},
-    "<html>not json</html>",
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"token_type": "Bearer", "expires_in": 3600},
+        {"access_token": "abc", "token_type": "Bearer"},
+        {"access_token": "abc", "expires_in": 0},
+        {"access_token": "abc", "expires_in": 3600, "token_type": "mac"},
+        "<html>not json</html>",
+    ],
+)
 def test_malformed_token_responses_raise_a_clear_error(issuer, body):
     issuer.script = [(200, {}, body)]
     with pytest.raises(MalformedTokenResponse, match="token response|non-JSON"):
@@ -316,10 +326,13 @@ def test_secrets_never_appear_in_logs_messages_or_reprs(issuer, caplog):
     cache = DictCache()
     creds = make(issuer, cache=cache, max_retries=1)
     token = creds.token()
-    issuer.script = [(503, {}, SECRET), (503, {}, SECRET),
-                     (403, {}, {"error": "access_denied", "error_description": SECRET}),
-                     (200, {}, {"access_token": "x", "error_description": SECRET}),
-                     (200, {}, "not json " + SECRET)]
+    issuer.script = [
+        (503, {}, SECRET),
+        (503, {}, SECRET),
+        (403, {}, {"error": "access_denied", "error_description": SECRET}),
+        (200, {}, {"access_token": "x", "error_description": SECRET}),
+        (200, {}, "not json " + SECRET),
+    ]
     raised = []
     for _ in range(4):
         fresh = make(issuer, max_retries=1)

@@ -19,9 +19,15 @@ from testproject.api.narration import Narrator, wants_color
 ROOT = Path(__file__).resolve().parent.parent
 STEPS = ["1", "2", "3", "4a", "4b", "5a", "5b", "6", "7"]
 EXPECTED = {  # each step's outcome, as the demo states it
-    "1": "scope read:data", "2": "200", "3": "403 insufficient_scope", "4a": "403 access_denied",
-    "4b": "401 invalid_token", "5a": "401 invalid_token (expired)", "5b": "401 invalid_token after",
-    "6": "no restart", "7": "401 invalid_token for the thief",
+    "1": "scope read:data",
+    "2": "200",
+    "3": "403 insufficient_scope",
+    "4a": "403 access_denied",
+    "4b": "401 invalid_token",
+    "5a": "401 invalid_token (expired)",
+    "5b": "401 invalid_token after",
+    "6": "no restart",
+    "7": "401 invalid_token for the thief",
 }
 
 
@@ -35,8 +41,15 @@ def test_the_demo_plays_every_step_as_expected(tmp_path):
     env = {**os.environ, "TMPDIR": str(tmpdir)}
     env.pop("DJANGO_SETTINGS_MODULE", None)
     env.pop("NO_COLOR", None)
-    done = subprocess.run([sys.executable, str(ROOT / "testproject" / "manage.py"), "demo"], cwd=tmp_path,
-                          env=env, capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "testproject" / "manage.py"), "demo"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        stdin=subprocess.DEVNULL,
+    )
     out = done.stdout
     assert done.returncode == 0, out + done.stderr
     found = re.findall(r"^    (PASS|FAIL) (\w+): (.*)$", out, re.M)
@@ -108,8 +121,13 @@ def test_forced_colour_reaches_the_output(monkeypatch, capsys):
 
 @pytest.mark.django_db
 def test_operator_console_answers_each_command_with_its_outcome(monkeypatch, capsys):
-    monkeypatch.setattr(sys, "stdin", io.StringIO(
-        "issuer_api https://x.example --scopes 'read:x write:x'\n\nissuer_client grant nobody https://x.example\n"))
+    monkeypatch.setattr(
+        sys,
+        "stdin",
+        io.StringIO(
+            "issuer_api https://x.example --scopes 'read:x write:x'\n\nissuer_client grant nobody https://x.example\n"
+        ),
+    )
     call_command("operator_console")
     answers = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [answer["rc"] for answer in answers] == [0, 1]

@@ -72,8 +72,9 @@ def test_a_client_service_b_never_granted_is_forbidden(cluster):
 
 
 def test_an_expired_token_is_refused(cluster):
-    token = cluster.issuer_ops.run("issuer_token", sc.SERVICE_A, sc.SERVICE_B_AUDIENCE, "--scope", sc.READ,
-                                   "--expired").strip()
+    token = cluster.issuer_ops.run(
+        "issuer_token", sc.SERVICE_A, sc.SERVICE_B_AUDIENCE, "--scope", sc.READ, "--expired"
+    ).strip()
     response = get(cluster, token)
     assert response.status_code == 401 and "expired" in response.headers["WWW-Authenticate"]
 
@@ -99,13 +100,15 @@ def test_emergency_rotation_service_b_refetches_the_jwks_without_restart(cluster
     # Last in this module: it withdraws the key every earlier token was signed with.
     old_token = credentials(cluster, sc.SERVICE_A).token()
     assert get(cluster, old_token).status_code == 200
-    published = {key["kid"] for key in requests.get(cluster.issuer_url + ".well-known/jwks.json", timeout=10)
-                 .json()["keys"]}
+    published = {
+        key["kid"] for key in requests.get(cluster.issuer_url + ".well-known/jwks.json", timeout=10).json()["keys"]
+    }
     cluster.issuer_ops.run("issuer_rotate_key", "--revoke-current")
     new_token = credentials(cluster, sc.SERVICE_A).token()
     pid = cluster.service_b.proc.pid
-    assert cluster.until(lambda: get(cluster, new_token).status_code == 200, timeout=5), \
+    assert cluster.until(lambda: get(cluster, new_token).status_code == 200, timeout=5), (
         "service-b never accepted the new key"
+    )
     assert decode_segment(new_token.split(".")[0])["kid"] not in published  # it had to refetch
     assert cluster.service_b.proc.poll() is None and cluster.service_b.proc.pid == pid
     assert cluster.until(lambda: get(cluster, old_token).status_code == 401, timeout=5)

@@ -103,12 +103,15 @@ def test_bad_credentials_are_invalid_client_with_one_answer(client, client_app, 
     assert response["WWW-Authenticate"].startswith("Basic ")
 
 
-@pytest.mark.parametrize("form, description", [
-    ({"audience": "https://nowhere.example"}, "Service not found: https://nowhere.example"),
-    ({"audience": OTHER}, "Client is not authorized to access 'https://billing.example'."),
-    ({"audience": AUD, "scope": "read:data write:data"}, "Client has not been granted scopes: write:data"),
-    ({}, "No audience parameter was provided"),
-])
+@pytest.mark.parametrize(
+    "form, description",
+    [
+        ({"audience": "https://nowhere.example"}, "Service not found: https://nowhere.example"),
+        ({"audience": OTHER}, "Client is not authorized to access 'https://billing.example'."),
+        ({"audience": AUD, "scope": "read:data write:data"}, "Client has not been granted scopes: write:data"),
+        ({}, "No audience parameter was provided"),
+    ],
+)
 def test_what_auth0_refuses_is_access_denied(client, client_app, form, description):
     response = ask(client, **form)
     assert response.status_code == 403
@@ -132,11 +135,16 @@ def test_grant_type_not_allowed_and_unsupported(client, client_app):
 
 
 def test_only_loopback_callers_are_answered(client, client_app):
-    response = Client().post(TOKEN_URL, {"grant_type": "client_credentials", "audience": AUD},
-                             HTTP_AUTHORIZATION=basic())  # Host: testserver
+    response = Client().post(
+        TOKEN_URL, {"grant_type": "client_credentials", "audience": AUD}, HTTP_AUTHORIZATION=basic()
+    )  # Host: testserver
     assert (response.status_code, response.json()["error"]) == (400, "insecure_transport")
-    response = client.post(TOKEN_URL, {"grant_type": "client_credentials", "audience": AUD},
-                           HTTP_AUTHORIZATION=basic(), REMOTE_ADDR="192.0.2.10")
+    response = client.post(
+        TOKEN_URL,
+        {"grant_type": "client_credentials", "audience": AUD},
+        HTTP_AUTHORIZATION=basic(),
+        REMOTE_ADDR="192.0.2.10",
+    )
     assert response.status_code == 403
     assert client.get("/issuer/.well-known/jwks.json", REMOTE_ADDR="10.1.2.3").status_code == 403
 
@@ -172,8 +180,9 @@ def test_emergency_rotation_withdraws_the_old_key(client, client_app):
 def test_issuer_client_command_shows_the_secret_once_and_stores_a_digest(client):
     call_command("issuer_api", AUD, "--scopes", "read:data write:data", stdout=io.StringIO())
     out = io.StringIO()
-    call_command("issuer_client", "create", "service-x", "--client-id", "svc-x", "--grant",
-                 f"{AUD}=read:data", stdout=out)
+    call_command(
+        "issuer_client", "create", "service-x", "--client-id", "svc-x", "--grant", f"{AUD}=read:data", stdout=out
+    )
     secret = out.getvalue().split("client_secret:")[1].split()[0]
     stored = OAuthClient.objects.get(client_id="svc-x")
     assert secret not in stored.secret_hash and stored.check_client_secret(secret)

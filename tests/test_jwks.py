@@ -200,8 +200,16 @@ def test_four_processes_cold_share_one_fetch(server, tmp_path):
     """)
     start_at = str(time.time() + 1.5)
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
-    procs = [subprocess.Popen([sys.executable, "-c", script, start_at, server.fake.token()], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, start_at, server.fake.token()],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
     outputs = [p.communicate(timeout=60) for p in procs]
     assert all(p.returncode == 0 for p in procs), outputs
     assert sum(int(out.strip()) for out, _ in outputs) == 1
@@ -217,12 +225,21 @@ def test_max_age_is_clamped(server):
     assert parse_max_age(None) is None and parse_max_age("no-store") == 0
 
 
-@pytest.mark.parametrize("url,ok", [
-    ("https://tenant.auth0.com/.well-known/jwks.json", True),
-    ("http://127.0.0.1:8000/jwks", True), ("http://localhost/jwks", True), ("http://[::1]:9/jwks", True),
-    ("http://127.5.5.5/jwks", True), ("http://tenant.auth0.com/jwks", False), ("ftp://x/jwks", False),
-    ("https://user:pw@x/jwks", False), ("/relative", False), ("http://localhost.evil.com/jwks", False),
-])
+@pytest.mark.parametrize(
+    "url,ok",
+    [
+        ("https://tenant.auth0.com/.well-known/jwks.json", True),
+        ("http://127.0.0.1:8000/jwks", True),
+        ("http://localhost/jwks", True),
+        ("http://[::1]:9/jwks", True),
+        ("http://127.5.5.5/jwks", True),
+        ("http://tenant.auth0.com/jwks", False),
+        ("ftp://x/jwks", False),
+        ("https://user:pw@x/jwks", False),
+        ("/relative", False),
+        ("http://localhost.evil.com/jwks", False),
+    ],
+)
 def test_https_only_except_loopback(url, ok):
     if ok:
         check_url(url)

@@ -27,15 +27,18 @@ def test_exact_matching(m2m_issuer):
         assert call("get", "/echo/", m2m_issuer, near).status_code == 403
 
 
-@pytest.mark.parametrize("method,url,scopes,status", [
-    ("get", "/data/", ["read:data"], 200),           # action "list" wins over method "GET"
-    ("get", "/data/", ["read:other"], 403),
-    ("post", "/data/", ["write:data"], 201),
-    ("post", "/data/", ["read:data"], 403),
-    ("get", "/data/7/", ["read:other"], 200),        # "retrieve" has no entry: the GET entry applies
-    ("get", "/data/7/", ["read:data"], 403),
-    ("put", "/data/7/", ["read:data", "write:data", "read:other", "admin:data"], 403),  # no entry: deny
-])
+@pytest.mark.parametrize(
+    "method,url,scopes,status",
+    [
+        ("get", "/data/", ["read:data"], 200),  # action "list" wins over method "GET"
+        ("get", "/data/", ["read:other"], 403),
+        ("post", "/data/", ["write:data"], 201),
+        ("post", "/data/", ["read:data"], 403),
+        ("get", "/data/7/", ["read:other"], 200),  # "retrieve" has no entry: the GET entry applies
+        ("get", "/data/7/", ["read:data"], 403),
+        ("put", "/data/7/", ["read:data", "write:data", "read:other", "admin:data"], 403),  # no entry: deny
+    ],
+)
 def test_dict_spec_action_then_method(m2m_issuer, method, url, scopes, status):
     assert call(method, url, m2m_issuer, scopes).status_code == status
 
@@ -69,16 +72,19 @@ def test_no_token_is_401_not_403(m2m_issuer):
     assert APIClient().get("/data/").status_code == 401
 
 
-@pytest.mark.parametrize("url,scopes,status", [
-    ("/or-allow/", ["read:data"], 200),    # HasScopes | Allow: the denial does not short-circuit
-    ("/allow-or/", ["read:data"], 200),
-    ("/deny-or/", ["read:data"], 403),     # Deny | HasScopes: HasScopes' 403 with its challenge
-    ("/deny-or/", ["write:data"], 200),
-    ("/and-allow/", ["read:data"], 403),
-    ("/and-allow/", ["write:data"], 200),
-    ("/not/", ["read:data"], 200),
-    ("/not/", ["write:data"], 403),
-])
+@pytest.mark.parametrize(
+    "url,scopes,status",
+    [
+        ("/or-allow/", ["read:data"], 200),  # HasScopes | Allow: the denial does not short-circuit
+        ("/allow-or/", ["read:data"], 200),
+        ("/deny-or/", ["read:data"], 403),  # Deny | HasScopes: HasScopes' 403 with its challenge
+        ("/deny-or/", ["write:data"], 200),
+        ("/and-allow/", ["read:data"], 403),
+        ("/and-allow/", ["write:data"], 200),
+        ("/not/", ["read:data"], 200),
+        ("/not/", ["write:data"], 403),
+    ],
+)
 def test_composition(m2m_issuer, url, scopes, status):
     response = call("get", url, m2m_issuer, scopes)
     assert response.status_code == status

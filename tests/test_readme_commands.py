@@ -38,14 +38,19 @@ def test_the_readme_block_holds_the_demo_first_then_the_tests():
 
 def test_the_extractor_prints_the_readme_commands_verbatim():
     for name in ("demo", "test"):
-        done = subprocess.run([sys.executable, str(ROOT / ".ci" / "readme_commands.py"), name],
-                              capture_output=True, text=True, timeout=30, check=True)
+        done = subprocess.run(
+            [sys.executable, str(ROOT / ".ci" / "readme_commands.py"), name],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
         assert done.stdout.strip() == readme_commands()[name]
 
 
 def test_ci_runs_exactly_the_readme_test_command_and_nothing_else():
     lines = shell_commands(CI_RUN)
-    assert 'test_cmd=$(python3 .ci/readme_commands.py test)' in lines
+    assert "test_cmd=$(python3 .ci/readme_commands.py test)" in lines
     assert lines[-1] == 'bash -c "$test_cmd"'
     # No second way to run the tests hides in the script: pytest and manage.py come only from README.
     for line in lines:

@@ -42,10 +42,12 @@ def make_verifier(fake, *, algorithms=("RS256",), jwks=None, clock=None, leeway=
         return (jwks if jwks is not None else fake.jwks()), 300
 
     clock = clock or time.time
-    source = JWKSource(fake.issuer, jwks_url="https://issuer.example/jwks", algorithms=algorithms,
-                       fetch=fetch, clock=clock)
-    verifier = TokenVerifier(sources={fake.issuer: source}, audiences=[AUD], algorithms=algorithms,
-                             leeway=leeway, clock=clock, **kwargs)
+    source = JWKSource(
+        fake.issuer, jwks_url="https://issuer.example/jwks", algorithms=algorithms, fetch=fetch, clock=clock
+    )
+    verifier = TokenVerifier(
+        sources={fake.issuer: source}, audiences=[AUD], algorithms=algorithms, leeway=leeway, clock=clock, **kwargs
+    )
     verifier.fetch_calls = calls
     return verifier
 
@@ -197,7 +199,7 @@ def test_2_5_ecdsa_der_signature_rejected():
 
 
 def test_2_6_duplicate_header_members_rejected(rsa_issuer):
-    head = b64url('{"alg":"RS256","kid":"%s","alg":"none"}' % rsa_issuer.kid)
+    head = b64url('{"alg":"RS256","kid":"' + rsa_issuer.kid + '","alg":"none"}')
     body = b64url(json.dumps(rsa_issuer.claims()))
     assert reason_of(make_verifier(rsa_issuer), f"{head}.{body}.AAAA")[0] == "malformed"
 
@@ -287,8 +289,23 @@ def test_kid_not_a_string(rsa_issuer):
     assert reason_of(make_verifier(rsa_issuer), rsa_issuer.token(kid=5))[0] == "malformed"
 
 
-@pytest.mark.parametrize("raw", ["", ".", "..", "a.b", "abc", "a.b.c", "e30.e30.", "W10.e30.", "e30.W10.",
-                                 "bnVsbA.e30.", "e30.bnVsbA.", "eyJhbGciOiJSUzI1NiJ9.e30.e30.e30"])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "",
+        ".",
+        "..",
+        "a.b",
+        "abc",
+        "a.b.c",
+        "e30.e30.",
+        "W10.e30.",
+        "e30.W10.",
+        "bnVsbA.e30.",
+        "e30.bnVsbA.",
+        "eyJhbGciOiJSUzI1NiJ9.e30.e30.e30",
+    ],
+)
 def test_malformed_compact_forms(rsa_issuer, raw):
     reason, _ = reason_of(make_verifier(rsa_issuer), raw)
     assert reason in ("malformed", "alg_not_allowed")
@@ -300,7 +317,7 @@ def test_size_cap_before_parsing(rsa_issuer):
 
 
 def test_deeply_nested_json_is_a_401_not_a_crash(rsa_issuer):
-    verifier = make_verifier(rsa_issuer, max_token_bytes=10 ** 6)
+    verifier = make_verifier(rsa_issuer, max_token_bytes=10**6)
     body = b64url("[" * 100000 + "]" * 100000)
     assert reason_of(verifier, f"{b64url(json.dumps({'alg': 'RS256'}))}.{body}.AA")[0] == "malformed"
 
@@ -328,9 +345,20 @@ def test_leeway_applies_to_exp(rsa_issuer):
     make_verifier(rsa_issuer, leeway=30).verify(rsa_issuer.token(expires_in=-10))
 
 
-@pytest.mark.parametrize("claim,value", [("exp", "9999999999"), ("exp", 10 ** 30), ("exp", True),
-                                         ("exp", None), ("exp", [1]), ("iat", "now"), ("iat", -1),
-                                         ("nbf", 1e300), ("exp", 1e19)])
+@pytest.mark.parametrize(
+    "claim,value",
+    [
+        ("exp", "9999999999"),
+        ("exp", 10**30),
+        ("exp", True),
+        ("exp", None),
+        ("exp", [1]),
+        ("iat", "now"),
+        ("iat", -1),
+        ("nbf", 1e300),
+        ("exp", 1e19),
+    ],
+)
 def test_numeric_dates_must_be_finite_numbers(rsa_issuer, claim, value):
     token = rsa_issuer.token(**{claim: value})
     assert reason_of(make_verifier(rsa_issuer), token) == ("bad_claim", claim)
@@ -366,13 +394,16 @@ def test_issuer_is_an_exact_match(rsa_issuer):
     assert reason_of(make_verifier(rsa_issuer), token)[0] == "bad_issuer"
 
 
-@pytest.mark.parametrize("claims,client_id", [
-    ({"sub": "abc@clients"}, "abc"),
-    ({"sub": "abc@clients", "azp": "azp-id"}, "azp-id"),
-    ({"sub": "abc@clients", "azp": "azp-id", "client_id": "cid"}, "cid"),
-    ({"sub": "user|123"}, "user|123"),
-    ({"sub": "@clients"}, "@clients"),
-])
+@pytest.mark.parametrize(
+    "claims,client_id",
+    [
+        ({"sub": "abc@clients"}, "abc"),
+        ({"sub": "abc@clients", "azp": "azp-id"}, "azp-id"),
+        ({"sub": "abc@clients", "azp": "azp-id", "client_id": "cid"}, "cid"),
+        ({"sub": "user|123"}, "user|123"),
+        ({"sub": "@clients"}, "@clients"),
+    ],
+)
 def test_client_id_rule(rsa_issuer, claims, client_id):
     sub = claims.pop("sub")
     token = make_verifier(rsa_issuer).verify(rsa_issuer.token(sub=sub, **claims))
@@ -452,8 +483,10 @@ def test_numeric_date_bounds_are_finite():
     assert math.isfinite(MAX_NUMERIC_DATE)
 
 
-@pytest.mark.parametrize("segment", ["", "QQ", "QUI", "QUJD", "eyJhIjoxfQ", "-_-_", "A", "QQ==", "QQ=", "Q Q",
-                                     "QQ\n", "é", "Q+Q/", "a*b", "QUJD\x00"])
+@pytest.mark.parametrize(
+    "segment",
+    ["", "QQ", "QUI", "QUJD", "eyJhIjoxfQ", "-_-_", "A", "QQ==", "QQ=", "Q Q", "QQ\n", "é", "Q+Q/", "a*b", "QUJD\x00"],
+)
 def test_b64url_decoders_agree(segment):
     """The Python 3.10 fallback decoder accepts and refuses exactly what the strict one does."""
     from drf_m2m_auth.tokens import _b64url_decode_checked, _b64url_decode_strict

@@ -16,8 +16,14 @@ class Echo(APIView):
     required_scopes = ["read:data"]
 
     def get(self, request):
-        return Response({"client_id": request.user.client_id, "pk": request.user.pk,
-                         "scopes": sorted(request.auth.scopes), "sub": request.user.subject})
+        return Response(
+            {
+                "client_id": request.user.client_id,
+                "pk": request.user.pk,
+                "scopes": sorted(request.auth.scopes),
+                "sub": request.user.subject,
+            }
+        )
 
     def post(self, request):
         return Response({"ok": True})
@@ -30,8 +36,7 @@ class EchoWithBasic(Echo):
 class DataViewSet(viewsets.ViewSet):
     authentication_classes = [M2MJWTAuthentication]
     permission_classes = [HasScopes]
-    required_scopes = {"list": ["read:data"], "create": ["write:data"], "GET": ["read:other"],
-                       "DELETE": ["admin:data"]}
+    required_scopes = {"list": ["read:data"], "create": ["write:data"], "GET": ["read:other"], "DELETE": ["admin:data"]}
 
     def list(self, request):
         return Response(["a", "b"])

@@ -82,8 +82,9 @@ class Demo:
     def expect_rejection(self, step_id, response, status, error, what) -> None:
         challenge = response.headers.get("WWW-Authenticate", "")
         passed = response.status_code == status and f'error="{error}"' in challenge
-        self.n.outcome(step_id, passed, what if passed else
-                       f"expected {status} {error}, got {response.status_code} {challenge!r}")
+        self.n.outcome(
+            step_id, passed, what if passed else f"expected {status} {error}, got {response.status_code} {challenge!r}"
+        )
 
     # -- the story ---------------------------------------------------------------------------
 
@@ -126,36 +127,53 @@ class Demo:
             n.field(name, str(claims.get(name)))
         n.field("iat", f"{claims['iat']}  ({_when(claims['iat'])})")
         n.field("exp", f"{claims['exp']}  ({_when(claims['exp'])}, lifetime {claims['exp'] - claims['iat']} s)")
-        n.why("the issuer holds a client grant for service-a on this API with scope read:data; no scope was "
-              "asked for, so (as Auth0 does) it granted all of them. The token is an RFC 9068 at+jwt, signed "
-              f"RS256 by the key with kid {short(header.get('kid', ''))}.")
-        passed = (header.get("typ") == "at+jwt" and claims.get("aud") == sc.SERVICE_B_AUDIENCE
-                  and claims.get("sub") == sc.SERVICE_A + "@clients" and claims.get("scope") == sc.READ
-                  and claims.get("iss") == self.issuer_url)
+        n.why(
+            "the issuer holds a client grant for service-a on this API with scope read:data; no scope was "
+            "asked for, so (as Auth0 does) it granted all of them. The token is an RFC 9068 at+jwt, signed "
+            f"RS256 by the key with kid {short(header.get('kid', ''))}."
+        )
+        passed = (
+            header.get("typ") == "at+jwt"
+            and claims.get("aud") == sc.SERVICE_B_AUDIENCE
+            and claims.get("sub") == sc.SERVICE_A + "@clients"
+            and claims.get("scope") == sc.READ
+            and claims.get("iss") == self.issuer_url
+        )
         n.outcome(step_id, passed, "a signed access token for service-b with scope read:data")
 
     def step_read(self, step_id):
         response = requests.get(self.data_url, auth=self.credentials(sc.SERVICE_B_AUDIENCE).auth, timeout=10)
         self.n.field("request", f"GET {self.data_url}  Authorization: Bearer <token from step 1>")
         self.show_response(response)
-        self.n.why("service-b found the issuer's keys by OIDC discovery, checked the signature, iss, aud and exp; "
-                   "HasScopes found read:data in the token; HasResourceGrant found service-a's grant for the "
-                   "resource 'data' in service-b's own database.")
-        self.n.outcome(step_id, response.status_code == 200 and isinstance(response.json(), list),
-                       f"200 with {len(response.json()) if response.ok else 0} records")
+        self.n.why(
+            "service-b found the issuer's keys by OIDC discovery, checked the signature, iss, aud and exp; "
+            "HasScopes found read:data in the token; HasResourceGrant found service-a's grant for the "
+            "resource 'data' in service-b's own database."
+        )
+        self.n.outcome(
+            step_id,
+            response.status_code == 200 and isinstance(response.json(), list),
+            f"200 with {len(response.json()) if response.ok else 0} records",
+        )
 
     def step_write(self, step_id):
-        response = requests.post(self.data_url, json={"name": "pressure", "value": "1013 hPa"}, timeout=10,
-                                 headers={"Authorization": f"Bearer {self.first_token}"})
-        self.n.field("request", f"POST {self.data_url}  {{\"name\": \"pressure\", ...}}")
+        response = requests.post(
+            self.data_url,
+            json={"name": "pressure", "value": "1013 hPa"},
+            timeout=10,
+            headers={"Authorization": f"Bearer {self.first_token}"},
+        )
+        self.n.field("request", f'POST {self.data_url}  {{"name": "pressure", ...}}')
         self.show_response(response)
-        self.n.why("the token is genuine but grants read:data only; the viewset's required_scopes maps "
-                   "create to write:data, so service-b answers 403 insufficient_scope and names the scope "
-                   "needed (RFC 6750 3.1).")
+        self.n.why(
+            "the token is genuine but grants read:data only; the viewset's required_scopes maps "
+            "create to write:data, so service-b answers 403 insufficient_scope and names the scope "
+            "needed (RFC 6750 3.1)."
+        )
         ok = 'scope="write:data"' in response.headers.get("WWW-Authenticate", "")
         self.expect_rejection(step_id, response, 403, "insufficient_scope", "403 insufficient_scope, scope=write:data")
         if not ok:
-            self.n.outcome(step_id, False, "the challenge does not name scope=\"write:data\"")
+            self.n.outcome(step_id, False, 'the challenge does not name scope="write:data"')
 
     def step_other_audience(self, step_id):
         self.n.field("request", f"POST {self.token_url}  audience={sc.BILLING_AUDIENCE}")
@@ -164,10 +182,13 @@ class Demo:
         except AccessDenied as exc:
             self.n.field("answer", f"{exc.status} {exc.error}")
             self.n.field("raised", f"drf_m2m_auth.client.AccessDenied: {exc}")
-            self.n.why("the API exists at the issuer but service-a has no client grant for it: like Auth0, the "
-                       "issuer refuses to mint the token at all.")
-            self.n.outcome(step_id, exc.status == 403 and exc.error == "access_denied",
-                           "the issuer refused: 403 access_denied")
+            self.n.why(
+                "the API exists at the issuer but service-a has no client grant for it: like Auth0, the "
+                "issuer refuses to mint the token at all."
+            )
+            self.n.outcome(
+                step_id, exc.status == 403 and exc.error == "access_denied", "the issuer refused: 403 access_denied"
+            )
         else:
             self.n.outcome(step_id, False, "expected the issuer to refuse, but it issued a token")
 
@@ -178,19 +199,24 @@ class Demo:
         self.n.field("request", f"GET {self.data_url}  Authorization: Bearer <that token>")
         response = self.get(token)
         self.show_response(response)
-        self.n.why("the signature and issuer are fine, but service-b only accepts tokens whose aud is "
-                   f"{sc.SERVICE_B_AUDIENCE}: a token stolen from (or misdirected to) another API is useless here.")
+        self.n.why(
+            "the signature and issuer are fine, but service-b only accepts tokens whose aud is "
+            f"{sc.SERVICE_B_AUDIENCE}: a token stolen from (or misdirected to) another API is useless here."
+        )
         self.expect_rejection(step_id, response, 401, "invalid_token", "401 invalid_token (audience)")
 
     def step_expired(self, step_id):
-        token = self.issuer_ops.run("issuer_token", sc.SERVICE_A, sc.SERVICE_B_AUDIENCE, "--scope", sc.READ,
-                                    "--expired").strip()
+        token = self.issuer_ops.run(
+            "issuer_token", sc.SERVICE_A, sc.SERVICE_B_AUDIENCE, "--scope", sc.READ, "--expired"
+        ).strip()
         claims = decode_segment(token.split(".")[1])
         self.n.field("token", f"signed by the issuer, exp {_when(claims['exp'])} (an hour ago)")
         response = self.get(token)
         self.show_response(response)
-        self.n.why("exp is in the past by more than LEEWAY (5 s of allowed clock skew): rejected before any "
-                   "scope or grant is looked at.")
+        self.n.why(
+            "exp is in the past by more than LEEWAY (5 s of allowed clock skew): rejected before any "
+            "scope or grant is looked at."
+        )
         self.expect_rejection(step_id, response, 401, "invalid_token", "401 invalid_token (expired)")
 
     def step_revoked(self, step_id):
@@ -202,10 +228,12 @@ class Demo:
         time.sleep(REVOCATION_WAIT)
         response = self.get(self.first_token)
         self.show_response(response)
-        self.n.why("the command set tokens_valid_after = now for service-a in service-b's database and bumped the "
-                   "revocation generation in the shared cache; the running server noticed within "
-                   "REVOCATION_CHECK_INTERVAL (1 s) and rejects every token issued before that moment, with "
-                   "no database query per request. New tokens from the issuer are accepted again.")
+        self.n.why(
+            "the command set tokens_valid_after = now for service-a in service-b's database and bumped the "
+            "revocation generation in the shared cache; the running server noticed within "
+            "REVOCATION_CHECK_INTERVAL (1 s) and rejects every token issued before that moment, with "
+            "no database query per request. New tokens from the issuer are accepted again."
+        )
         passed = before.status_code == 200
         self.expect_rejection(step_id, response, 401, "invalid_token", "200 before, 401 invalid_token after")
         if not passed:
@@ -215,8 +243,11 @@ class Demo:
         jwks_url = self.issuer_url + ".well-known/jwks.json"
         kids_before = [key["kid"] for key in requests.get(jwks_url, timeout=10).json()["keys"]]
         old_kid = decode_segment(self.first_token.split(".")[0])["kid"]
-        self.n.field("jwks", "the issuer publishes " + ", ".join(
-            f"{short(kid)} ({'signing' if kid == old_kid else 'next'})" for kid in kids_before))
+        self.n.field(
+            "jwks",
+            "the issuer publishes "
+            + ", ".join(f"{short(kid)} ({'signing' if kid == old_kid else 'next'})" for kid in kids_before),
+        )
         said = self.issuer_ops.run("issuer_rotate_key").strip()
         for kid in kids_before:
             said = said.replace(kid, short(kid))
@@ -227,13 +258,20 @@ class Demo:
         self.n.field("token", f"service-a's next token is signed with kid {short(new_kid)}")
         response = self.get(token)
         self.show_response(response)
-        self.n.why("the issuer publishes its next key in the JWKS before it signs with it (as Auth0 does), so the "
-                   "JWKS service-b cached at step 2 already held it; an unknown kid would make service-b refetch "
-                   f"the JWKS (at most once per JWKS_REFRESH_COOLDOWN). service-b kept running (pid {pid}).")
+        self.n.why(
+            "the issuer publishes its next key in the JWKS before it signs with it (as Auth0 does), so the "
+            "JWKS service-b cached at step 2 already held it; an unknown kid would make service-b refetch "
+            f"the JWKS (at most once per JWKS_REFRESH_COOLDOWN). service-b kept running (pid {pid})."
+        )
         alive = self.service_b.proc.poll() is None and self.service_b.proc.pid == pid
         passed = response.status_code == 200 and new_kid != old_kid and new_kid in kids_before and alive
-        self.n.outcome(step_id, passed, "200 with a token from the new key, no restart" if passed else
-                       f"expected 200 from a new pre-published key, got {response.status_code} (kid {new_kid})")
+        self.n.outcome(
+            step_id,
+            passed,
+            "200 with a token from the new key, no restart"
+            if passed
+            else f"expected 200 from a new pre-published key, got {response.status_code} (kid {new_kid})",
+        )
 
     def step_dpop(self, step_id):
         n = self.n
@@ -242,21 +280,34 @@ class Demo:
         token = creds.token()
         jkt = decode_segment(token.split(".")[1]).get("cnf", {}).get("jkt")
         n.field("token", f"token_type DPoP, cnf.jkt={jkt}  (the thumbprint of service-a's own key)")
-        n.field("service-a", f"GET {self.data_url}  Authorization: DPoP <token>  DPoP: <proof signed by its key>"
-                             f"  ->  {owner.status_code} {owner.reason}")
+        n.field(
+            "service-a",
+            f"GET {self.data_url}  Authorization: DPoP <token>  DPoP: <proof signed by its key>"
+            f"  ->  {owner.status_code} {owner.reason}",
+        )
         thief = DPoPKey()
-        stolen = requests.get(self.data_url, timeout=10, headers={
-            "Authorization": f"DPoP {token}", "DPoP": thief.proof("GET", self.data_url, access_token=token)})
+        stolen = requests.get(
+            self.data_url,
+            timeout=10,
+            headers={"Authorization": f"DPoP {token}", "DPoP": thief.proof("GET", self.data_url, access_token=token)},
+        )
         as_bearer = self.get(token)
         n.field("thief", "the same token, with a proof the thief signed with its own key:")
         self.show_response(stolen)
         n.field("as Bearer", f"the same token as a plain bearer token  ->  {as_bearer.status_code} {as_bearer.reason}")
-        n.why("the token request carried a DPoP proof, so the issuer bound the token to service-a's key "
-              "(cnf.jkt, RFC 9449). service-b wants a fresh proof from that key with every request (method, "
-              "URL, token hash, a jti used once): whoever steals only the token can neither sign one nor "
-              "downgrade it to Bearer.")
-        self.expect_rejection(step_id, stolen, 401, "invalid_token",
-                              "200 for service-a, 401 invalid_token for the thief")
+        n.why(
+            "the token request carried a DPoP proof, so the issuer bound the token to service-a's key "
+            "(cnf.jkt, RFC 9449). service-b wants a fresh proof from that key with every request (method, "
+            "URL, token hash, a jti used once): whoever steals only the token can neither sign one nor "
+            "downgrade it to Bearer."
+        )
+        self.expect_rejection(
+            step_id, stolen, 401, "invalid_token", "200 for service-a, 401 invalid_token for the thief"
+        )
         if owner.status_code != 200 or as_bearer.status_code != 401 or not jkt:
-            n.outcome(step_id, False, f"expected a bound token accepted from service-a ({owner.status_code}) "
-                                      f"and refused as Bearer ({as_bearer.status_code})")
+            n.outcome(
+                step_id,
+                False,
+                f"expected a bound token accepted from service-a ({owner.status_code}) "
+                f"and refused as Bearer ({as_bearer.status_code})",
+            )

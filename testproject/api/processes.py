@@ -62,13 +62,15 @@ class Service:
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
         env.pop("DJANGO_SETTINGS_MODULE", None)
-        env.update({
-            "DJANGO_SETTINGS_MODULE": SETTINGS,
-            "TESTPROJECT_ROLE": self.role,
-            "TESTPROJECT_SQLITE": str(self.dir / "db.sqlite3"),
-            "TESTPROJECT_CACHE_DIR": str(self.dir / "cache"),
-            "PYTHONUNBUFFERED": "1",
-        })
+        env.update(
+            {
+                "DJANGO_SETTINGS_MODULE": SETTINGS,
+                "TESTPROJECT_ROLE": self.role,
+                "TESTPROJECT_SQLITE": str(self.dir / "db.sqlite3"),
+                "TESTPROJECT_CACHE_DIR": str(self.dir / "cache"),
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
         env.update(self.extra_env)
         return env
 
@@ -79,8 +81,14 @@ class Service:
             args += ["--seed", str(seed)]
         log = open(self.log_path, "ab")
         try:
-            self.proc = subprocess.Popen(args, env=self.env(), stdout=log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, cwd=str(MANAGE.parent.parent))
+            self.proc = subprocess.Popen(
+                args,
+                env=self.env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=str(MANAGE.parent.parent),
+            )
         finally:
             log.close()
 
@@ -100,8 +108,15 @@ class Service:
 
     def manage(self, *args: str, timeout: float = 30.0) -> subprocess.CompletedProcess:
         """Run ``manage.py ARGS`` against this service's database and cache, as its operator would."""
-        done = subprocess.run([sys.executable, str(MANAGE), *args], env=self.env(), capture_output=True,
-                              text=True, timeout=timeout, stdin=subprocess.DEVNULL, cwd=str(MANAGE.parent.parent))
+        done = subprocess.run(
+            [sys.executable, str(MANAGE), *args],
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+            cwd=str(MANAGE.parent.parent),
+        )
         if done.returncode != 0:
             raise ServiceError(f"manage.py {' '.join(args)} failed ({done.returncode}):\n{done.stderr[-2000:]}")
         return done
@@ -109,9 +124,17 @@ class Service:
     def console(self) -> OperatorConsole:
         """A warm ``manage.py operator_console`` for this service: commands run without a new Django."""
         with open(self.dir / "console.log", "ab") as log:
-            return OperatorConsole(subprocess.Popen(
-                [sys.executable, str(MANAGE), "operator_console"], env=self.env(), stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE, stderr=log, text=True, cwd=str(MANAGE.parent.parent)))
+            return OperatorConsole(
+                subprocess.Popen(
+                    [sys.executable, str(MANAGE), "operator_console"],
+                    env=self.env(),
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=log,
+                    text=True,
+                    cwd=str(MANAGE.parent.parent),
+                )
+            )
 
     def log_tail(self, chars: int = 3000) -> str:
         try:

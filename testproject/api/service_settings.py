@@ -14,10 +14,19 @@ from testproject.settings import DRF_M2M_AUTH as _BASE_M2M
 TESTPROJECT_ROLE = os.environ.get("TESTPROJECT_ROLE", "all")
 DEBUG = False
 
-DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": os.environ["TESTPROJECT_SQLITE"],
-                         "OPTIONS": {"timeout": 10}}}
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
-                      "LOCATION": os.environ["TESTPROJECT_CACHE_DIR"]}}
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": os.environ["TESTPROJECT_SQLITE"],
+        "OPTIONS": {"timeout": 10},
+    }
+}
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+        "LOCATION": os.environ["TESTPROJECT_CACHE_DIR"],
+    }
+}
 
 DRF_M2M_AUTH = dict(_BASE_M2M)
 for _name, _cast in (("JWKS_REFRESH_COOLDOWN", float), ("REVOCATION_CHECK_INTERVAL", float), ("LEEWAY", int)):

@@ -9,8 +9,7 @@ from .models import DataRecord
 from .serializers import DataRecordSerializer
 
 
-class DataViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
-                  viewsets.GenericViewSet):
+class DataViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet):
     """``GET /data/`` needs ``read:data``; ``POST /data/`` needs ``write:data``; both a grant for "data"."""
 
     queryset = DataRecord.objects.all()

@@ -40,8 +40,7 @@ class OAuthClientAdmin(admin.ModelAdmin):
 
     def _show_secret(self, request, client, secret):
         # Shown once to the operator, like Auth0's dashboard; only its digest is stored.
-        self.message_user(request, f"Client secret for {client.client_id}: {secret}  (copy it now)",
-                          messages.WARNING)
+        self.message_user(request, f"Client secret for {client.client_id}: {secret}  (copy it now)", messages.WARNING)
 
 
 @admin.register(SigningKey)

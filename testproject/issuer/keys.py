@@ -26,15 +26,15 @@ _lock = threading.Lock()  # one process generating the first keys at a time
 def _generate(state: str) -> SigningKey:
     key = RSAKey.generate_key(2048, parameters={"use": "sig", "alg": ALG})
     kid = key.thumbprint()  # RFC 7638: stable, derived from the public key
-    return SigningKey.objects.create(kid=kid, state=state,
-                                     private_jwk=json.dumps(key.as_dict(private=True, kid=kid)))
+    return SigningKey.objects.create(kid=kid, state=state, private_jwk=json.dumps(key.as_dict(private=True, kid=kid)))
 
 
 def ensure_keys() -> None:
     """Make sure there is a current key and a next key."""
     with _lock, transaction.atomic():
-        states = set(SigningKey.objects.filter(state__in=[SigningKey.CURRENT, SigningKey.NEXT])
-                     .values_list("state", flat=True))
+        states = set(
+            SigningKey.objects.filter(state__in=[SigningKey.CURRENT, SigningKey.NEXT]).values_list("state", flat=True)
+        )
         if SigningKey.CURRENT not in states:
             _generate(SigningKey.CURRENT)
         if SigningKey.NEXT not in states:
@@ -63,8 +63,9 @@ def jwks() -> dict:
     keys = []
     for row in published():
         public = RSAKey.import_key(json.loads(row.private_jwk)).as_dict(private=False)
-        keys.append({"kty": public["kty"], "use": "sig", "alg": ALG, "kid": row.kid,
-                     "n": public["n"], "e": public["e"]})
+        keys.append(
+            {"kty": public["kty"], "use": "sig", "alg": ALG, "kid": row.kid, "n": public["n"], "e": public["e"]}
+        )
     return {"keys": keys}
 
 

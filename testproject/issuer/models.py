@@ -34,12 +34,12 @@ def hash_secret(secret: str) -> str:
 class Api(models.Model):
     """A resource server (Auth0: Applications > APIs). ``identifier`` is the token's ``aud``."""
 
-    identifier = models.CharField(max_length=255, unique=True,
-                                  help_text="The audience, e.g. https://service-b.example")
+    identifier = models.CharField(max_length=255, unique=True, help_text="The audience, e.g. https://service-b.example")
     name = models.CharField(max_length=100)
     scopes = models.TextField(blank=True, help_text="Space-separated scopes this API defines.")
-    token_lifetime = models.PositiveIntegerField(default=DEFAULT_TOKEN_LIFETIME,
-                                                 help_text="Access-token lifetime in seconds.")
+    token_lifetime = models.PositiveIntegerField(
+        default=DEFAULT_TOKEN_LIFETIME, help_text="Access-token lifetime in seconds."
+    )
 
     class Meta:
         verbose_name = "API"
@@ -59,10 +59,12 @@ class OAuthClient(ClientMixin, models.Model):
 
     client_id = models.CharField(max_length=64, unique=True, default=new_client_id)
     name = models.CharField(max_length=100)
-    secret_hash = models.CharField(max_length=64, editable=False,
-                                   help_text="SHA-256 of the secret; the secret is shown once.")
-    grant_types = models.CharField(max_length=100, default="client_credentials",
-                                   help_text="Space-separated grant types the client may use.")
+    secret_hash = models.CharField(
+        max_length=64, editable=False, help_text="SHA-256 of the secret; the secret is shown once."
+    )
+    grant_types = models.CharField(
+        max_length=100, default="client_credentials", help_text="Space-separated grant types the client may use."
+    )
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -129,8 +131,12 @@ class SigningKey(models.Model):
     """An RSA signing key. ``next`` is published before it signs; ``retired`` stays published a while."""
 
     NEXT, CURRENT, RETIRED, REVOKED = "next", "current", "retired", "revoked"
-    STATES = [(NEXT, "next (published, not signing yet)"), (CURRENT, "current (signing)"),
-              (RETIRED, "retired (published until its tokens expire)"), (REVOKED, "revoked (not published)")]
+    STATES = [
+        (NEXT, "next (published, not signing yet)"),
+        (CURRENT, "current (signing)"),
+        (RETIRED, "retired (published until its tokens expire)"),
+        (REVOKED, "revoked (not published)"),
+    ]
 
     kid = models.CharField(max_length=64, unique=True)
     state = models.CharField(max_length=10, choices=STATES, db_index=True)

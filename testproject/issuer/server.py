@@ -33,8 +33,15 @@ class UnauthorizedClient(errors.UnauthorizedClientError):
     status_code = 403
 
 
-def mint_access_token(client: OAuthClient, api: Api, scopes: list[str], *, now: int | None = None,
-                      lifetime: int | None = None, jkt: str | None = None) -> tuple[str, dict, dict]:
+def mint_access_token(
+    client: OAuthClient,
+    api: Api,
+    scopes: list[str],
+    *,
+    now: int | None = None,
+    lifetime: int | None = None,
+    jkt: str | None = None,
+) -> tuple[str, dict, dict]:
     """Sign an RFC 9068 access token; return (jwt, header, claims).
 
     Claims are those Auth0 puts in a client_credentials token (``sub`` = ``<client_id>@clients``,
@@ -101,8 +108,10 @@ class Auth0ClientCredentialsGrant(ClientCredentialsGrant):
         grant = ClientGrant.objects.filter(client=client, api=api).first()
         if grant is None:
             # Auth0's wording, with its double quotes made single: RFC 6749 5.2 forbids '"' here.
-            raise AccessDenied(f"Client is not authorized to access '{audience}'. "
-                               "You need to create a 'client-grant' associated to this API.")
+            raise AccessDenied(
+                f"Client is not authorized to access '{audience}'. "
+                "You need to create a 'client-grant' associated to this API."
+            )
         granted = grant.scope_list
         requested = (self.request.payload.scope or "").split()
         missing = sorted(set(requested) - set(granted))
@@ -115,8 +124,12 @@ class Auth0ClientCredentialsGrant(ClientCredentialsGrant):
 
     def create_token_response(self):
         token, _, claims = mint_access_token(self.request.client, self.api, self.scopes, jkt=self.jkt)
-        body = {"access_token": token, "token_type": "DPoP" if self.jkt else "Bearer",
-                "expires_in": claims["exp"] - claims["iat"], "scope": claims["scope"]}
+        body = {
+            "access_token": token,
+            "token_type": "DPoP" if self.jkt else "Bearer",
+            "expires_in": claims["exp"] - claims["iat"],
+            "scope": claims["scope"],
+        }
         return 200, body, self.TOKEN_RESPONSE_HEADER
 
 

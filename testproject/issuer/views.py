@@ -20,6 +20,7 @@ MAX_JSON_BODY = 16 * 1024
 
 def loopback_only(view):
     """Refuse any caller not on this machine, even if someone runs the project on 0.0.0.0."""
+
     def wrapped(request: HttpRequest, *args, **kwargs):
         try:
             local = ipaddress.ip_address(request.META.get("REMOTE_ADDR", "")).is_loopback
@@ -28,6 +29,7 @@ def loopback_only(view):
         if not local:
             return HttpResponseForbidden("The local issuer answers loopback callers only.")
         return view(request, *args, **kwargs)
+
     wrapped.__name__ = view.__name__
     wrapped.__doc__ = view.__doc__
     return wrapped
@@ -75,28 +77,32 @@ def discovery(request: HttpRequest):
     """OpenID discovery / RFC 8414 metadata: ``issuer`` is exactly the ``iss`` of every token."""
     base = issuer_url()
     scopes = sorted({scope for api in Api.objects.all() for scope in api.scope_list})
-    return JsonResponse({
-        "issuer": base,
-        "token_endpoint": base + "oauth/token",
-        "jwks_uri": base + ".well-known/jwks.json",
-        "grant_types_supported": ["client_credentials"],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-        "response_types_supported": [],
-        "scopes_supported": scopes,
-        "access_token_signing_alg_values_supported": [keys.ALG],
-    })
+    return JsonResponse(
+        {
+            "issuer": base,
+            "token_endpoint": base + "oauth/token",
+            "jwks_uri": base + ".well-known/jwks.json",
+            "grant_types_supported": ["client_credentials"],
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "response_types_supported": [],
+            "scopes_supported": scopes,
+            "access_token_signing_alg_values_supported": [keys.ALG],
+        }
+    )
 
 
 @require_GET
 @loopback_only
 def index(request: HttpRequest):
     base = issuer_url()
-    return JsonResponse({
-        "what": "A local client_credentials issuer standing in for Auth0. NOT FOR PRODUCTION.",
-        "issuer": base,
-        "openid_configuration": base + ".well-known/openid-configuration",
-        "token_endpoint": base + "oauth/token",
-        "jwks_uri": base + ".well-known/jwks.json",
-        "example": f"curl -s -u CLIENT_ID:SECRET -d grant_type=client_credentials "
-                   f"-d audience=https://service-b.example {base}oauth/token",
-    })
+    return JsonResponse(
+        {
+            "what": "A local client_credentials issuer standing in for Auth0. NOT FOR PRODUCTION.",
+            "issuer": base,
+            "openid_configuration": base + ".well-known/openid-configuration",
+            "token_endpoint": base + "oauth/token",
+            "jwks_uri": base + ".well-known/jwks.json",
+            "example": f"curl -s -u CLIENT_ID:SECRET -d grant_type=client_credentials "
+            f"-d audience=https://service-b.example {base}oauth/token",
+        }
+    )

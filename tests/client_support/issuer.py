@@ -26,8 +26,7 @@ class LocalIssuer:
         self._lock = threading.Lock()
         self._server = _QuietServer(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
 
     @property
     def base_url(self):
@@ -57,14 +56,13 @@ class LocalIssuer:
                 return self.script.pop(0)
             token = f"tok-{len(self.token_requests)}"
             self.issued.add(token)
-        return 200, {}, {"access_token": token, "token_type": "Bearer",
-                         "expires_in": self.expires_in}
+        return 200, {}, {"access_token": token, "token_type": "Bearer", "expires_in": self.expires_in}
 
     def api_answer(self, host, authorization):
         with self._lock:
             self.api_requests += 1
             self.api_log.append((host, authorization))
-            token = authorization[len("Bearer "):] if authorization.startswith("Bearer ") else ""
+            token = authorization[len("Bearer ") :] if authorization.startswith("Bearer ") else ""
             ok = token in self.issued and token not in self.revoked and not self.reject_everything
         if ok:
             return 200, {}, {"ok": True, "token": token}

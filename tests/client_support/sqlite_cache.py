@@ -11,8 +11,7 @@ class SqliteCache:
     def __init__(self, path):
         self.path = str(path)
         with self._connect() as db:
-            db.execute("CREATE TABLE IF NOT EXISTS cache (key TEXT PRIMARY KEY, value TEXT, "
-                       "expires REAL)")
+            db.execute("CREATE TABLE IF NOT EXISTS cache (key TEXT PRIMARY KEY, value TEXT, expires REAL)")
 
     @contextmanager
     def _connect(self):
@@ -25,20 +24,20 @@ class SqliteCache:
 
     def get(self, key, default=None):
         with self._connect() as db:
-            row = db.execute("SELECT value FROM cache WHERE key = ? AND expires > ?",
-                             (key, time.time())).fetchone()
+            row = db.execute("SELECT value FROM cache WHERE key = ? AND expires > ?", (key, time.time())).fetchone()
         return row[0] if row else default
 
     def set(self, key, value, timeout=300):
         with self._connect() as db:
-            db.execute("INSERT OR REPLACE INTO cache VALUES (?, ?, ?)",
-                       (key, value, time.time() + timeout))
+            db.execute("INSERT OR REPLACE INTO cache VALUES (?, ?, ?)", (key, value, time.time() + timeout))
 
     def add(self, key, value, timeout=300):
         with self._connect() as db:  # IMMEDIATE: the check and the insert are one transaction
             db.execute("DELETE FROM cache WHERE key = ? AND expires <= ?", (key, time.time()))
-            return db.execute("INSERT OR IGNORE INTO cache VALUES (?, ?, ?)",
-                              (key, value, time.time() + timeout)).rowcount == 1
+            return (
+                db.execute("INSERT OR IGNORE INTO cache VALUES (?, ?, ?)", (key, value, time.time() + timeout)).rowcount
+                == 1
+            )
 
     def delete(self, key):
         with self._connect() as db:

@@ -10,8 +10,9 @@ from .sqlite_cache import SqliteCache
 
 def fetch_tokens(token_url, cache_path, barrier, results, threads=4):
     """Start ``threads`` threads together with the other processes; report what token() gave."""
-    creds = ClientCredentials(token_url, "svc-a", "s3cret-worker", "https://api.example.com",
-                              cache=SqliteCache(cache_path))
+    creds = ClientCredentials(
+        token_url, "svc-a", "s3cret-worker", "https://api.example.com", cache=SqliteCache(cache_path)
+    )
     seen = []
     barrier.wait(timeout=30)
 

@@ -29,11 +29,11 @@ EXTRA_CLIENTS = {
 def seed() -> dict:
     spec = sc.seed(SECRET)
     for client_id, (scopes, registered) in EXTRA_CLIENTS.items():
-        spec["issuer"]["clients"].append({"client_id": client_id, "name": client_id, "secret": SECRET,
-                                          "grants": {sc.SERVICE_B_AUDIENCE: scopes}})
+        spec["issuer"]["clients"].append(
+            {"client_id": client_id, "name": client_id, "secret": SECRET, "grants": {sc.SERVICE_B_AUDIENCE: scopes}}
+        )
         if registered:
-            spec["service_b"]["clients"].append({"client_id": client_id, "name": client_id,
-                                                 "resources": [sc.RESOURCE]})
+            spec["service_b"]["clients"].append({"client_id": client_id, "name": client_id, "resources": [sc.RESOURCE]})
     return spec
 
 
@@ -67,15 +67,26 @@ class Cluster:
         A job: ``client_id`` (service-a), ``audience`` (service-b), ``method`` (GET), ``scope``,
         ``secret`` (the right one).
         """
-        defaults = {"client_id": sc.SERVICE_A, "audience": sc.SERVICE_B_AUDIENCE, "method": "GET",
-                    "scope": "", "secret": SECRET}
+        defaults = {
+            "client_id": sc.SERVICE_A,
+            "audience": sc.SERVICE_B_AUDIENCE,
+            "method": "GET",
+            "scope": "",
+            "secret": SECRET,
+        }
         jobs = [{**defaults, **job} for job in jobs or [{}]]
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         env.pop("DJANGO_SETTINGS_MODULE", None)
         # The secret travels in argv here only because it is a throwaway test secret.
-        done = subprocess.run([sys.executable, str(SERVICE_A_SCRIPT), self.token_url, self.data_url,
-                               json.dumps(jobs)], env=env, capture_output=True, text=True, timeout=60,
-                              stdin=subprocess.DEVNULL, check=False)
+        done = subprocess.run(
+            [sys.executable, str(SERVICE_A_SCRIPT), self.token_url, self.data_url, json.dumps(jobs)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
         assert done.returncode == 0, done.stderr[-3000:]
         seen = json.loads(done.stdout)
         assert seen["django_imported"] is False  # the calling side runs without Django

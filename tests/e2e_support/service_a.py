@@ -16,8 +16,9 @@ from drf_m2m_auth.client import ClientCredentials, TokenRequestError
 
 
 def run(token_url, data_url, job):
-    creds = ClientCredentials(token_url, job["client_id"], job["secret"], job["audience"],
-                              scope=job.get("scope") or None)
+    creds = ClientCredentials(
+        token_url, job["client_id"], job["secret"], job["audience"], scope=job.get("scope") or None
+    )
     result = {"token_error": None, "status": None, "www_authenticate": None, "body": None, "kid": None}
     try:
         token = creds.token()

@@ -42,6 +42,7 @@ def _datetime(text: str) -> dt.datetime | None:
 def parse_exp(value: str, now: dt.datetime) -> dt.datetime:
     """A token's exp: NumericDate seconds (as in the claim) or ISO 8601 with a timezone."""
     text = value.strip()
+    when: dt.datetime | None
     seconds = _number(text)
     if seconds is not None:
         if not math.isfinite(seconds) or seconds < 0 or seconds > 1e11:
@@ -146,7 +147,7 @@ class Command(BaseCommand):
                 self._set_active(clients[client_id], False)
             for client_id in dict.fromkeys(opts["activate"]):
                 self._set_active(clients[client_id], True)
-            if jti is not None:
+            if jti is not None and exp is not None:  # parse_exp ran: --jti requires --exp
                 self._revoke_jti(jti, exp, opts["jti_client"], opts["reason"])
             if opts["purge_expired"]:
                 count = RevokedToken.objects.purge_expired(now)

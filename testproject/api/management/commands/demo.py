@@ -16,25 +16,28 @@ from testproject.api.processes import ServiceError
 
 
 class Command(BaseCommand):
-    help = ("Play the scenario: service-a gets a client_credentials token from a local issuer and calls "
-            "service-b, over real HTTP on 127.0.0.1, in temporary databases. Exits 1 if any step's outcome "
-            "differs from the expected one.")
+    help = (
+        "Play the scenario: service-a gets a client_credentials token from a local issuer and calls "
+        "service-b, over real HTTP on 127.0.0.1, in temporary databases. Exits 1 if any step's outcome "
+        "differs from the expected one."
+    )
     requires_system_checks = []  # it touches no database of this project
 
     def add_arguments(self, parser):
-        parser.add_argument("--startup-timeout", type=float, default=60.0,
-                            help="seconds to wait for the issuer and service-b to start")
+        parser.add_argument(
+            "--startup-timeout", type=float, default=60.0, help="seconds to wait for the issuer and service-b to start"
+        )
 
     def handle(self, *args, startup_timeout, **options):
-        color = wants_color(sys.stdout, force=options.get("force_color", False),
-                            never=options.get("no_color", False))
+        color = wants_color(sys.stdout, force=options.get("force_color", False), never=options.get("no_color", False))
         narrator = Narrator(self._print, color=color)
         started = time.monotonic()
         with tempfile.TemporaryDirectory(prefix="drf-m2m-demo-") as tmp:
             demo = Demo(Path(tmp), narrator)
             try:
-                narrator.line(narrator.paint("Starting the issuer and service-b (temporary SQLite databases)...",
-                                             "dim"))
+                narrator.line(
+                    narrator.paint("Starting the issuer and service-b (temporary SQLite databases)...", "dim")
+                )
                 demo.start(startup_timeout)
                 narrator.line(narrator.paint(f"Started in {time.monotonic() - started:.1f} s.", "dim"))
                 demo.run()
@@ -46,8 +49,13 @@ class Command(BaseCommand):
         total, failed = len(narrator.results), narrator.failed
         narrator.line()
         if failed:
-            narrator.line(narrator.paint(f"{total - len(failed)}/{total} steps as expected; failed: "
-                                         f"{', '.join(failed)}  ({elapsed:.1f} s)", "bold", "red"))
+            narrator.line(
+                narrator.paint(
+                    f"{total - len(failed)}/{total} steps as expected; failed: {', '.join(failed)}  ({elapsed:.1f} s)",
+                    "bold",
+                    "red",
+                )
+            )
             raise CommandError("the demo did not go as expected")
         narrator.line(narrator.paint(f"All {total} steps as expected ({elapsed:.1f} s).", "bold", "green"))
         python = os.path.relpath(sys.executable) if Path(sys.executable).is_relative_to(Path.cwd()) else "python"

@@ -15,9 +15,11 @@ from testproject.issuer.seed import apply as seed_issuer
 
 
 class Command(BaseCommand):
-    help = ("Create the demo's APIs, client service-a (with a new secret, printed once) and grants at the "
-            "local issuer and at service-b, and an 'admin' superuser if there is none; then explore with "
-            "runserver. Run migrate first.")
+    help = (
+        "Create the demo's APIs, client service-a (with a new secret, printed once) and grants at the "
+        "local issuer and at service-b, and an 'admin' superuser if there is none; then explore with "
+        "runserver. Run migrate first."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--no-superuser", action="store_true")
@@ -39,8 +41,10 @@ class Command(BaseCommand):
             out(f"Admin {site}admin/  user admin, password (shown once): {password}")
         audience = settings.DRF_M2M_AUTH.get("AUDIENCE", sc.SERVICE_B_AUDIENCE)
         out("\nThen, with `python testproject/manage.py runserver` running:")
-        out(f"  TOKEN=$(curl -s -d grant_type=client_credentials -d client_id={sc.SERVICE_A} "
+        out(
+            f"  TOKEN=$(curl -s -d grant_type=client_credentials -d client_id={sc.SERVICE_A} "
             f"-d client_secret='{secret}' -d audience={audience} {base}oauth/token "
-            "| python3 -c 'import json,sys; print(json.load(sys.stdin)[\"access_token\"])')")
-        out(f"  curl -s -H \"Authorization: Bearer $TOKEN\" {site}data/")
+            "| python3 -c 'import json,sys; print(json.load(sys.stdin)[\"access_token\"])')"
+        )
+        out(f'  curl -s -H "Authorization: Bearer $TOKEN" {site}data/')
         out(f"  curl -s {base}.well-known/openid-configuration")

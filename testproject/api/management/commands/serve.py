@@ -29,8 +29,10 @@ class _Handler(WSGIRequestHandler):
 
 
 class Command(BaseCommand):
-    help = ("Serve this project on 127.0.0.1:PORT until the parent process exits, SIGTERM, or "
-            "--max-lifetime; optionally migrate and seed first. Not a production server.")
+    help = (
+        "Serve this project on 127.0.0.1:PORT until the parent process exits, SIGTERM, or "
+        "--max-lifetime; optionally migrate and seed first. Not a production server."
+    )
     requires_system_checks = []
 
     def add_arguments(self, parser):
@@ -72,7 +74,9 @@ class Command(BaseCommand):
         role = getattr(settings, "TESTPROJECT_ROLE", "all")
         if role in ("all", "issuer") and "issuer" in spec:
             from testproject.issuer.seed import apply
+
             apply(spec["issuer"])
         if role in ("all", "api") and "service_b" in spec:
             from testproject.api.seed import apply
+
             apply(spec["service_b"])

@@ -15,16 +15,23 @@ class Command(BaseCommand):
         create.add_argument("name")
         create.add_argument("--client-id", default=None)
         create.add_argument("--secret", default=None, help="use this secret (not echoed) instead of a random one")
-        create.add_argument("--grant", action="append", default=[], metavar="AUDIENCE=SCOPE[,SCOPE]",
-                            help="authorize the client for an API with these scopes (repeatable)")
+        create.add_argument(
+            "--grant",
+            action="append",
+            default=[],
+            metavar="AUDIENCE=SCOPE[,SCOPE]",
+            help="authorize the client for an API with these scopes (repeatable)",
+        )
         grant = sub.add_parser("grant", help="authorize a client for an API with scopes")
         grant.add_argument("client_id")
         grant.add_argument("audience")
         grant.add_argument("scopes", nargs="*")
         sub.add_parser("list", help="list clients and their grants")
-        for name, text in (("deactivate", "the client can no longer get tokens"),
-                           ("activate", "undo deactivate"),
-                           ("reset-secret", "replace the secret; prints the new one once")):
+        for name, text in (
+            ("deactivate", "the client can no longer get tokens"),
+            ("activate", "undo deactivate"),
+            ("reset-secret", "replace the secret; prints the new one once"),
+        ):
             action = sub.add_parser(name, help=text)
             action.add_argument("client_id")
 

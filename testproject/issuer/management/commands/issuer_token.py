@@ -9,8 +9,10 @@ from testproject.issuer.server import mint_access_token
 
 
 class Command(BaseCommand):
-    help = ("Print a signed access token for CLIENT_ID and AUDIENCE without going through oauth/token; "
-            "--expired backdates it. For tests and the demo only.")
+    help = (
+        "Print a signed access token for CLIENT_ID and AUDIENCE without going through oauth/token; "
+        "--expired backdates it. For tests and the demo only."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("client_id")
