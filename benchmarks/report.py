@@ -149,17 +149,23 @@ def table_rows(result: dict, alg: str) -> tuple[list[str], list[list[str]]]:
     return head, body
 
 
+def _fetches(n: int) -> str:
+    return f"{n} fetch" if n == 1 else f"{n} fetches"
+
+
 def e_rows(result: dict) -> tuple[list[str], list[list[str]]]:
     head = ["system", "1,000 unknown kids, 1 process", "same, 4 processes (shared cache)",
             "cold, 16 threads", "cold, 4 processes (shared cache)"]
     body = []
-    for system, r in result.get("e", {}).items():
+    e = result.get("e", {})
+    for system in [s for s in result["systems"] if s in e]:  # run order (the JSON's keys are sorted)
+        r = e[system]
         f1, f4 = r["flood_1proc"], r["flood_4proc_shared_cache"]
         body.append([LABELS.get(system, system),
-                     f"{f1['fetches']} fetches in {f1['elapsed_s']:.1f}s",
-                     f"{f4['fetches']} fetches in {f4['elapsed_s']:.1f}s",
-                     f"{r['cold_16_threads']['fetches']} fetches ({r['cold_16_threads']['accepted']}/16 ok)",
-                     f"{r['cold_4_processes']['fetches']} fetches ({r['cold_4_processes']['accepted']}/4 ok)"])
+                     f"{_fetches(f1['fetches'])} in {f1['elapsed_s']:.1f}s",
+                     f"{_fetches(f4['fetches'])} in {f4['elapsed_s']:.1f}s",
+                     f"{_fetches(r['cold_16_threads']['fetches'])} ({r['cold_16_threads']['accepted']}/16 ok)",
+                     f"{_fetches(r['cold_4_processes']['fetches'])} ({r['cold_4_processes']['accepted']}/4 ok)"])
     return head, body
 
 
@@ -262,3 +268,13 @@ def render_rst(result: dict) -> str:
         out += ["**E** (JWKS fetches, RS256):", "", _rst_table(*e_rows(result)), ""]
     out += ["Targets:", ""] + [f"- ``{line}``" for line in _targets_lines(result)] + [""]
     return "\n".join(out)
+
+
+if __name__ == "__main__":  # re-render a saved run: python benchmarks/report.py results/latest.json [--rst]
+    import json
+    import sys
+
+    with open(sys.argv[1]) as fh:
+        saved = json.load(fh)
+    saved["summary"] = summarize(saved)
+    print(render_rst(saved) if "--rst" in sys.argv else render_text(saved))
