@@ -51,7 +51,10 @@ def test_the_extractor_prints_the_readme_commands_verbatim():
 def test_ci_runs_exactly_the_readme_test_command_and_nothing_else():
     lines = shell_commands(CI_RUN)
     assert "test_cmd=$(python3 .ci/readme_commands.py test)" in lines
-    assert lines[-1] == 'bash -c "$test_cmd"'
+    run_at = lines.index('bash -c "$test_cmd"')
+    # After the tests, only the quality gates (lint, types, migrations, docs, build): no other test run.
+    assert [x for x in lines[run_at + 1 :] if not x.startswith("echo ")] == ["bash .ci/gates.sh .venv/bin/python"]
+    assert "pytest" not in (ROOT / ".ci" / "gates.sh").read_text().replace("pytest)", "")
     # No second way to run the tests hides in the script: pytest and manage.py come only from README.
     for line in lines:
         assert "pytest" not in line and "manage.py" not in line, line
