@@ -9,6 +9,7 @@ from rest_framework.permissions import BasePermission, BasePermissionMetaclass, 
 
 from .conf import m2m_settings
 from .exceptions import InsufficientScopeDenied, M2MPermissionDenied
+from .principal import AccessToken
 from .scopes import resolve_required
 
 
@@ -100,11 +101,16 @@ class _Metaclass(_Composable, BasePermissionMetaclass):
     pass
 
 
+_revocation: Any = None  # drf_m2m_auth.revocation, imported on first use
+
+
 class M2MPermission(BasePermission, metaclass=_Metaclass):
     """Base for drf_m2m_auth permissions: composable with DRF's ``&``, ``|`` and ``~``."""
 
     def get_token(self, request: Any) -> Any:
         token = request.auth
+        if type(token) is AccessToken:  # the common case, without two hasattr calls
+            return token
         return token if hasattr(token, "scopes") and hasattr(token, "client_id") else None
 
 
@@ -122,7 +128,9 @@ class HasScopes(M2MPermission):
         if spec is None:
             raise ImproperlyConfigured(f"{type(view).__name__} uses HasScopes but defines no required_scopes")
         try:
-            return resolve_required(spec, action=getattr(view, "action", None), method=request.method)
+            # request._request.method: DRF's Request proxies unknown attributes through __getattr__
+            method = getattr(request, "_request", request).method
+            return resolve_required(spec, action=getattr(view, "action", None), method=method)
         except TypeError as exc:
             raise ImproperlyConfigured(f"{type(view).__name__}.required_scopes: {exc}") from exc
 
@@ -130,6 +138,12 @@ class HasScopes(M2MPermission):
         token = self.get_token(request)
         if token is None:
             return False  # DRF answers 401 (no credentials) or 403
+        if type(self).get_required_scopes is HasScopes.get_required_scopes:
+            spec = getattr(view, "required_scopes", None)
+            if type(spec) is list or type(spec) is tuple:  # the per-request fast path: no frozenset built
+                if token.scopes.issuperset(spec):
+                    return True
+                raise InsufficientScopeDenied(frozenset(spec), realm=str(m2m_settings.REALM))
         needed = self.get_required_scopes(request, view)
         if needed is None:
             raise M2MPermissionDenied(
@@ -156,9 +170,12 @@ class HasResourceGrant(M2MPermission):
         token = self.get_token(request)
         if token is None:
             return False
-        from . import revocation  # imports models lazily
+        global _revocation
+        if _revocation is None:
+            from . import revocation  # imports models lazily (STYLE 8), once
 
-        granted = revocation.resources_for(token.client_id)
+            _revocation = revocation
+        granted = _revocation.resources_for(token.client_id)
         if granted is None:
             raise M2MPermissionDenied("This client is not registered.", code="client_unregistered")
         if resource not in granted:

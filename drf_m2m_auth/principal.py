@@ -56,7 +56,7 @@ class AccessToken:
     ):
         self.claims = claims
         self.scopes = scopes
-        self.header = dict(header or {})
+        self.header = header if type(header) is dict else dict(header or {})  # the verifier's own dict
         self.client_id = client_id_from_claims(claims)
         self.subject: str = claims["sub"]
         self.issuer: str = claims["iss"]

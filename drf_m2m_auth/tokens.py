@@ -35,7 +35,7 @@ REQUIRED_CLAIMS = ("exp", "iat", "iss", "aud", "sub")
 # Hash objects carry no state, so one instance each serves every verification.
 _HASHES: dict[str, hashes.HashAlgorithm] = {"256": hashes.SHA256(), "384": hashes.SHA384(), "512": hashes.SHA512()}
 _EC_SIZES = {"ES256": 32, "ES384": 48, "ES512": 66}
-_URL_TO_STD = str.maketrans("-_", "+/")
+_URL_TO_STD = bytes.maketrans(b"-_+/=", b"+/!!!")
 _sha256 = hashlib.sha256
 
 
@@ -74,16 +74,18 @@ _B64URL = re.compile(r"[A-Za-z0-9_-]*")
 
 def _b64url_decode_strict(segment: str) -> bytes:
     """Strict base64url without padding (RFC 7515 2): any other character is an error."""
-    if "=" in segment or "+" in segment or "/" in segment:  # padding, or the standard alphabet
-        raise ValueError("not base64url")
-    return binascii.a2b_base64(segment.translate(_URL_TO_STD) + "=" * (-len(segment) % 4), strict_mode=True)  # type: ignore[call-arg,unused-ignore]
+    # One C pass maps the URL alphabet to the standard one and "+", "/", "=" (not base64url) to
+    # "!", which strict mode then refuses; non-ASCII fails the encode (UnicodeEncodeError).
+    data = segment.encode("ascii").translate(_URL_TO_STD)
+    return binascii.a2b_base64(data + b"=" * (-len(data) % 4), strict_mode=True)  # type: ignore[call-arg,unused-ignore]
 
 
 def _b64url_decode_checked(segment: str) -> bytes:
     """The same for Python 3.10, whose a2b_base64 has no strict mode: check the alphabet first."""
     if not _B64URL.fullmatch(segment) or len(segment) % 4 == 1:
         raise ValueError("not base64url")
-    return binascii.a2b_base64(segment.translate(_URL_TO_STD) + "=" * (-len(segment) % 4))
+    data = segment.encode("ascii")
+    return binascii.a2b_base64(data.translate(_URL_TO_STD) + b"=" * (-len(data) % 4))
 
 
 b64url_decode = _b64url_decode_strict if sys.version_info >= (3, 11) else _b64url_decode_checked
@@ -101,8 +103,12 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+_JSON = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)  # built once
+
+
 def _json_object(data: bytes) -> dict[str, Any]:
-    value = json.loads(data, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
+    # RFC 7519 7.2: the segments are UTF-8; anything else is malformed (UnicodeDecodeError).
+    value = _JSON.decode(data.decode("utf-8"))
     if type(value) is not dict:
         raise ValueError("not a JSON object")
     return value
