@@ -65,17 +65,34 @@ def main(argv=None) -> int:
     try:
         n_distinct = 3000
         toks = common.mint_batch((keys[alg], alg, common.KID[alg], server.issuer, 45 + n_distinct))
-        data = {alg: {"A": toks[0], "Cs": toks[1], "D": toks[2], "warm": toks[3:33], "warm_view": toks[33:43],
-                      "B": [toks[45:]], "Cd": [toks[45:]],
-                      "special": common.special_tokens(keys, alg, server.issuer)}}
+        data = {
+            alg: {
+                "A": toks[0],
+                "Cs": toks[1],
+                "D": toks[2],
+                "warm": toks[3:33],
+                "warm_view": toks[33:43],
+                "B": [toks[45:]],
+                "Cd": [toks[45:]],
+                "special": common.special_tokens(keys, alg, server.issuer),
+            }
+        }
         path = os.path.join(tmp, "tokens.json")
         with open(path, "w") as fh:
             json.dump(data, fh)
         from worker import Worker
 
-        cfg = {"system": "ours", "alg": alg, "issuer": server.issuer, "jwks_url": server.jwks_url("breakdown"),
-               "algorithms": list(common.ALGS), "tokens_file": path, "target_s": 0.05, "mode": "main",
-               "cache": "locmem"}
+        cfg = {
+            "system": "ours",
+            "alg": alg,
+            "issuer": server.issuer,
+            "jwks_url": server.jwks_url("breakdown"),
+            "algorithms": list(common.ALGS),
+            "tokens_file": path,
+            "target_s": 0.05,
+            "mode": "main",
+            "cache": "locmem",
+        }
         w = Worker()
         w.cmd_setup(cfg)
         from systems import FloorSystem
@@ -98,23 +115,32 @@ def main(argv=None) -> int:
 
         msg = (h + "." + p).encode()
         if alg == "RS256":
+
             def crypto():
                 pub.verify(sb, msg, padding.PKCS1v15(), hashes.SHA256())
         else:
+
             def crypto():
                 der = encode_dss_signature(int.from_bytes(sb[:32], "big"), int.from_bytes(sb[32:], "big"))
                 pub.verify(der, msg, ec.ECDSA(hashes.SHA256()))
+
         claims = json.loads(pb)
 
         def claim_checks():
             now = time.time()
-            return (claims["exp"] > now and claims["iat"] <= now and claims["iss"] == server.issuer
-                    and claims["aud"] == common.AUDIENCE and isinstance(claims["sub"], str) and claims["sub"])
+            return (
+                claims["exp"] > now
+                and claims["iat"] <= now
+                and claims["iss"] == server.issuer
+                and claims["aud"] == common.AUDIENCE
+                and isinstance(claims["sub"], str)
+                and claims["sub"]
+            )
 
         # Totals: authenticate() over distinct pre-built requests, as in case B.
         per = (n_distinct - 20) // REPEAT
-        f_it = iter([w.drf_request(t) for t in toks[45:45 + per * REPEAT + 1]])
-        o_it = iter([w.drf_request(t) for t in toks[45:45 + per * REPEAT + 1]])
+        f_it = iter([w.drf_request(t) for t in toks[45 : 45 + per * REPEAT + 1]])
+        o_it = iter([w.drf_request(t) for t in toks[45 : 45 + per * REPEAT + 1]])
         from drf_m2m_auth import revocation
         from drf_m2m_auth import tokens as T
         from drf_m2m_auth.authentication import M2MJWTAuthentication
@@ -136,6 +162,7 @@ def main(argv=None) -> int:
         floor_steps.add("claim checks (exp iat iss aud sub)", claim_checks)
 
         import hashlib
+
         header, payload = T._json_object(hb), T._json_object(pb)
         source = next(iter(v.sources.values()))
         kid = header.get("kid")
@@ -149,13 +176,17 @@ def main(argv=None) -> int:
         add("2 x tokens._json_object (duplicate-key check)", lambda: (T._json_object(hb), T._json_object(pb)))
         add("TokenVerifier._check_header", lambda: v._check_header(header))
         add("JWKSource.get_key", lambda: source.get_key(kid, alg))
-        add(f"SIGNATURE_VERIFIERS[{alg}] (incl. signing-input encode)",
-            lambda: T.SIGNATURE_VERIFIERS[alg](key.public_key, sb, tok[: len(h) + 1 + len(p)].encode()), 500)
+        add(
+            f"SIGNATURE_VERIFIERS[{alg}] (incl. signing-input encode)",
+            lambda: T.SIGNATURE_VERIFIERS[alg](key.public_key, sb, tok[: len(h) + 1 + len(p)].encode()),
+            500,
+        )
         add("TokenVerifier._check_claims", lambda: v._check_claims(payload))
         add("scopes_from_claims", lambda: scopes_from_claims(payload, v.scope_claims))
-        add("AccessToken(...) + ServiceClient.from_token",
-            lambda: ServiceClient.from_token(AccessToken(payload, scopes, header=header, token_hash="0" * 64,
-                                                         kid=kid)))
+        add(
+            "AccessToken(...) + ServiceClient.from_token",
+            lambda: ServiceClient.from_token(AccessToken(payload, scopes, header=header, token_hash="0" * 64, kid=kid)),
+        )
         add("revocation.check", lambda: revocation.check(token_obj))
         add("on_accepted (signal, no receivers)", lambda: auth.on_accepted(req, token_obj))
 
@@ -171,10 +202,17 @@ def main(argv=None) -> int:
         print(f"floor: authenticate() on unseen tokens {floor_total * 1e6:.2f}us CPU, of which")
         for name, _, _, sec in floor_steps.items:
             print(row(name, sec, floor_total))
-        print(row("rest: header read, call overhead, result objects",
-                  floor_total - sum(i[3] for i in floor_steps.items if i[3]), floor_total))
-        print(f"\nours: authenticate() on unseen tokens {ours_total * 1e6:.2f}us CPU "
-              f"({ours_total / floor_total:.2f}x the floor), of which")
+        print(
+            row(
+                "rest: header read, call overhead, result objects",
+                floor_total - sum(i[3] for i in floor_steps.items if i[3]),
+                floor_total,
+            )
+        )
+        print(
+            f"\nours: authenticate() on unseen tokens {ours_total * 1e6:.2f}us CPU "
+            f"({ours_total / floor_total:.2f}x the floor), of which"
+        )
         for name, _, _, sec in ours_steps.items:
             print(row(name, sec, ours_total))
         known = sum(i[3] for i in ours_steps.items if i[3])

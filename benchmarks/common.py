@@ -42,15 +42,19 @@ def _int_b64(value: int, length: int | None = None) -> str:
 
 # -- keys ------------------------------------------------------------------------------------
 
+
 def generate_keys() -> dict[str, bytes]:
     """A fresh RSA-2048 and P-256 pair per algorithm, plus keys that are never published."""
+
     def pem(key) -> bytes:
-        return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                 serialization.NoEncryption())
+        return key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+
     return {
         "RS256": pem(rsa.generate_private_key(65537, 2048)),
         "ES256": pem(ec.generate_private_key(ec.SECP256R1())),
-        "RS256-old": pem(rsa.generate_private_key(65537, 2048)),   # a second published key
+        "RS256-old": pem(rsa.generate_private_key(65537, 2048)),  # a second published key
         "RS256-unpublished": pem(rsa.generate_private_key(65537, 2048)),
         "ES256-unpublished": pem(ec.generate_private_key(ec.SECP256R1())),
     }
@@ -64,36 +68,48 @@ def public_jwk(private_key, kid: str, alg: str) -> dict:
     pub = private_key.public_key()
     if isinstance(pub, rsa.RSAPublicKey):
         nums = pub.public_numbers()
-        return {"kty": "RSA", "use": "sig", "alg": alg, "kid": kid, "n": _int_b64(nums.n),
-                "e": _int_b64(nums.e)}
+        return {"kty": "RSA", "use": "sig", "alg": alg, "kid": kid, "n": _int_b64(nums.n), "e": _int_b64(nums.e)}
     nums = pub.public_numbers()
-    return {"kty": "EC", "use": "sig", "alg": alg, "kid": kid, "crv": "P-256",
-            "x": _int_b64(nums.x, 32), "y": _int_b64(nums.y, 32)}
+    return {
+        "kty": "EC",
+        "use": "sig",
+        "alg": alg,
+        "kid": kid,
+        "crv": "P-256",
+        "x": _int_b64(nums.x, 32),
+        "y": _int_b64(nums.y, 32),
+    }
 
 
 def jwks_document(keys_pem: dict[str, bytes]) -> dict:
     """The issuer's published JWKS: the current RSA and EC keys and one older RSA key."""
-    return {"keys": [
-        public_jwk(load_private(keys_pem["RS256-old"]), "rsa-2023", "RS256"),
-        public_jwk(load_private(keys_pem["RS256"]), KID["RS256"], "RS256"),
-        public_jwk(load_private(keys_pem["ES256"]), KID["ES256"], "ES256"),
-    ]}
+    return {
+        "keys": [
+            public_jwk(load_private(keys_pem["RS256-old"]), "rsa-2023", "RS256"),
+            public_jwk(load_private(keys_pem["RS256"]), KID["RS256"], "RS256"),
+            public_jwk(load_private(keys_pem["ES256"]), KID["ES256"], "ES256"),
+        ]
+    }
 
 
 # -- tokens ----------------------------------------------------------------------------------
+
 
 def sign(private_key, alg: str, signing_input: bytes) -> bytes:
     if alg == "RS256":
         return private_key.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())
     if alg == "ES256":
         r, s = decode_dss_signature(private_key.sign(signing_input, ec.ECDSA(hashes.SHA256())))
-        return r.to_bytes(32, "big") + s.to_bytes(32, "big")   # JWS form: R || S (RFC 7518 3.4)
+        return r.to_bytes(32, "big") + s.to_bytes(32, "big")  # JWS form: R || S (RFC 7518 3.4)
     raise ValueError(alg)
 
 
 def mint(private_key, header: dict, claims: dict) -> str:
-    signing_input = b64e(json.dumps(header, separators=(",", ":")).encode()) + "." + \
-        b64e(json.dumps(claims, separators=(",", ":")).encode())
+    signing_input = (
+        b64e(json.dumps(header, separators=(",", ":")).encode())
+        + "."
+        + b64e(json.dumps(claims, separators=(",", ":")).encode())
+    )
     sig = sign(private_key, header["alg"], signing_input.encode("ascii"))
     return signing_input + "." + b64e(sig)
 
@@ -150,11 +166,14 @@ def unknown_kid_tokens(keys_pem: dict[str, bytes], issuer: str, count: int) -> l
     """RS256 tokens signed by an unpublished key, each with a kid never seen (a kid flood)."""
     key = load_private(keys_pem["RS256-unpublished"])
     now = int(time.time())
-    return [mint(key, {"alg": "RS256", "typ": "JWT", "kid": "flood-" + uuid.uuid4().hex[:16]},
-                 claims_for(issuer, now=now)) for _ in range(count)]
+    return [
+        mint(key, {"alg": "RS256", "typ": "JWT", "kid": "flood-" + uuid.uuid4().hex[:16]}, claims_for(issuer, now=now))
+        for _ in range(count)
+    ]
 
 
 # -- the machine -----------------------------------------------------------------------------
+
 
 def machine_info() -> dict:
     cpu = ""
@@ -182,9 +201,19 @@ def machine_info() -> dict:
 
 def package_versions() -> dict:
     from importlib import metadata
+
     out = {}
-    for name in ("Django", "djangorestframework", "cryptography", "joserfc", "Authlib", "PyJWT",
-                 "djangorestframework-simplejwt", "requests", "drf-m2m-auth"):
+    for name in (
+        "Django",
+        "djangorestframework",
+        "cryptography",
+        "joserfc",
+        "Authlib",
+        "PyJWT",
+        "djangorestframework-simplejwt",
+        "requests",
+        "drf-m2m-auth",
+    ):
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -195,10 +224,15 @@ def package_versions() -> dict:
 def git_revision(path: str) -> str | None:
     """HEAD's short hash, with "+dirty" when drf_m2m_auth/ has uncommitted changes."""
     try:
-        rev = subprocess.run(["git", "-C", path, "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", path, "status", "--porcelain", "--", "drf_m2m_auth"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        rev = subprocess.run(
+            ["git", "-C", path, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", path, "status", "--porcelain", "--", "drf_m2m_auth"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
     return (rev + ("+dirty" if dirty else "")) or None

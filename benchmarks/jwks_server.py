@@ -68,8 +68,9 @@ class JWKSServer(ThreadingHTTPServer):
             return self.fetches[(ns, "jwks.json")]
 
     def start(self) -> JWKSServer:
-        self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.2},
-                                        name="jwks-server", daemon=True)
+        self._thread = threading.Thread(
+            target=self.serve_forever, kwargs={"poll_interval": 0.2}, name="jwks-server", daemon=True
+        )
         self._thread.start()
         return self
 

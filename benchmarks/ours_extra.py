@@ -88,8 +88,12 @@ class OursExtra:
         t = self.worker.tokens
         out = {"cached_token_accepted_before_revocation": not refused(t["Cs"]) and not refused(t["A"])}
         claims = json.loads(b64d(t["Cs"].split(".")[1]))
-        RevokedToken.objects.revoke(claims["jti"], timezone.now() + timezone.timedelta(hours=5),
-                                    client_id=CLIENT_ID, reason="benchmark post-check")
+        RevokedToken.objects.revoke(
+            claims["jti"],
+            timezone.now() + timezone.timedelta(hours=5),
+            client_id=CLIENT_ID,
+            reason="benchmark post-check",
+        )
         time.sleep(wait)
         out["revoked_jti_refused_from_cache"] = refused(t["Cs"])
         out["other_jti_still_accepted"] = not refused(t["A"])

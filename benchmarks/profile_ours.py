@@ -47,17 +47,37 @@ def main(argv=None) -> int:
     try:
         n_distinct = ops if distinct else 1
         toks = common.mint_batch((keys[args.alg], args.alg, common.KID[args.alg], server.issuer, 45 + n_distinct))
-        data = {args.alg: {"A": toks[0], "Cs": toks[1], "D": toks[2], "warm": toks[3:33], "warm_view": toks[33:43],
-                           "B": [toks[45:]], "Cd": [toks[45:]],
-                           "special": common.special_tokens(keys, args.alg, server.issuer)}}
+        data = {
+            args.alg: {
+                "A": toks[0],
+                "Cs": toks[1],
+                "D": toks[2],
+                "warm": toks[3:33],
+                "warm_view": toks[33:43],
+                "B": [toks[45:]],
+                "Cd": [toks[45:]],
+                "special": common.special_tokens(keys, args.alg, server.issuer),
+            }
+        }
         path = os.path.join(tmp, "tokens.json")
         with open(path, "w") as fh:
             json.dump(data, fh)
         from worker import Worker
+
         w = Worker()
-        w.cmd_setup({"system": args.system, "alg": args.alg, "issuer": server.issuer,
-                     "jwks_url": server.jwks_url("profile"), "algorithms": list(common.ALGS),
-                     "tokens_file": path, "target_s": 0.05, "mode": "main", "cache": "locmem"})
+        w.cmd_setup(
+            {
+                "system": args.system,
+                "alg": args.alg,
+                "issuer": server.issuer,
+                "jwks_url": server.jwks_url("profile"),
+                "algorithms": list(common.ALGS),
+                "tokens_file": path,
+                "target_s": 0.05,
+                "mode": "main",
+                "cache": "locmem",
+            }
+        )
         if distinct:
             tokens = data[args.alg][args.case][0]
         else:
@@ -66,8 +86,10 @@ def main(argv=None) -> int:
         if args.no_profile:
             t0 = time.perf_counter()
             per_op = w.run_case(args.case, tokens, batches=5)
-            print(f"{args.system} {args.case} {args.alg}: {per_op * 1e6:.2f} us/op CPU (fastest of 5 slices), "
-                  f"wall {time.perf_counter() - t0:.1f}s")
+            print(
+                f"{args.system} {args.case} {args.alg}: {per_op * 1e6:.2f} us/op CPU (fastest of 5 slices), "
+                f"wall {time.perf_counter() - t0:.1f}s"
+            )
             return 0
         prof = w.profiler = cProfile.Profile()
         per_op = w.run_case(args.case, tokens)
@@ -75,8 +97,10 @@ def main(argv=None) -> int:
         st = pstats.Stats(prof, stream=out)
         st.sort_stats(args.sort).print_stats(args.limit)
         total = sum(v[2] for v in st.stats.values())
-        print(f"{args.system} {args.case} {args.alg}: {per_op * 1e6:.2f} us/op under cProfile; "
-              f"profiled total {total:.3f}s over {len(tokens)} ops")
+        print(
+            f"{args.system} {args.case} {args.alg}: {per_op * 1e6:.2f} us/op under cProfile; "
+            f"profiled total {total:.3f}s over {len(tokens)} ops"
+        )
         print(out.getvalue())
     finally:
         server.stop()

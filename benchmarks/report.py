@@ -28,8 +28,14 @@ def _quantile(xs: list[float], q: float) -> float:
 
 
 def stats(xs: list[float]) -> dict:
-    return {"median": statistics.median(xs), "p25": _quantile(xs, 0.25), "p75": _quantile(xs, 0.75),
-            "min": min(xs), "max": max(xs), "n": len(xs)}
+    return {
+        "median": statistics.median(xs),
+        "p25": _quantile(xs, 0.25),
+        "p75": _quantile(xs, 0.75),
+        "min": min(xs),
+        "max": max(xs),
+        "n": len(xs),
+    }
 
 
 def _ratios(num: list[float], den: list[float], minus_one: bool = False) -> list[float]:
@@ -64,7 +70,8 @@ def summarize(result: dict) -> dict:
                     "ready_pair_hasscopes_added": stats(_ratios(s["CZ"], s["N"], minus_one=True)),
                 }
                 row["D_auth_added_x_floor"] = stats(
-                    [(a - b) / f for a, b, f in zip(s["DAF"], s["DAB"], floor["A"], strict=True)])
+                    [(a - b) / f for a, b, f in zip(s["DAF"], s["DAB"], floor["A"], strict=True)]
+                )
             rows[system] = row
         out["per_alg"][alg] = rows
     out["targets"] = _targets(result, out["per_alg"])
@@ -78,45 +85,75 @@ def _targets(result: dict, per_alg: dict) -> dict:
         if not ours:
             continue
         a = ours["A_x_floor"]["median"]
-        t[f"A {alg}"] = {"value": a, "limit": TARGETS["A"], "met": a <= TARGETS["A"],
-                         "what": "same token: ours / floor"}
+        t[f"A {alg}"] = {
+            "value": a,
+            "limit": TARGETS["A"],
+            "met": a <= TARGETS["A"],
+            "what": "same token: ours / floor",
+        }
         b = ours["B_x_floor"]["median"]
         peers = {p: rows[p]["B_x_floor"]["median"] for p in PEERS if p in rows}
         ahead = all(b < v for v in peers.values())
-        t[f"B {alg}"] = {"value": b, "limit": TARGETS["B"], "met": b <= TARGETS["B"] and ahead,
-                         "ahead_of_every_peer": ahead, "peers": peers, "what": "distinct tokens: ours / floor"}
+        t[f"B {alg}"] = {
+            "value": b,
+            "limit": TARGETS["B"],
+            "met": b <= TARGETS["B"] and ahead,
+            "ahead_of_every_peer": ahead,
+            "peers": peers,
+            "what": "distinct tokens: ours / floor",
+        }
         c = ours["Cs_added"]["median"]
-        t[f"C {alg}"] = {"value": c, "limit": TARGETS["C"], "met": c <= TARGETS["C"],
-                         "what": "full request, same token: added over the no-auth request"}
+        t[f"C {alg}"] = {
+            "value": c,
+            "limit": TARGETS["C"],
+            "met": c <= TARGETS["C"],
+            "what": "full request, same token: added over the no-auth request",
+        }
         if "D_request_added" in ours:
             d = ours["D_request_added"]["median"]
-            t[f"D {alg}"] = {"value": d, "limit": TARGETS["D"], "met": d <= TARGETS["D"],
-                             "what": "revocation + grant checks added to a cached-token request"}
+            t[f"D {alg}"] = {
+                "value": d,
+                "limit": TARGETS["D"],
+                "met": d <= TARGETS["D"],
+                "what": "revocation + grant checks added to a cached-token request",
+            }
     e = result.get("e", {}).get("ours")
     cooldown = (result.get("ours_settings") or {}).get("JWKS_REFRESH_COOLDOWN") or 30
     if e:
         for key in ("flood_1proc", "flood_4proc_shared_cache"):
             r = e[key]
             allowed = max(1, math.ceil(r["elapsed_s"] / cooldown))
-            t[f"E {key}"] = {"value": r["fetches"], "limit": allowed, "met": r["fetches"] <= allowed
-                             and r["accepted"] == 0, "what": f"fetches for {r['tokens']} unknown kids in "
-                             f"{r['elapsed_s']:.1f}s (cooldown {cooldown}s)"}
+            t[f"E {key}"] = {
+                "value": r["fetches"],
+                "limit": allowed,
+                "met": r["fetches"] <= allowed and r["accepted"] == 0,
+                "what": f"fetches for {r['tokens']} unknown kids in {r['elapsed_s']:.1f}s (cooldown {cooldown}s)",
+            }
         for key in ("cold_16_threads", "cold_4_processes"):
             r = e[key]
-            t[f"E {key}"] = {"value": r["fetches"], "limit": 1, "met": r["fetches"] == 1,
-                             "what": f"cold-start fetches; {r['accepted']} requests accepted"}
+            t[f"E {key}"] = {
+                "value": r["fetches"],
+                "limit": 1,
+                "met": r["fetches"] == 1,
+                "what": f"cold-start fetches; {r['accepted']} requests accepted",
+            }
     checks = {}
     for label, info in result.get("setup", {}).items():
         checks[label] = all(info.get("rejected", {}).values())
     for label, info in result.get("post_checks", {}).items():
         checks[label] = checks.get(label, True) and all(info.values())
-    t["security checks"] = {"value": sum(checks.values()), "limit": len(checks), "met": all(checks.values()),
-                            "what": "workers that refused every bad token and every revoked/expired cached token",
-                            "failed": [k for k, v in checks.items() if not v]}
+    t["security checks"] = {
+        "value": sum(checks.values()),
+        "limit": len(checks),
+        "met": all(checks.values()),
+        "what": "workers that refused every bad token and every revoked/expired cached token",
+        "failed": [k for k, v in checks.items() if not v],
+    }
     return t
 
 
 # -- rendering --------------------------------------------------------------------------------
+
 
 def _x(s: dict) -> str:
     return f"{s['median']:.2f}x [{s['p25']:.2f}-{s['p75']:.2f}]"
@@ -132,18 +169,25 @@ def _us(v: float) -> str:
 
 def table_rows(result: dict, alg: str) -> tuple[list[str], list[list[str]]]:
     rows = result["summary"]["per_alg"][alg]
-    head = ["system", "A same token (x floor)", "B distinct (x floor)", "C same token (+ vs no-auth)",
-            "C distinct (+ vs no-auth)"]
+    head = [
+        "system",
+        "A same token (x floor)",
+        "B distinct (x floor)",
+        "C same token (+ vs no-auth)",
+        "C distinct (+ vs no-auth)",
+    ]
     body = []
     for system, r in rows.items():
         us = r["us"]
-        body.append([
-            LABELS.get(system, system),
-            f"{_x(r['A_x_floor'])} {_us(us['A'])}",
-            f"{_x(r['B_x_floor'])} {_us(us['B'])}",
-            f"{_pct(r['Cs_added'])} {_us(us['Cs'])}",
-            f"{_pct(r['Cd_added'])} {_us(us['Cd'])}",
-        ])
+        body.append(
+            [
+                LABELS.get(system, system),
+                f"{_x(r['A_x_floor'])} {_us(us['A'])}",
+                f"{_x(r['B_x_floor'])} {_us(us['B'])}",
+                f"{_pct(r['Cs_added'])} {_us(us['Cs'])}",
+                f"{_pct(r['Cd_added'])} {_us(us['Cd'])}",
+            ]
+        )
     no_auth = rows["floor"]["us"]["N"]
     body.append(["no-auth request (request floor)", "", "", f"{_us(no_auth)}", ""])
     return head, body
@@ -154,18 +198,27 @@ def _fetches(n: int) -> str:
 
 
 def e_rows(result: dict) -> tuple[list[str], list[list[str]]]:
-    head = ["system", "1,000 unknown kids, 1 process", "same, 4 processes (shared cache)",
-            "cold, 16 threads", "cold, 4 processes (shared cache)"]
+    head = [
+        "system",
+        "1,000 unknown kids, 1 process",
+        "same, 4 processes (shared cache)",
+        "cold, 16 threads",
+        "cold, 4 processes (shared cache)",
+    ]
     body = []
     e = result.get("e", {})
     for system in [s for s in result["systems"] if s in e]:  # run order (the JSON's keys are sorted)
         r = e[system]
         f1, f4 = r["flood_1proc"], r["flood_4proc_shared_cache"]
-        body.append([LABELS.get(system, system),
-                     f"{_fetches(f1['fetches'])} in {f1['elapsed_s']:.1f}s",
-                     f"{_fetches(f4['fetches'])} in {f4['elapsed_s']:.1f}s",
-                     f"{_fetches(r['cold_16_threads']['fetches'])} ({r['cold_16_threads']['accepted']}/16 ok)",
-                     f"{_fetches(r['cold_4_processes']['fetches'])} ({r['cold_4_processes']['accepted']}/4 ok)"])
+        body.append(
+            [
+                LABELS.get(system, system),
+                f"{_fetches(f1['fetches'])} in {f1['elapsed_s']:.1f}s",
+                f"{_fetches(f4['fetches'])} in {f4['elapsed_s']:.1f}s",
+                f"{_fetches(r['cold_16_threads']['fetches'])} ({r['cold_16_threads']['accepted']}/16 ok)",
+                f"{_fetches(r['cold_4_processes']['fetches'])} ({r['cold_4_processes']['accepted']}/4 ok)",
+            ]
+        )
     return head, body
 
 
@@ -179,7 +232,8 @@ def c_split_lines(result: dict) -> list[str]:
                 f"{alg}: whole ({_pct(r['Cs_added'])}) = M2MJWTAuthentication alone, no permission "
                 f"{_pct(sp['auth_only_added'])} + DRF's authenticated path and HasScopes with a ready "
                 f"(client, token) {_pct(sp['ready_pair_hasscopes_added'])}; authenticate() by itself "
-                f"{100 * r['us']['A'] / r['us']['N']:.1f}% of the no-auth request")
+                f"{100 * r['us']['A'] / r['us']['N']:.1f}% of the no-auth request"
+            )
     return lines
 
 
@@ -193,7 +247,8 @@ def d_lines(result: dict) -> list[str]:
                 f"{alg}: request with HasScopes + HasResourceGrant + revocation {_us(us['DF'])} vs HasScopes "
                 f"only, revocation hook emptied {_us(us['DB'])}: {_pct(r['D_request_added'])}; "
                 f"at authenticate(): +{r['D_auth_added_us']['median']:.2f}us "
-                f"({_us(us['DAF'])} vs {_us(us['DAB'])})")
+                f"({_us(us['DAF'])} vs {_us(us['DAB'])})"
+            )
     return lines
 
 
@@ -232,14 +287,20 @@ def _targets_lines(result: dict) -> list[str]:
 
 def _machine_line(result: dict) -> str:
     m = result["machine"]
-    return (f"{m['nproc']} cores, {m['cpu']}, {m['implementation']} {m['python']}, {m['platform']}; "
-            f"load average at start {m['loadavg_at_start']}")
+    return (
+        f"{m['nproc']} cores, {m['cpu']}, {m['implementation']} {m['python']}, {m['platform']}; "
+        f"load average at start {m['loadavg_at_start']}"
+    )
 
 
 def render_text(result: dict) -> str:
-    out = [f"Machine: {_machine_line(result)}", f"Command: {result['command']}",
-           f"Rounds: {result['profile']['rounds']} (interleaved); cells: median of per-round ratios "
-           "[interquartile range] and median absolute time per operation", ""]
+    out = [
+        f"Machine: {_machine_line(result)}",
+        f"Command: {result['command']}",
+        f"Rounds: {result['profile']['rounds']} (interleaved); cells: median of per-round ratios "
+        "[interquartile range] and median absolute time per operation",
+        "",
+    ]
     for alg in result["summary"]["per_alg"]:
         out += [f"{alg}", _text_table(*table_rows(result, alg)), ""]
     c = c_split_lines(result)

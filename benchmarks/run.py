@@ -59,9 +59,16 @@ class WorkerProc:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (HERE, REPO, env.get("PYTHONPATH")) if p)
         env.setdefault("PYTHONHASHSEED", "0")
-        self.proc = subprocess.Popen([sys.executable, os.path.join(HERE, "worker.py")], cwd=REPO, env=env,
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log,
-                                     text=True, bufsize=1)
+        self.proc = subprocess.Popen(
+            [sys.executable, os.path.join(HERE, "worker.py")],
+            cwd=REPO,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            text=True,
+            bufsize=1,
+        )
 
     def send(self, cmd: str, **kw) -> None:
         self.proc.stdin.write(json.dumps({"cmd": cmd, **kw}) + "\n")
@@ -108,6 +115,7 @@ def log(msg: str) -> None:
 
 # -- tokens -------------------------------------------------------------------------------------
 
+
 def mint_all(keys: dict, issuer: str, prof: dict, path: str) -> None:
     rounds, n_b, n_cd = prof["rounds"], prof["n_b"], prof["n_cd"]
     per_alg = 3 + 30 + 10 + rounds * (n_b + n_cd)
@@ -128,7 +136,7 @@ def mint_all(keys: dict, issuer: str, prof: dict, path: str) -> None:
         def take(n: int, toks=toks) -> list[str]:
             nonlocal pos
             pos += n
-            return toks[pos - n:pos]
+            return toks[pos - n : pos]
 
         d = {"A": take(1)[0], "Cs": take(1)[0], "D": take(1)[0], "warm": take(30), "warm_view": take(10)}
         d["B"] = [take(n_b) for _ in range(rounds)]
@@ -143,6 +151,7 @@ def mint_all(keys: dict, issuer: str, prof: dict, path: str) -> None:
 
 # -- the main phase: cases A-D -----------------------------------------------------------------
 
+
 def start_workers(systems, server, tokens_file, prof, log_dir, ns="main") -> dict:
     workers = {}
     for alg in common.ALGS:
@@ -150,9 +159,18 @@ def start_workers(systems, server, tokens_file, prof, log_dir, ns="main") -> dic
             label = f"{name}/{alg}"
             w = WorkerProc(label, log_dir)
             workers[(name, alg)] = w
-            w.send("setup", system=name, alg=alg, issuer=server.issuer, jwks_url=server.jwks_url(ns),
-                   algorithms=list(common.ALGS), tokens_file=tokens_file, target_s=prof["target_s"],
-                   mode="main", cache="locmem")
+            w.send(
+                "setup",
+                system=name,
+                alg=alg,
+                issuer=server.issuer,
+                jwks_url=server.jwks_url(ns),
+                algorithms=list(common.ALGS),
+                tokens_file=tokens_file,
+                target_s=prof["target_s"],
+                mode="main",
+                cache="locmem",
+            )
     infos = {}
     for key, w in workers.items():
         infos[key] = w.recv()
@@ -181,8 +199,9 @@ def run_rounds(workers: dict, prof: dict, seed: int) -> dict:
                 for key in rng.sample(order, len(order)):
                     cases = (OURS_GROUPS if key[0] == "ours" else GROUPS)[name]
                     # Paired cases compare two close numbers: they alternate twice within a slice too.
-                    r = workers[key].call("sample", cases=cases, round=rnd, slice=[i, SLICES],
-                                          batches=2 if len(cases) > 1 else 1)
+                    r = workers[key].call(
+                        "sample", cases=cases, round=rnd, slice=[i, SLICES], batches=2 if len(cases) > 1 else 1
+                    )
                     for case, value in r["s_per_op"].items():
                         cpu, wl = best.get((key, case), (float("inf"), float("inf")))
                         best[(key, case)] = (min(cpu, value), min(wl, r["wall_s_per_op"][case]))
@@ -196,13 +215,21 @@ def run_rounds(workers: dict, prof: dict, seed: int) -> dict:
 
 # -- case E: JWKS fetches ------------------------------------------------------------------------
 
+
 def run_e(systems, server, tokens_file, prof, log_dir, tmp) -> dict:
     out: dict = {}
     flood = prof["flood"]
     for name in [s for s in E_SYSTEMS if s in systems]:
         res: dict = {}
-        common_kw = {"system": name, "alg": "RS256", "issuer": server.issuer, "algorithms": list(common.ALGS),
-                     "tokens_file": tokens_file, "target_s": prof["target_s"], "mode": "e"}
+        common_kw = {
+            "system": name,
+            "alg": "RS256",
+            "issuer": server.issuer,
+            "algorithms": list(common.ALGS),
+            "tokens_file": tokens_file,
+            "target_s": prof["target_s"],
+            "mode": "e",
+        }
 
         # E1: one process, keys cached, then `flood` tokens with kids never published.
         ns = f"e1-{name}"
@@ -212,8 +239,12 @@ def run_e(systems, server, tokens_file, prof, log_dir, tmp) -> dict:
             assert w.call("e_auth", pool="warm", count=1)["accepted"] == 1
             before = server.count(ns)
             r = w.call("e_auth", pool="flood", count=flood)
-            res["flood_1proc"] = {"fetches": server.count(ns) - before, "tokens": flood,
-                                  "elapsed_s": r["elapsed_s"], "accepted": r["accepted"]}
+            res["flood_1proc"] = {
+                "fetches": server.count(ns) - before,
+                "tokens": flood,
+                "elapsed_s": r["elapsed_s"],
+                "accepted": r["accepted"],
+            }
         finally:
             w.close()
 
@@ -234,8 +265,11 @@ def run_e(systems, server, tokens_file, prof, log_dir, tmp) -> dict:
                 w.send("e_auth", pool="flood", start=i * part, count=part)
             rs = [w.recv() for w in ws]
             res["flood_4proc_shared_cache"] = {
-                "fetches": server.count(ns) - before, "tokens": part * 4,
-                "elapsed_s": max(r["elapsed_s"] for r in rs), "accepted": sum(r["accepted"] for r in rs)}
+                "fetches": server.count(ns) - before,
+                "tokens": part * 4,
+                "elapsed_s": max(r["elapsed_s"] for r in rs),
+                "accepted": sum(r["accepted"] for r in rs),
+            }
         finally:
             for w in ws:
                 w.close()
@@ -247,8 +281,11 @@ def run_e(systems, server, tokens_file, prof, log_dir, tmp) -> dict:
         try:
             w.call("setup", jwks_url=server.jwks_url(ns), cache="locmem", **common_kw)
             r = w.call("e_auth", pool="cold", count=16, threads=16)
-            res["cold_16_threads"] = {"fetches": server.count(ns), "accepted": r["accepted"],
-                                      "elapsed_s": r["elapsed_s"]}
+            res["cold_16_threads"] = {
+                "fetches": server.count(ns),
+                "accepted": r["accepted"],
+                "elapsed_s": r["elapsed_s"],
+            }
         finally:
             w.close()
 
@@ -265,8 +302,11 @@ def run_e(systems, server, tokens_file, prof, log_dir, tmp) -> dict:
             for i, w in enumerate(ws):
                 w.send("e_auth", pool="cold", start=i, count=1)
             rs = [w.recv() for w in ws]
-            res["cold_4_processes"] = {"fetches": server.count(ns), "accepted": sum(r["accepted"] for r in rs),
-                                       "elapsed_s": max(r["elapsed_s"] for r in rs)}
+            res["cold_4_processes"] = {
+                "fetches": server.count(ns),
+                "accepted": sum(r["accepted"] for r in rs),
+                "elapsed_s": max(r["elapsed_s"] for r in rs),
+            }
         finally:
             for w in ws:
                 w.close()
@@ -277,14 +317,21 @@ def run_e(systems, server, tokens_file, prof, log_dir, tmp) -> dict:
 
 # -- main -----------------------------------------------------------------------------------------
 
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="a smoke run (~1-2 min): fewer rounds and tokens")
-    ap.add_argument("--json", default=os.path.join(HERE, "results", "latest.json"),
-                    help="where to write the machine-readable results (default: %(default)s)")
+    ap.add_argument(
+        "--json",
+        default=os.path.join(HERE, "results", "latest.json"),
+        help="where to write the machine-readable results (default: %(default)s)",
+    )
     ap.add_argument("--rst", default=None, help="also write the tables as reStructuredText here")
-    ap.add_argument("--systems", default=",".join(ALL_SYSTEMS),
-                    help="comma-separated subset of: " + ", ".join(ALL_SYSTEMS) + " (floor is always run)")
+    ap.add_argument(
+        "--systems",
+        default=",".join(ALL_SYSTEMS),
+        help="comma-separated subset of: " + ", ".join(ALL_SYSTEMS) + " (floor is always run)",
+    )
     ap.add_argument("--rounds", type=int, default=None, help="override the number of interleaved rounds")
     ap.add_argument("--no-e", action="store_true", help="skip case E (JWKS fetch behaviour)")
     ap.add_argument("--seed", type=int, default=20240601)
@@ -336,7 +383,7 @@ def main(argv=None) -> int:
             "systems": systems,
             "setup": {f"{s}/{a}": info for (s, a), info in infos.items()},
             "post_checks": post,
-            "samples_s_per_op": samples,           # CPU time of the worker thread, per operation
+            "samples_s_per_op": samples,  # CPU time of the worker thread, per operation
             "samples_wall_s_per_op": wall,
             "e": e,
             "ours_settings": {"JWKS_REFRESH_COOLDOWN": _ours_cooldown()},
@@ -366,6 +413,7 @@ def _ours_cooldown():
     try:
         sys.path.insert(0, REPO)
         from drf_m2m_auth.conf import DEFAULTS
+
         return DEFAULTS.get("JWKS_REFRESH_COOLDOWN")
     except Exception:  # ours not importable: reported as unknown
         return None

@@ -109,6 +109,7 @@ class System:
 
 # -- the floor --------------------------------------------------------------------------------
 
+
 def _public_key(jwk: dict):
     from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
@@ -201,6 +202,7 @@ class FloorSystem(System):
 
 # -- PyJWT + PyJWKClient ----------------------------------------------------------------------
 
+
 class PyJWTSystem(System):
     name = "pyjwt"
     label = "PyJWT + PyJWKClient"
@@ -222,8 +224,9 @@ class PyJWTSystem(System):
                     return None
                 try:
                     key = jwks_client.get_signing_key_from_jwt(raw)
-                    claims = jwt.decode(raw, key.key, algorithms=algs, audience=AUDIENCE, issuer=issuer,
-                                        options={"require": REQUIRED})
+                    claims = jwt.decode(
+                        raw, key.key, algorithms=algs, audience=AUDIENCE, issuer=issuer, options={"require": REQUIRED}
+                    )
                 except jwt.PyJWTError as exc:
                     raise AuthenticationFailed("invalid token") from exc
                 return PeerUser(claims), claims
@@ -233,6 +236,7 @@ class PyJWTSystem(System):
 
 
 # -- djangorestframework-simplejwt with JWK_URL -----------------------------------------------
+
 
 class SimpleJWTSystem(System):
     name = "simplejwt"
@@ -244,17 +248,19 @@ class SimpleJWTSystem(System):
 
     def settings(self) -> dict:
         # simplejwt takes one ALGORITHM; this process serves the algorithm of its case.
-        return {"SIMPLE_JWT": {
-            "ALGORITHM": self.cfg["alg"],
-            "JWK_URL": self.jwks_url,
-            "AUDIENCE": AUDIENCE,
-            "ISSUER": self.issuer,
-            "VERIFYING_KEY": None,
-            "USER_ID_CLAIM": "sub",
-            "TOKEN_TYPE_CLAIM": None,   # Auth0 access tokens carry no simplejwt token_type
-            "JTI_CLAIM": "jti",
-            "AUTH_HEADER_TYPES": ("Bearer",),
-        }}
+        return {
+            "SIMPLE_JWT": {
+                "ALGORITHM": self.cfg["alg"],
+                "JWK_URL": self.jwks_url,
+                "AUDIENCE": AUDIENCE,
+                "ISSUER": self.issuer,
+                "VERIFYING_KEY": None,
+                "USER_ID_CLAIM": "sub",
+                "TOKEN_TYPE_CLAIM": None,  # Auth0 access tokens carry no simplejwt token_type
+                "JTI_CLAIM": "jti",
+                "AUTH_HEADER_TYPES": ("Bearer",),
+            }
+        }
 
     def setup(self) -> None:
         from rest_framework_simplejwt.authentication import JWTStatelessUserAuthentication
@@ -268,6 +274,7 @@ class SimpleJWTSystem(System):
 
 
 # -- authlib ResourceProtector, as Auth0's Django quickstart wires it -------------------------
+
 
 class AuthlibSystem(System):
     name = "authlib"
@@ -323,6 +330,7 @@ class AuthlibSystem(System):
 
 # -- joserfc jwt.decode + JWTClaimsRegistry ---------------------------------------------------
 
+
 class JoserfcSystem(System):
     name = "joserfc"
     label = "joserfc jwt.decode + claims registry"
@@ -339,7 +347,9 @@ class JoserfcSystem(System):
         registry = jwt.JWTClaimsRegistry(
             iss={"essential": True, "value": self.issuer},
             aud={"essential": True, "value": AUDIENCE},
-            exp={"essential": True}, iat={"essential": True}, sub={"essential": True},
+            exp={"essential": True},
+            iat={"essential": True},
+            sub={"essential": True},
         )
         algs = list(self.algs)
 
@@ -361,6 +371,7 @@ class JoserfcSystem(System):
 
 # -- ours -------------------------------------------------------------------------------------
 
+
 class OursSystem(System):
     name = "ours"
     label = "drf_m2m_auth (ours)"
@@ -370,13 +381,15 @@ class OursSystem(System):
         return ["drf_m2m_auth"]
 
     def settings(self) -> dict:
-        return {"DRF_M2M_AUTH": {
-            "ISSUER": self.issuer,
-            "AUDIENCE": AUDIENCE,
-            "JWKS_URL": self.jwks_url,
-            "ALGORITHMS": list(self.algs),
-            "CACHE": "default",
-        }}
+        return {
+            "DRF_M2M_AUTH": {
+                "ISSUER": self.issuer,
+                "AUDIENCE": AUDIENCE,
+                "JWKS_URL": self.jwks_url,
+                "ALGORITHMS": list(self.algs),
+                "CACHE": "default",
+            }
+        }
 
     def setup(self) -> None:
         from drf_m2m_auth.authentication import M2MJWTAuthentication
@@ -408,5 +421,6 @@ def _scoped_ours_view(authentication_classes, permission_classes, resource_name=
     return DataView.as_view()
 
 
-SYSTEMS = {cls.name: cls for cls in (FloorSystem, OursSystem, PyJWTSystem, SimpleJWTSystem, AuthlibSystem,
-                                      JoserfcSystem)}
+SYSTEMS = {
+    cls.name: cls for cls in (FloorSystem, OursSystem, PyJWTSystem, SimpleJWTSystem, AuthlibSystem, JoserfcSystem)
+}

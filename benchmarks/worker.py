@@ -27,12 +27,25 @@ IDLE_TIMEOUT = 900  # seconds without a command: the coordinator is gone, exit
 
 # A request as a real client sends it (the headers Django parses when request.headers is read).
 BASE_ENVIRON = {
-    "REQUEST_METHOD": "GET", "PATH_INFO": "/v1/data", "QUERY_STRING": "", "SCRIPT_NAME": "",
-    "SERVER_NAME": "service-b", "SERVER_PORT": "8000", "SERVER_PROTOCOL": "HTTP/1.1",
-    "REMOTE_ADDR": "127.0.0.1", "CONTENT_TYPE": "", "wsgi.url_scheme": "http", "wsgi.version": (1, 0),
-    "wsgi.multithread": True, "wsgi.multiprocess": True, "wsgi.run_once": False,
-    "HTTP_HOST": "service-b:8000", "HTTP_USER_AGENT": "python-requests/2.32.3",
-    "HTTP_ACCEPT": "*/*", "HTTP_ACCEPT_ENCODING": "gzip, deflate", "HTTP_CONNECTION": "keep-alive",
+    "REQUEST_METHOD": "GET",
+    "PATH_INFO": "/v1/data",
+    "QUERY_STRING": "",
+    "SCRIPT_NAME": "",
+    "SERVER_NAME": "service-b",
+    "SERVER_PORT": "8000",
+    "SERVER_PROTOCOL": "HTTP/1.1",
+    "REMOTE_ADDR": "127.0.0.1",
+    "CONTENT_TYPE": "",
+    "wsgi.url_scheme": "http",
+    "wsgi.version": (1, 0),
+    "wsgi.multithread": True,
+    "wsgi.multiprocess": True,
+    "wsgi.run_once": False,
+    "HTTP_HOST": "service-b:8000",
+    "HTTP_USER_AGENT": "python-requests/2.32.3",
+    "HTTP_ACCEPT": "*/*",
+    "HTTP_ACCEPT_ENCODING": "gzip, deflate",
+    "HTTP_CONNECTION": "keep-alive",
     "HTTP_X_REQUEST_ID": "0f8a3c1e-5b7d-4e2a-9c6f-1d2e3f4a5b6c",
 }
 
@@ -53,20 +66,25 @@ class Worker:
         from django.conf import settings
 
         if cache.startswith("file:"):
-            caches = {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
-                                  "LOCATION": cache[5:]}}
+            caches = {
+                "default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": cache[5:]}
+            }
         else:
-            caches = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-                                  "LOCATION": "bench"}}
+            caches = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "bench"}}
         settings.configure(
             DEBUG=False,
             SECRET_KEY="benchmark-only-not-secret",
             ALLOWED_HOSTS=["*"],
             USE_TZ=True,
-            INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth", "rest_framework",
-                            *system.installed_apps()],
-            DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3",
-                                   "NAME": os.path.join(self.tmp, "db.sqlite3")}},
+            INSTALLED_APPS=[
+                "django.contrib.contenttypes",
+                "django.contrib.auth",
+                "rest_framework",
+                *system.installed_apps(),
+            ],
+            DATABASES={
+                "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": os.path.join(self.tmp, "db.sqlite3")}
+            },
             CACHES=caches,
             ROOT_URLCONF=[],
             REST_FRAMEWORK={
@@ -81,6 +99,7 @@ class Worker:
         django.setup()
         if "drf_m2m_auth" in settings.INSTALLED_APPS:
             from django.core.management import call_command
+
             call_command("migrate", verbosity=0, interactive=False)
 
     def cmd_setup(self, msg: dict) -> dict:
@@ -97,9 +116,11 @@ class Worker:
         self.system = system
         self.views["Cs"] = self.views["Cd"] = system.scoped_view
         from systems import noauth_view
+
         self.views["N"] = noauth_view()
         if cfg["system"] == "ours":
             import ours_extra
+
             self.ours = ours_extra.OursExtra(self)
         if cfg.get("mode") != "main":
             return {"pid": os.getpid()}
@@ -165,6 +186,7 @@ class Worker:
 
     def drf_request(self, tok: str):
         from rest_framework.request import Request
+
         return Request(self.wsgi_request(tok))
 
     def check_ok(self, result) -> None:
@@ -204,7 +226,7 @@ class Worker:
                 reqs = [self.wsgi_request(tok) for tok in tokens]
                 timed = self._time_view
             size = max(1, len(reqs) // batches)
-            plans[case] = (timed, fn, [reqs[i:i + size] for i in range(0, size * batches, size)])
+            plans[case] = (timed, fn, [reqs[i : i + size] for i in range(0, size * batches, size)])
         gc.collect()
         best = {case: float("inf") for case in group}
         best_wall = dict(best)
@@ -272,7 +294,7 @@ class Worker:
             if case in ("B", "Cd"):
                 pool = t[case][rnd]
                 size = len(pool) // k
-                group[case] = pool[i * size:(i + 1) * size]
+                group[case] = pool[i * size : (i + 1) * size]
             else:
                 tok = t["Cs"] if case in ("Cs", "N", "CA", "CZ") else t["A"] if case == "A" else t["D"]
                 group[case] = [tok] * max(10, self.n[case] // k)
@@ -298,6 +320,7 @@ class Worker:
 
     def authenticate_raw(self, tok: str) -> bool:
         from rest_framework.exceptions import APIException
+
         try:
             result = self.system.authenticate(self.drf_request(tok))
         except APIException:
@@ -307,13 +330,12 @@ class Worker:
     def cmd_e_auth(self, msg: dict) -> dict:
         """Authenticate tokens one after another; with ``threads`` > 1, all threads at once."""
         pool = self.shared[msg["pool"]] if msg["pool"] in self.shared else self.tokens[msg["pool"]]
-        tokens = pool[msg.get("start", 0): msg.get("start", 0) + msg["count"]]
+        tokens = pool[msg.get("start", 0) : msg.get("start", 0) + msg["count"]]
         threads = msg.get("threads", 1)
         if threads == 1:
             t0 = time.perf_counter()
             accepted = sum(self.authenticate_raw(tok) for tok in tokens)
-            return {"accepted": accepted, "refused": len(tokens) - accepted,
-                    "elapsed_s": time.perf_counter() - t0}
+            return {"accepted": accepted, "refused": len(tokens) - accepted, "elapsed_s": time.perf_counter() - t0}
         barrier = threading.Barrier(threads)
         results: list = [None] * threads
 
