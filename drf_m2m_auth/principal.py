@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
 AUTH0_CLIENT_SUFFIX = "@clients"
 
 
@@ -38,7 +40,7 @@ class AccessToken:
         "iat",
         "jti",
         "kid",
-        "token_hash",
+        "digest",
         "header",
         "cnf",
         "jkt",
@@ -52,11 +54,13 @@ class AccessToken:
         *,
         header: Mapping[str, Any] | None = None,
         token_hash: str = "",
+        digest: bytes = b"",
         kid: str | None = None,
     ):
         self.claims = claims
         self.scopes = scopes
-        self.header = header if type(header) is dict else dict(header or {})  # the verifier's own dict
+        # The verifier does not keep the JOSE header (kid is kept below): a cached token costs memory.
+        self.header: Mapping[str, Any] = header if header is not None else _EMPTY
         self.client_id = client_id_from_claims(claims)
         self.subject: str = claims["sub"]
         self.issuer: str = claims["iss"]
@@ -65,7 +69,8 @@ class AccessToken:
         jti = claims.get("jti")
         self.jti: str | None = jti if isinstance(jti, str) and jti else None
         self.kid = kid
-        self.token_hash = token_hash  # sha256 of the raw token, hex: a cache key, not a secret
+        # sha256 of the raw token: a cache key, not a secret; hex only when someone asks
+        self.digest = digest or bytes.fromhex(token_hash)
         # RFC 7800 confirmation, decided once here so an unbound token costs one "is None" per
         # request: cnf.jkt binds it to a DPoP key (RFC 9449 6.1), cnf["x5t#S256"] to a client
         # certificate (RFC 8705 3.1).
@@ -73,6 +78,10 @@ class AccessToken:
         self.cnf: dict[str, Any] | None = cnf if isinstance(cnf, dict) else None
         self.jkt: str | None = self.cnf.get("jkt") if self.cnf is not None else None
         self.x5t_s256: str | None = self.cnf.get("x5t#S256") if self.cnf is not None else None
+
+    @property
+    def token_hash(self) -> str:
+        return self.digest.hex()
 
     @property
     def expires_at(self) -> _dt.datetime:

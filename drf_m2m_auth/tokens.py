@@ -188,6 +188,7 @@ class TokenVerifier:
         self.cache_size = cache_size
         self.clock = clock
         self._cache: dict[bytes, _CacheEntry] = {}
+        self._scope_memo: dict[tuple, frozenset[str]] = {}
         self._cache_lock = threading.Lock()
 
     # --- the per-request entry points --------------------------------------------------------
@@ -259,8 +260,8 @@ class TokenVerifier:
             raise InvalidToken("The token signature is invalid.", reason="bad_signature") from exc
 
         exp, nbf = self._check_claims(claims)
-        scopes = scopes_from_claims(claims, self.scope_claims)
-        token = AccessToken(claims, scopes, header=header, token_hash=digest.hex(), kid=kid)
+        scopes = self._scopes(claims)
+        token = AccessToken(claims, scopes, digest=digest, kid=kid)
         client = ServiceClient.from_token(token)
         self._remember(digest, _CacheEntry(token, client, exp, nbf, self.leeway, key, source))
         return client, token
@@ -327,6 +328,21 @@ class TokenVerifier:
         if "cnf" in claims:
             _check_confirmation(claims["cnf"])
         return exp, nbf
+
+    def _scopes(self, claims: dict[str, Any]) -> frozenset[str]:
+        # Tokens of one client carry the same scope string: share one frozenset between them
+        # (a cached token costs memory, and a cache of 10,000 distinct sets costs cache misses).
+        try:
+            key = tuple(claims.get(name) for name in self.scope_claims)
+            scopes = self._scope_memo.get(key)
+        except TypeError:  # an array claim (scp, permissions): not hashable, computed each time
+            return scopes_from_claims(claims, self.scope_claims)
+        if scopes is None:
+            scopes = scopes_from_claims(claims, self.scope_claims)
+            if len(self._scope_memo) >= 1024:
+                self._scope_memo.clear()
+            self._scope_memo[key] = scopes
+        return scopes
 
     # --- the verified-token cache ------------------------------------------------------------
 
