@@ -49,18 +49,21 @@ def _atomic(instance, kwargs):
     return transaction.atomic(using=using, savepoint=False)
 
 
-class ClientQuerySet(models.QuerySet):
-    def active(self):
-        return self.filter(is_active=True)
+class _StampingQuerySet(models.QuerySet):
+    """Bulk writes skip save() and its signals, so they stamp the revocation state themselves,
+    in the same transaction (revocation.py reloads on the stamp)."""
+
+    stamp: dict[str, bool] = {}
+
+    def _prepare_update(self, kwargs: dict[str, Any]) -> None:
+        pass
 
     def update(self, **kwargs):
-        # Every bulk update (admin actions, commands, user code) re-stamps the rows it touches.
-        kwargs.setdefault("updated", timezone.now())
-        kwargs["revision"] = new_revision()
+        self._prepare_update(kwargs)
         with transaction.atomic(using=self.db, savepoint=False):
             count = super().update(**kwargs)
             if count:
-                _record(self.db, Client, clients=True)
+                _record(self.db, self.model, **self.stamp)
         return count
 
     update.alters_data = True  # type: ignore[attr-defined]
@@ -69,8 +72,20 @@ class ClientQuerySet(models.QuerySet):
         with transaction.atomic(using=self.db, savepoint=False):
             created = super().bulk_create(objs, *args, **kwargs)
             if created:
-                _record(self.db, Client, clients=True)
+                _record(self.db, self.model, **self.stamp)
         return created
+
+
+class ClientQuerySet(_StampingQuerySet):
+    stamp = {"clients": True}
+
+    def active(self):
+        return self.filter(is_active=True)
+
+    def _prepare_update(self, kwargs: dict[str, Any]) -> None:
+        # Every bulk update (admin actions, commands, user code) re-stamps the rows it touches.
+        kwargs.setdefault("updated", timezone.now())
+        kwargs["revision"] = new_revision()
 
     def revoke_tokens(self, at: dt.datetime | None = None) -> int:
         """Reject every token issued before ``at`` (default: now); returns the rows updated."""
@@ -206,7 +221,9 @@ class ResourceGrant(models.Model):
             super().save(*args, **kwargs)
 
 
-class RevokedTokenQuerySet(models.QuerySet):
+class RevokedTokenQuerySet(_StampingQuerySet):
+    stamp = {"tokens": True}
+
     def unexpired(self, now: dt.datetime | None = None):
         return self.filter(exp__gt=now or timezone.now())
 
@@ -242,22 +259,6 @@ class RevokedTokenQuerySet(models.QuerySet):
             if changed:
                 entry.save(update_fields=changed)
             return entry, False
-
-    def update(self, **kwargs):
-        with transaction.atomic(using=self.db, savepoint=False):
-            count = super().update(**kwargs)
-            if count:
-                _record(self.db, RevokedToken, tokens=True)
-        return count
-
-    update.alters_data = True  # type: ignore[attr-defined]
-
-    def bulk_create(self, objs, *args, **kwargs):
-        with transaction.atomic(using=self.db, savepoint=False):
-            created = super().bulk_create(objs, *args, **kwargs)
-            if created:
-                _record(self.db, RevokedToken, tokens=True)
-        return created
 
 
 class RevokedToken(models.Model):
