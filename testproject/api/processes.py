@@ -193,3 +193,6 @@ class OperatorConsole:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+        for pipe in (self.proc.stdin, self.proc.stdout):  # no pipe left for the GC to warn about
+            if pipe is not None and not pipe.closed:
+                pipe.close()
