@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from .errors import InvalidToken, KeysUnavailable
-from .jwks import ALG_KEY_TYPES, JWKSource, VerifyKey
+from .jwks import ALG_KEY_TYPES, JWKSource, VerifyKey, _reject_constant
 from .principal import AccessToken, ServiceClient
 from .scopes import DEFAULT_SCOPE_CLAIMS, scopes_from_claims
 
@@ -97,10 +97,6 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         # RFC 7515 5.2 / 8725 2.x: duplicate members are parsed differently by different libraries.
         raise ValueError("duplicate member name")
     return obj
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
 
 
 _JSON = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)  # built once
@@ -364,13 +360,6 @@ class TokenVerifier:
         target = int(self.cache_size * 0.9)
         while len(cache) > target:
             del cache[next(iter(cache))]
-
-    def clear_cache(self) -> None:
-        with self._cache_lock:
-            self._cache.clear()
-
-    def forget(self, token_hash: str) -> None:
-        self._cache.pop(bytes.fromhex(token_hash), None)
 
 
 __all__ = ["TokenVerifier", "InvalidToken", "KeysUnavailable", "b64url_decode", "SIGNATURE_VERIFIERS"]
