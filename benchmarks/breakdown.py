@@ -64,19 +64,8 @@ def main(argv=None) -> int:
     tmp = tempfile.mkdtemp(prefix="m2m-breakdown-")
     try:
         n_distinct = 3000
-        toks = common.mint_batch((keys[alg], alg, common.KID[alg], server.issuer, 45 + n_distinct))
-        data = {
-            alg: {
-                "A": toks[0],
-                "Cs": toks[1],
-                "D": toks[2],
-                "warm": toks[3:33],
-                "warm_view": toks[33:43],
-                "B": [toks[45:]],
-                "Cd": [toks[45:]],
-                "special": common.special_tokens(keys, alg, server.issuer),
-            }
-        }
+        tokens = common.one_round_tokens(keys, alg, server.issuer, n_distinct)
+        data = {alg: tokens}
         path = os.path.join(tmp, "tokens.json")
         with open(path, "w") as fh:
             json.dump(data, fh)
@@ -99,7 +88,7 @@ def main(argv=None) -> int:
 
         floor = FloorSystem(cfg)
         floor.setup()
-        tok = toks[0]
+        tok = tokens["A"]
         h, p, s = tok.split(".")
         print(f"{alg}, token {len(tok)} bytes (header {len(h)}, payload {len(p)}, signature {len(s)})\n")
 
@@ -139,8 +128,8 @@ def main(argv=None) -> int:
 
         # Totals: authenticate() over distinct pre-built requests, as in case B.
         per = (n_distinct - 20) // REPEAT
-        f_it = iter([w.drf_request(t) for t in toks[45 : 45 + per * REPEAT + 1]])
-        o_it = iter([w.drf_request(t) for t in toks[45 : 45 + per * REPEAT + 1]])
+        f_it = iter([w.drf_request(t) for t in tokens["B"][0][: per * REPEAT + 1]])
+        o_it = iter([w.drf_request(t) for t in tokens["B"][0][: per * REPEAT + 1]])
         from drf_m2m_auth import revocation
         from drf_m2m_auth import tokens as T
         from drf_m2m_auth.authentication import M2MJWTAuthentication

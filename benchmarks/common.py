@@ -141,6 +141,22 @@ def mint_batch(args: tuple) -> list[str]:
     return [mint(key, header, claims_for(issuer, now=now)) for _ in range(count)]
 
 
+def one_round_tokens(keys_pem: dict[str, bytes], alg: str, issuer: str, n_distinct: int) -> dict:
+    """The worker's token set for one alg and one round (what run.py lays out per round), for the
+    single-run tools (breakdown.py, profile_ours.py)."""
+    toks = mint_batch((keys_pem[alg], alg, KID[alg], issuer, 45 + n_distinct))
+    return {
+        "A": toks[0],
+        "Cs": toks[1],
+        "D": toks[2],
+        "warm": toks[3:33],
+        "warm_view": toks[33:43],
+        "B": [toks[45:]],
+        "Cd": [toks[45:]],
+        "special": special_tokens(keys_pem, alg, issuer),
+    }
+
+
 def special_tokens(keys_pem: dict[str, bytes], alg: str, issuer: str) -> dict:
     """Tokens that every system must reject (checked before timing, so no row skips a check)."""
     key = load_private(keys_pem[alg])

@@ -46,19 +46,8 @@ def main(argv=None) -> int:
     tmp = tempfile.mkdtemp(prefix="m2m-profile-")
     try:
         n_distinct = ops if distinct else 1
-        toks = common.mint_batch((keys[args.alg], args.alg, common.KID[args.alg], server.issuer, 45 + n_distinct))
-        data = {
-            args.alg: {
-                "A": toks[0],
-                "Cs": toks[1],
-                "D": toks[2],
-                "warm": toks[3:33],
-                "warm_view": toks[33:43],
-                "B": [toks[45:]],
-                "Cd": [toks[45:]],
-                "special": common.special_tokens(keys, args.alg, server.issuer),
-            }
-        }
+        toks = common.one_round_tokens(keys, args.alg, server.issuer, n_distinct)
+        data = {args.alg: toks}
         path = os.path.join(tmp, "tokens.json")
         with open(path, "w") as fh:
             json.dump(data, fh)
@@ -81,7 +70,7 @@ def main(argv=None) -> int:
         if distinct:
             tokens = data[args.alg][args.case][0]
         else:
-            tok = {"A": toks[0], "Cs": toks[1], "N": toks[1]}.get(args.case, toks[2])
+            tok = {"A": toks["A"], "Cs": toks["Cs"], "N": toks["Cs"]}.get(args.case, toks["D"])
             tokens = [tok] * ops
         if args.no_profile:
             t0 = time.perf_counter()
