@@ -21,6 +21,7 @@ DEFAULTS: dict[str, Any] = {
     "SCOPE_CLAIMS": ["scope", "scp", "permissions"],
     "CACHE": "default",
     "CACHE_KEY_PREFIX": "drf_m2m_auth",
+    "DATABASE": "default",
     "REALM": "api",
     "REQUIRE_AT_JWT_TYP": False,
     "MAX_TOKEN_BYTES": 8192,
