@@ -10,6 +10,7 @@ PEERS = ["pyjwt", "simplejwt", "authlib", "joserfc"]
 LABELS = {
     "floor": "floor: b64 + json + 1 verify + claims",
     "ours": "drf_m2m_auth (ours)",
+    "baseline": "drf_m2m_auth at the baseline revision",
     "pyjwt": "PyJWT + PyJWKClient",
     "simplejwt": "simplejwt, JWK_URL",
     "authlib": "authlib ResourceProtector (Auth0 quickstart)",

@@ -32,6 +32,7 @@ from jwks_server import JWKSServer  # noqa: E402
 from report import render_rst, render_text, summarize  # noqa: E402
 
 ALL_SYSTEMS = ["floor", "ours", "pyjwt", "simplejwt", "authlib", "joserfc"]
+BASELINE_SRC: dict[str, str] = {}  # "baseline" -> the extracted tree of --baseline REV
 E_SYSTEMS = ["ours", "pyjwt", "simplejwt", "authlib"]  # the ones that fetch a JWKS themselves
 # Sample groups: cases in one group are compared with each other and alternate slice by slice.
 GROUPS = {"A": ["A"], "B": ["B"], "C": ["Cs", "N"], "Cd": ["Cd"]}
@@ -57,6 +58,9 @@ class WorkerProc:
         self.log_path = os.path.join(log_dir, label.replace("/", "_") + ".log")
         self.log = open(self.log_path, "w")
         env = dict(os.environ)
+        src = BASELINE_SRC.get(label.split("/")[0])
+        if src:
+            env["M2M_BENCH_PACKAGE_SRC"] = src
         env["PYTHONPATH"] = os.pathsep.join(p for p in (HERE, REPO, env.get("PYTHONPATH")) if p)
         env.setdefault("PYTHONHASHSEED", "0")
         self.proc = subprocess.Popen(
@@ -335,6 +339,12 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=None, help="override the number of interleaved rounds")
     ap.add_argument("--no-e", action="store_true", help="skip case E (JWKS fetch behaviour)")
     ap.add_argument("--seed", type=int, default=20240601)
+    ap.add_argument(
+        "--baseline",
+        metavar="REV",
+        default=None,
+        help="also run drf_m2m_auth as it was at git revision REV, as the system 'baseline' (before/after)",
+    )
     args = ap.parse_args(argv)
 
     prof = dict(PROFILES["quick" if args.quick else "full"])
@@ -348,6 +358,9 @@ def main(argv=None) -> int:
 
     started = time.time()
     tmp = tempfile.mkdtemp(prefix="m2m-bench-")
+    if args.baseline:
+        BASELINE_SRC["baseline"] = extract_revision(args.baseline, os.path.join(tmp, "baseline"))
+        systems.insert(systems.index("ours") + 1 if "ours" in systems else 1, "baseline")
     log_dir = os.path.join(tmp, "logs")
     os.makedirs(log_dir)
     log(f"profile {'quick' if args.quick else 'full'}: {prof}; logs in {log_dir}")
@@ -407,6 +420,17 @@ def main(argv=None) -> int:
         else:
             log(f"kept worker logs in {log_dir}")
     return 0
+
+
+def extract_revision(rev: str, dest: str) -> str:
+    """drf_m2m_auth as it was at ``rev``, extracted into ``dest`` (importable from there)."""
+    os.makedirs(dest)
+    archive = subprocess.run(
+        ["git", "-C", REPO, "archive", "--format=tar", rev, "drf_m2m_auth"], capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", dest], input=archive, check=True)
+    log(f"baseline: drf_m2m_auth at {rev} extracted to {dest}")
+    return dest
 
 
 def _ours_cooldown():

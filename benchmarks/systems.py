@@ -421,6 +421,14 @@ def _scoped_ours_view(authentication_classes, permission_classes, resource_name=
     return DataView.as_view()
 
 
+class BaselineSystem(OursSystem):
+    """ours at an earlier revision (run.py --baseline REV): the worker imports that tree first."""
+
+    name = "baseline"
+    label = "drf_m2m_auth at the baseline revision"
+
+
 SYSTEMS = {
-    cls.name: cls for cls in (FloorSystem, OursSystem, PyJWTSystem, SimpleJWTSystem, AuthlibSystem, JoserfcSystem)
+    cls.name: cls
+    for cls in (FloorSystem, OursSystem, BaselineSystem, PyJWTSystem, SimpleJWTSystem, AuthlibSystem, JoserfcSystem)
 }

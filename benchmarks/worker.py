@@ -20,6 +20,8 @@ import traceback
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(1, os.path.dirname(HERE))  # the checkout, so drf_m2m_auth imports uninstalled
+if os.environ.get("M2M_BENCH_PACKAGE_SRC"):  # run.py --baseline: an extracted older drf_m2m_auth
+    sys.path.insert(0, os.environ["M2M_BENCH_PACKAGE_SRC"])
 
 from common import CLIENT_ID  # noqa: E402
 
