@@ -93,8 +93,9 @@ _policy: SenderPolicy | None = None
 _policy_lock = threading.Lock()
 # BEARER when the policy lets an unbound bearer token through (DPOP is not "required"), else None;
 # set when the policy is built. An unbound Bearer token then skips check_sender_constraint: one
-# global lookup instead of a method call, measured at 10.0 % of a cache hit (1.36 us -> 1.22 us
-# per authenticate(), python -m timeit, 2026-11).
+# global lookup instead of a method call. Measured on authenticate() with a verified-token cache
+# hit (median of 15 x 20000 calls, two runs on a busy 2-core machine, 2026-11-29): 5.60 us vs
+# 6.43 us and 5.97 us vs 7.35 us, i.e. it saves 13-19 % of a cache hit. Keep it.
 _plain_bearer: str | None = None
 
 
