@@ -219,3 +219,53 @@ def test_a_failing_signal_receiver_changes_nothing(api, m2m_issuer, caplog):
         token_accepted.disconnect(dispatch_uid="t-broken-a")
         token_rejected.disconnect(dispatch_uid="t-broken-r")
     assert "receiver" in caplog.text and "RuntimeError" in caplog.text
+
+
+# --- DPOP_FORWARDED_HEADERS: the proxy must set both headers, the host must be allowed ---------------
+
+
+@pytest.fixture
+def behind_proxy(m2m_issuer, settings):
+    settings.DRF_M2M_AUTH = {**settings.DRF_M2M_AUTH, "DPOP_FORWARDED_HEADERS": True, "TRUSTED_PROXIES": ["10.0.0.0/8"]}
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "api.example.com"]
+    return m2m_issuer
+
+
+def dpop_get(api, issuer, url, **extra):
+    from drf_m2m_auth.dpop import DPoPKey
+
+    key = DPoPKey()
+    token = issuer.token(sub="svc-a@clients", cnf={"jkt": key.thumbprint})
+    proof = key.proof("GET", url, access_token=token)
+    return api.get("/echo/", HTTP_AUTHORIZATION=f"DPoP {token}", HTTP_DPOP=proof, REMOTE_ADDR="10.1.2.3", **extra)
+
+
+def test_forwarded_origin_from_a_trusted_proxy(api, behind_proxy):
+    headers = {"HTTP_X_FORWARDED_PROTO": "https", "HTTP_X_FORWARDED_HOST": "api.example.com"}
+    assert dpop_get(api, behind_proxy, "https://api.example.com/echo/", **headers).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "headers,missing",
+    [
+        ({"HTTP_X_FORWARDED_PROTO": "http"}, "X-Forwarded-Host"),
+        ({"HTTP_X_FORWARDED_HOST": "testserver"}, "X-Forwarded-Proto"),
+        ({}, "X-Forwarded-Proto and X-Forwarded-Host"),
+    ],
+)
+def test_a_trusted_proxy_that_omits_a_forwarded_header_is_refused(api, behind_proxy, headers, missing):
+    # Before: the URL fell back to Django's scheme and Host, which the client chose through the proxy.
+    response = dpop_get(api, behind_proxy, "http://testserver/echo/", **headers)
+    assert response.status_code == 401
+    assert 'error="invalid_dpop_proof"' in challenge(response)
+    assert f"The trusted proxy sent no {missing}" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "proto,host", [("https", "evil.example"), ("ftp", "api.example.com"), ("https", "api.example.com/x@evil")]
+)
+def test_a_forwarded_origin_must_be_an_allowed_host(api, behind_proxy, proto, host):
+    headers = {"HTTP_X_FORWARDED_PROTO": proto, "HTTP_X_FORWARDED_HOST": host}
+    response = dpop_get(api, behind_proxy, f"{proto}://{host}/echo/", **headers)
+    assert response.status_code == 401 and 'error="invalid_dpop_proof"' in challenge(response)
+    assert "not an allowed origin" in response.json()["detail"]
