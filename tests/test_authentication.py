@@ -192,14 +192,21 @@ def test_principal_shapes(m2m_issuer):
 
 
 def test_importable_before_django_setup():
-    """STYLE 8: the DRF glue imports without django.setup(); the pure core imports no Django."""
+    """The DRF glue imports without django.setup() (no models at import); the pure core imports no Django."""
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "testproject.settings", "PYTHONPATH": os.getcwd()}
     subprocess.run(
-        [sys.executable, "-c", "import drf_m2m_auth.authentication, drf_m2m_auth.permissions"], check=True, env=env
+        [
+            sys.executable,
+            "-c",
+            "import sys, drf_m2m_auth.authentication, drf_m2m_auth.permissions; "
+            "assert 'drf_m2m_auth.models' not in sys.modules",
+        ],
+        check=True,
+        env=env,
     )
     pure = (
         "import sys, drf_m2m_auth.errors, drf_m2m_auth.scopes, drf_m2m_auth.principal, drf_m2m_auth.jwks, "
-        "drf_m2m_auth.tokens; assert 'django' not in sys.modules and 'rest_framework' not in sys.modules"
+        "drf_m2m_auth.tokens, drf_m2m_auth.validation; assert 'django' not in sys.modules and 'rest_framework' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", pure], check=True, env={**env, "DJANGO_SETTINGS_MODULE": ""})
 
