@@ -206,7 +206,8 @@ def test_importable_before_django_setup():
     )
     pure = (
         "import sys, drf_m2m_auth.errors, drf_m2m_auth.scopes, drf_m2m_auth.principal, drf_m2m_auth.jwks, "
-        "drf_m2m_auth.tokens, drf_m2m_auth.validation; assert 'django' not in sys.modules and 'rest_framework' not in sys.modules"
+        "drf_m2m_auth.tokens, drf_m2m_auth.validation; "
+        "assert 'django' not in sys.modules and 'rest_framework' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", pure], check=True, env={**env, "DJANGO_SETTINGS_MODULE": ""})
 
@@ -276,3 +277,43 @@ def test_a_forwarded_origin_must_be_an_allowed_host(api, behind_proxy, proto, ho
     response = dpop_get(api, behind_proxy, f"{proto}://{host}/echo/", **headers)
     assert response.status_code == 401 and 'error="invalid_dpop_proof"' in challenge(response)
     assert "not an allowed origin" in response.json()["detail"]
+
+
+# --- 503s: one ServiceUnavailable base, each outage with its own reason -----------------------------
+
+
+def test_every_service_outage_is_a_503_with_retry_after_and_its_own_reason():
+    from drf_m2m_auth.errors import (
+        ConfigurationInvalid,
+        KeysUnavailable,
+        RevocationUnavailable,
+        ServiceUnavailable,
+    )
+    from drf_m2m_auth.exceptions import to_api_exception
+
+    cases = [
+        (KeysUnavailable("No signing keys.", retry_after=7), "keys_unavailable", 7),
+        (RevocationUnavailable(), "revocation_unavailable", 2),
+        (ConfigurationInvalid("misconfigured"), "settings_invalid", 30),
+    ]
+    for error, reason, wait in cases:
+        assert isinstance(error, ServiceUnavailable) and error.reason == reason
+        api_error = to_api_exception(error, "api")
+        assert api_error.status_code == 503 and api_error.wait == wait
+        assert api_error.detail == error.description and api_error.detail.code == "temporarily_unavailable"
+    # a database outage is not a key outage
+    assert not isinstance(RevocationUnavailable(), KeysUnavailable)
+    assert RevocationUnavailable().description == "Revocation state is temporarily unavailable."
+
+
+def test_a_revocation_outage_through_a_request_is_a_503_naming_the_database(api, m2m_issuer, monkeypatch):
+    from drf_m2m_auth import revocation
+    from drf_m2m_auth.errors import RevocationUnavailable
+
+    def down(token):
+        raise RevocationUnavailable()
+
+    monkeypatch.setattr(revocation, "check", down)
+    response = api.get("/echo/", **bearer(m2m_issuer.token()))
+    assert response.status_code == 503 and response.headers["Retry-After"] == "2"
+    assert response.json()["detail"] == "Revocation state is temporarily unavailable."
