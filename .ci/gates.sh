@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Quality gates (issue 7, part 6): lint, format, types, migrations, docs markup, packaging.
+# Quality gates: lint, format, types, migrations, docs markup, packaging.
 # The test suites (including the -W error run) are CI's other step (.ci/run, tox -e warnings).
 #
 # Usage: .ci/gates.sh [PYTHON]     PYTHON defaults to .venv/bin/python, else python3.
@@ -38,12 +38,14 @@ gate() {
     echo "::endgroup::"
 }
 
-SRC=(drf_m2m_auth tests testproject benchmarks)
+SRC=(drf_m2m_auth tests testproject benchmarks .ci conftest.py)
 
 gate ruff-check  "$PY" -m ruff check "${SRC[@]}"
 gate ruff-format "$PY" -m ruff format --check "${SRC[@]}"
 gate mypy        "$PY" -m mypy                      # configuration: setup.cfg [mypy]
 gate migrations  "$PY" testproject/manage.py makemigrations --check --dry-run
+# CI's own scripts: the README's two commands are what .ci/run runs (not part of the library's suite).
+gate ci-scripts "$PY" -m pytest -q -p no:cacheprovider .ci/test_readme_commands.py
 
 # Every .rst we ship or link from the README must render: warnings are errors, as on PyPI.
 check_rst() {

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import DisallowedHost
 from django.utils.encoding import escape_uri_path
 from rest_framework.authentication import BaseAuthentication
 
-from .conf import as_list, get_verifier, m2m_settings, on_reset, shared_cache
-from .errors import InvalidRequest, InvalidToken, M2MAuthError, UseDPoPNonce
+from . import revocation
+from .conf import get_verifier, m2m_settings, on_reset, realm
+from .errors import InvalidDPoPProof, InvalidRequest, InvalidToken, M2MAuthError, UseDPoPNonce
 from .exceptions import (
     InvalidAuthorizationHeader,
     bearer_challenge,
@@ -21,75 +23,101 @@ from .exceptions import (
 from .principal import AccessToken, ServiceClient
 from .signals import token_accepted, token_rejected
 
+__all__ = ["M2MJWTAuthentication", "SenderPolicy", "get_policy"]
+
 ERROR_ATTR = "_m2m_auth_error"
 BEARER, DPOP = "bearer", "dpop"
 logger = logging.getLogger("drf_m2m_auth.authentication")
-_revocation: Any = None  # drf_m2m_auth.revocation, imported on first use (it imports models)
 
 
-class _SenderPolicy:
-    """DPoP / mTLS settings, read once after each settings change; plain attributes afterwards."""
+def build_dpop_verifier() -> Any:
+    """The DPoPVerifier of the current settings (RFC 9449 proofs, replay claims, nonces)."""
+    from django.conf import settings
 
-    _lock = threading.RLock()
+    from .dpop import DPoPVerifier, NonceSource
+    from .shared import get_shared_cache
 
-    def __getattr__(self, name: str) -> Any:  # only reached before the first load after a reset
-        if name.startswith("__"):
-            raise AttributeError(name)
-        with self._lock:
-            if "mode" not in self.__dict__:
-                self.__dict__.update(self._load())
-        return self.__dict__[name]
+    s = m2m_settings
+    nonces = None
+    if s.DPOP_NONCE:
+        nonces = NonceSource(str(settings.SECRET_KEY).encode(), s.DPOP_NONCE_LIFETIME)
+    shared = get_shared_cache()
+    return DPoPVerifier(
+        algorithms=s.DPOP_ALGORITHMS,
+        max_age=s.DPOP_PROOF_MAX_AGE,
+        clock_skew=s.DPOP_CLOCK_SKEW,
+        replay_cache=None if shared is None else shared.cache,  # the Django cache DPoPVerifier expects
+        nonces=nonces,
+    )
 
-    @staticmethod
-    def _load() -> dict[str, Any]:
-        from django.conf import settings
 
-        from .dpop import DPoPVerifier, NonceSource
+@dataclass(frozen=True)
+class SenderPolicy:
+    """The DPoP / mTLS settings, read once after each settings change."""
+
+    mode: str  # DPOP: "disabled" | "allowed" | "required"
+    dpop: Any  # DPoPVerifier
+    proxies: Any  # mtls.TrustedProxies
+    forwarded: bool  # DPOP_FORWARDED_HEADERS
+    cert_key: str | None  # META key of MTLS_CERT_HEADER
+
+    @property
+    def accept_dpop(self) -> bool:
+        return self.mode != "disabled"
+
+    @property
+    def refuse_bearer(self) -> bool:
+        return self.mode == "required"
+
+    @property
+    def algs(self) -> str:
+        return self.dpop.algs_header
+
+    @classmethod
+    def from_settings(cls) -> SenderPolicy:
         from .mtls import TrustedProxies
 
+        m2m_settings.ensure_valid()  # ConfigurationInvalid (a 503) rather than a guess
         s = m2m_settings
-        nonces = None
-        if s.DPOP_NONCE:
-            nonces = NonceSource(str(settings.SECRET_KEY).encode(), float(s.DPOP_NONCE_LIFETIME))
-        verifier = DPoPVerifier(
-            algorithms=as_list(s.DPOP_ALGORITHMS),
-            max_age=float(s.DPOP_PROOF_MAX_AGE),
-            clock_skew=float(s.DPOP_CLOCK_SKEW),
-            replay_cache=shared_cache(),
-            nonces=nonces,
-        )
         header = s.MTLS_CERT_HEADER
-        return {
-            "mode": s.DPOP,
-            "accept_dpop": s.DPOP != "disabled",
-            "refuse_bearer": s.DPOP == "required",
-            "dpop": verifier,
-            "algs": verifier.algs_header,
-            "proxies": TrustedProxies(as_list(s.TRUSTED_PROXIES)),
-            "forwarded": bool(s.DPOP_FORWARDED_HEADERS),
-            "cert_key": "HTTP_" + header.upper().replace("-", "_") if header else None,
-        }
+        return cls(
+            mode=s.DPOP,
+            dpop=build_dpop_verifier(),
+            proxies=TrustedProxies(s.TRUSTED_PROXIES),
+            forwarded=s.DPOP_FORWARDED_HEADERS,
+            cert_key="HTTP_" + header.upper().replace("-", "_") if header else None,
+        )
 
 
-_policy = _SenderPolicy()
-# BEARER once the settings are known to let an unbound bearer token through (DPOP is not
-# "required"), else None: the hot path's only settings-dependent cost is this global's lookup.
+_policy: SenderPolicy | None = None
+_policy_lock = threading.Lock()
+# BEARER when the policy lets an unbound bearer token through (DPOP is not "required"), else None;
+# set when the policy is built. An unbound Bearer token then skips check_sender_constraint: one
+# global lookup instead of a method call. Measured on authenticate() with a verified-token cache
+# hit (median of 15 x 20000 calls, two runs on a busy 2-core machine, 2026-11-29): 5.60 us vs
+# 6.43 us and 5.97 us vs 7.35 us, i.e. it saves 13-19 % of a cache hit. Keep it.
 _plain_bearer: str | None = None
+
+
+def get_policy() -> SenderPolicy:
+    """The sender-constraint policy of the current settings (ConfigurationInvalid when invalid)."""
+    global _policy, _plain_bearer
+    policy = _policy
+    if policy is None:
+        with _policy_lock:
+            if _policy is None:
+                _policy = SenderPolicy.from_settings()
+                _plain_bearer = None if _policy.refuse_bearer else BEARER
+            policy = _policy
+    return policy
 
 
 @on_reset
 def _reload_policy() -> None:
-    global _plain_bearer
-    with _SenderPolicy._lock:
+    global _policy, _plain_bearer
+    with _policy_lock:
         _plain_bearer = None
-        _policy.__dict__.clear()
-
-
-def _learn_plain_bearer_ok() -> None:
-    global _plain_bearer
-    with _SenderPolicy._lock:
-        if _policy.__dict__.get("refuse_bearer") is False:
-            _plain_bearer = BEARER
+        _policy = None
 
 
 def _last(value: str | None) -> str:
@@ -151,7 +179,7 @@ class M2MJWTAuthentication(BaseAuthentication):
         scheme = parts[0].lower()
         if scheme == self.keyword:
             scheme = BEARER
-        elif scheme == DPOP and _policy.accept_dpop:
+        elif scheme == DPOP and self._policy(request).accept_dpop:
             scheme = DPOP
         else:
             return None  # another scheme: let the next authenticator try
@@ -163,7 +191,10 @@ class M2MJWTAuthentication(BaseAuthentication):
                 raise InvalidAuthorizationHeader(
                     error.description,
                     dpop_challenge(
-                        self.get_realm(), algs=_policy.algs, error=error.error, description=error.description
+                        self.get_realm(),
+                        algs=self._policy(request).algs,
+                        error=error.error,
+                        description=error.description,
                     ),
                 )
             raise to_api_exception(error, self.get_realm())
@@ -182,7 +213,7 @@ class M2MJWTAuthentication(BaseAuthentication):
 
     def check_sender_constraint(self, request: Any, scheme: str, raw: str, token: AccessToken) -> None:
         """DPoP proof (RFC 9449 7.1) and certificate binding (RFC 8705 3) for a bound token."""
-        policy = _policy
+        policy = get_policy()
         meta = getattr(request, "_request", request).META
         if scheme is DPOP:
             if token.jkt is None:
@@ -219,7 +250,6 @@ class M2MJWTAuthentication(BaseAuthentication):
                 raise _tagged(
                     InvalidToken("This API accepts only DPoP-bound access tokens.", reason="dpop_required"), DPOP
                 )
-            _learn_plain_bearer_ok()  # from now on, unbound bearer tokens skip this method
         if token.x5t_s256 is not None:
             from .mtls import check_certificate_binding
 
@@ -237,10 +267,9 @@ class M2MJWTAuthentication(BaseAuthentication):
         """
         http = getattr(request, "_request", request)
         meta, path = http.META, escape_uri_path(http.path)
-        if _policy.forwarded and _policy.proxies.trusts(meta.get("REMOTE_ADDR")):
-            proto, host = _last(meta.get("HTTP_X_FORWARDED_PROTO")), _last(meta.get("HTTP_X_FORWARDED_HOST"))
-            if proto and host:
-                return f"{proto}://{host}{path}"
+        policy = get_policy()
+        if policy.forwarded and policy.proxies.trusts(meta.get("REMOTE_ADDR")):
+            return f"{forwarded_origin(meta)}{path}"
         try:
             return f"{http.scheme}://{http.get_host()}{path}"
         except DisallowedHost:
@@ -255,15 +284,18 @@ class M2MJWTAuthentication(BaseAuthentication):
 
     def check_client_state(self, token: AccessToken) -> None:
         """Is this client still active, and this token not revoked? Answered from process memory."""
-        global _revocation
-        if _revocation is None:
-            from . import revocation  # imports models lazily (STYLE 8)
-
-            _revocation = revocation
-        _revocation.check(token)
+        revocation.check(token)
 
     def get_realm(self) -> str:
-        return str(m2m_settings.REALM)
+        return realm()
+
+    def _policy(self, request: Any) -> SenderPolicy:
+        try:
+            return get_policy()
+        except M2MAuthError as exc:  # invalid settings: 503, as for any other credentials
+            setattr(request, ERROR_ATTR, exc)
+            self.on_rejected(request, exc)
+            raise to_api_exception(exc, self.get_realm()) from exc
 
     def authenticate_header(self, request: Any) -> str:
         """RFC 6750 3 / RFC 9449 7.1-7.2 challenges.
@@ -274,16 +306,20 @@ class M2MJWTAuthentication(BaseAuthentication):
         """
         realm, error = self.get_realm(), getattr(request, ERROR_ATTR, None)
         params = {"error": error.error, "description": error.description} if isinstance(error, InvalidToken) else {}
-        mode = _policy.mode
+        try:
+            policy = get_policy()
+        except M2MAuthError:  # invalid settings and no credentials sent: the plain RFC 6750 answer
+            return bearer_challenge(realm, **params)
+        mode = policy.mode
         if mode == "disabled":
             return bearer_challenge(realm, **params)
         if mode == "required":
-            return dpop_challenge(realm, algs=_policy.algs, **params)
+            return dpop_challenge(realm, algs=policy.algs, **params)
         where = getattr(error, "challenge", BEARER)
         if where == DPOP:
-            return bearer_challenge(realm) + ", " + dpop_challenge(realm, algs=_policy.algs, **params)
+            return bearer_challenge(realm) + ", " + dpop_challenge(realm, algs=policy.algs, **params)
         if where == "both":
-            return bearer_challenge(realm, **params) + ", " + dpop_challenge(realm, algs=_policy.algs)
+            return bearer_challenge(realm, **params) + ", " + dpop_challenge(realm, algs=policy.algs)
         # No credentials at all: RFC 6750 3.1 says no error code in this case.
         return bearer_challenge(realm, **params)
 
@@ -297,6 +333,35 @@ class M2MJWTAuthentication(BaseAuthentication):
             _log_failed_receivers(
                 token_rejected.send_robust(sender=type(self), request=request, reason=error.reason, error=error)
             )
+
+
+def forwarded_origin(meta: Any) -> str:
+    """``proto://host`` from a trusted proxy's X-Forwarded-Proto and X-Forwarded-Host (RFC 9449 htu).
+
+    The proxy contract: it SETS both headers (overwrites, never appends to or passes on what the
+    client sent). Both must be present, the scheme http or https, the host one of ALLOWED_HOSTS:
+    a missing header or another host would let the client choose the URL its proof names.
+    """
+    from django.conf import settings
+    from django.http.request import split_domain_port, validate_host
+
+    proto, host = _last(meta.get("HTTP_X_FORWARDED_PROTO")).lower(), _last(meta.get("HTTP_X_FORWARDED_HOST"))
+    if not proto or not host:
+        missing = " and ".join(n for n, v in (("X-Forwarded-Proto", proto), ("X-Forwarded-Host", host)) if not v)
+        raise InvalidDPoPProof(
+            f"The trusted proxy sent no {missing}: the request URL for the proof's htu is unknown.",
+            reason="forwarded_headers_missing",
+            claim="htu",
+        )
+    domain, _port = split_domain_port(host)
+    allowed = settings.ALLOWED_HOSTS or ([".localhost", "127.0.0.1", "[::1]"] if settings.DEBUG else [])
+    if proto not in ("http", "https") or not domain or not validate_host(domain, allowed):
+        raise InvalidDPoPProof(
+            "The trusted proxy's X-Forwarded-Proto or X-Forwarded-Host is not an allowed origin.",
+            reason="forwarded_headers_invalid",
+            claim="htu",
+        )
+    return f"{proto}://{host}"
 
 
 def _tagged(error: M2MAuthError, challenge: str) -> M2MAuthError:

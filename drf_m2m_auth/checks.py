@@ -2,51 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 
-from .conf import ALLOWED_ALGORITHMS, DEFAULTS, SETTINGS_NAME, as_list
+from .conf import DEFAULTS, SETTINGS_NAME, as_list, validate
+
+__all__ = ["check_settings", "check_cache", "check_deploy_transport", "check_deploy_leeway"]
 
 P = f"{SETTINGS_NAME}"
-NUMBERS = (
-    "LEEWAY",
-    "MAX_TOKEN_BYTES",
-    "HTTP_TIMEOUT",
-    "JWKS_MAX_BYTES",
-    "JWKS_DEFAULT_TTL",
-    "JWKS_MIN_TTL",
-    "JWKS_MAX_TTL",
-    "JWKS_REFRESH_COOLDOWN",
-    "JWKS_STALE_IF_ERROR",
-    "JWKS_COLD_RETRY",
-    "VERIFIED_TOKEN_CACHE_SIZE",
-    "REVOCATION_CHECK_INTERVAL",
-)
-
-
-def _url_problem(url: Any, insecure_hosts: list) -> str | None:
-    from .jwks import is_loopback_host
-
-    if not isinstance(url, str) or not url:
-        return "is not a URL string"
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return f"{url!r} is not an absolute http(s) URL"
-    if parts.scheme == "http" and not (is_loopback_host(parts.hostname) or parts.hostname in insecure_hosts):
-        return f"{url!r} uses plain http for a non-loopback host"
-    return None
-
-
-def _strings(value: Any) -> bool:
-    items = as_list(value)
-    return bool(items) and all(isinstance(v, str) and v for v in items)
 
 
 @register(Tags.security, "drf_m2m_auth")
 def check_settings(app_configs=None, **kwargs) -> list:
+    """Every problem the settings loader finds (the same validators), with its id; plus warnings."""
     user = getattr(settings, SETTINGS_NAME, None)
     if user is None:
         return [
@@ -56,127 +26,85 @@ def check_settings(app_configs=None, **kwargs) -> list:
                 id="drf_m2m_auth.E001",
             )
         ]
-    if not isinstance(user, dict):
-        return [Error(f"{P} must be a dict.", id="drf_m2m_auth.E001")]
-    errors: list = []
-    unknown = sorted(set(user) - set(DEFAULTS))
-    if unknown:
-        errors.append(
-            Error(
-                f"{P} has unknown key(s): {', '.join(unknown)}.",
-                hint=f"Known keys: {', '.join(sorted(DEFAULTS))}.",
-                id="drf_m2m_auth.E002",
-            )
+    values, problems = validate(
+        user, getattr(settings, "CACHES", None) or {}, getattr(settings, "DATABASES", None) or {}
+    )
+    messages: list = [Error(p.message, hint=p.hint, id=p.check_id) for p in problems]
+    if problems:
+        messages[0].hint = (messages[0].hint + " " if messages[0].hint else "") + (
+            "While any setting is invalid, every request that carries a token is answered 503."
         )
-    s = {**DEFAULTS, **user}
-    insecure = as_list(s["INSECURE_JWKS_HOSTS"])
-    if not _strings(s["ISSUER"]):
-        errors.append(
-            Error(
-                f"{P}['ISSUER'] must be a non-empty string or list of strings.",
-                hint="Use the iss value exactly as your tokens carry it, e.g. "
-                "'https://tenant.auth0.com/' (Auth0 keeps the trailing slash).",
-                id="drf_m2m_auth.E003",
-            )
-        )
-    if not _strings(s["AUDIENCE"]):
-        errors.append(
-            Error(
-                f"{P}['AUDIENCE'] must be a non-empty string or list of strings.",
-                hint="Use your API's identifier (Auth0: APIs > your API > Identifier).",
-                id="drf_m2m_auth.E004",
-            )
-        )
-    algs = as_list(s["ALGORITHMS"])
-    bad = [a for a in algs if a not in ALLOWED_ALGORITHMS]
-    if not algs or bad:
-        errors.append(
-            Error(
-                f"{P}['ALGORITHMS'] holds unsupported or symmetric algorithm(s): {bad or 'none given'}.",
-                hint="Use asymmetric algorithms only, e.g. ['RS256'] for Auth0 or ['ES256']; "
-                "'none' and HS* are refused (RFC 8725 3.1, 3.2).",
-                id="drf_m2m_auth.E005",
-            )
-        )
-    errors += _check_urls(s, insecure)
-    value = s["REVOCATION_DB_CHECK_INTERVAL"]
-    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
-        errors.append(
-            Error(
-                f"{P}['REVOCATION_DB_CHECK_INTERVAL'] must be a non-negative number or None (off), not {value!r}.",
-                id="drf_m2m_auth.E007",
-            )
-        )
-    for key in NUMBERS:
-        value = s[key]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            errors.append(Error(f"{P}['{key}'] must be a non-negative number, not {value!r}.", id="drf_m2m_auth.E007"))
-    if not _strings(s["SCOPE_CLAIMS"]):
-        errors.append(Error(f"{P}['SCOPE_CLAIMS'] must be a list of claim names.", id="drf_m2m_auth.E008"))
-    if s["CACHE"] is not None and s["CACHE"] not in getattr(settings, "CACHES", {}):
-        errors.append(
-            Error(f"{P}['CACHE'] names cache alias {s['CACHE']!r}, which is not in CACHES.", id="drf_m2m_auth.E009")
-        )
-    if s["UNREGISTERED_CLIENTS"] not in ("allow", "deny"):
-        errors.append(Error(f"{P}['UNREGISTERED_CLIENTS'] must be 'allow' or 'deny'.", id="drf_m2m_auth.E010"))
-    errors += _check_sender_constraints(s)
-    return errors
+    return messages + _proxy_warnings(values)
 
 
-def _check_urls(s: dict, insecure: list) -> list:
-    errors = []
-    jwks_url = s["JWKS_URL"]
-    if jwks_url is None:
-        for issuer in as_list(s["ISSUER"]):
-            if isinstance(issuer, str) and issuer:
-                problem = _url_problem(issuer, insecure)
-                if problem:
-                    errors.append(
-                        Error(
-                            f"{P}['ISSUER'] {problem}, so OIDC discovery cannot use it.",
-                            hint="Give an https issuer, or set JWKS_URL explicitly.",
-                            id="drf_m2m_auth.E006",
-                        )
-                    )
-        return errors
-    urls = list(jwks_url.values()) if isinstance(jwks_url, dict) else [jwks_url]
-    if isinstance(jwks_url, dict):
-        missing = [i for i in as_list(s["ISSUER"]) if i not in jwks_url]
-        if missing:
-            errors.append(Error(f"{P}['JWKS_URL'] has no URL for issuer(s) {missing}.", id="drf_m2m_auth.E006"))
-    for url in urls:
-        problem = _url_problem(url, insecure)
-        if problem:
-            errors.append(
-                Error(
-                    f"{P}['JWKS_URL'] {problem}.",
-                    hint="JWKS must be fetched over https (loopback hosts and INSECURE_JWKS_HOSTS excepted).",
-                    id="drf_m2m_auth.E006",
-                )
+def _proxy_warnings(values: dict) -> list:
+    out: list = []
+    if (values.get("MTLS_CERT_HEADER") or values.get("DPOP_FORWARDED_HEADERS")) and values.get("TRUSTED_PROXIES") == []:
+        out.append(
+            Warning(
+                f"{P}['TRUSTED_PROXIES'] is empty, so forwarded client certificates and X-Forwarded-* "
+                "headers are never believed.",
+                hint="List your TLS terminators' addresses.",
+                id="drf_m2m_auth.W020",
             )
-    return errors
+        )
+    return out
 
 
-@register(Tags.security, deploy=True)
-def check_deploy(app_configs=None, **kwargs) -> list:
+@register(Tags.caches, "drf_m2m_auth")
+def check_cache(app_configs=None, **kwargs) -> list:
+    """CACHE that other processes cannot see (LocMem), that stores nothing (Dummy), or None."""
     user = getattr(settings, SETTINGS_NAME, None)
     if not isinstance(user, dict):
         return []
-    s = {**DEFAULTS, **user}
-    warnings = []
+    caches = getattr(settings, "CACHES", None) or {}
+    s, _problems = validate(
+        user, caches, getattr(settings, "DATABASES", None) or {}
+    )  # converted values; an invalid key is absent (an error already)
+    if "CACHE" not in s:
+        return []
     alias = s["CACHE"]
-    backend = getattr(settings, "CACHES", {}).get(alias, {}).get("BACKEND", "") if alias else ""
-    if alias is None or backend.endswith(("LocMemCache", "DummyCache")):
-        warnings.append(
-            Warning(
-                f"{P}['CACHE'] is a per-process cache: every worker fetches the JWKS itself and "
-                "revocations do not reach other workers.",
-                hint="Point CACHE at Redis (django.core.cache.backends.redis.RedisCache) or a "
-                "database cache shared by all workers.",
-                id="drf_m2m_auth.W001",
-            )
+    config = caches.get(alias) if alias is not None else None
+    backend = str((config or {}).get("BACKEND", ""))
+    db_interval = s.get("REVOCATION_DB_CHECK_INTERVAL", DEFAULTS["REVOCATION_DB_CHECK_INTERVAL"])
+    interval = s.get("REVOCATION_CHECK_INTERVAL", DEFAULTS["REVOCATION_CHECK_INTERVAL"])
+    # Without a generation in a shared cache, each process reads the database's revocation stamps
+    # at every REVOCATION_CHECK_INTERVAL (CACHE None, or a DummyCache, which never keeps one).
+    polled = (
+        f"revocations reach other worker processes within REVOCATION_CHECK_INTERVAL ({interval:g} s) only "
+        "because every process queries the database at each interval"
+    )
+    if alias is None:
+        kind, revocations, extra = "is None", polled, "; every process fetches the JWKS itself"
+    elif backend.endswith("DummyCache"):
+        kind, revocations = f"names {alias!r}, a DummyCache, which stores nothing", polled
+        extra = (
+            "; nothing is shared or stored: every process fetches the JWKS itself, and DPoP replay "
+            "claims fall back to each process's own memory"
         )
-    return warnings
+    elif backend.endswith("LocMemCache"):
+        kind, extra = f"names {alias!r}, a LocMemCache, which each process keeps to itself", ""
+        if db_interval:
+            revocations = (
+                "a revocation made in one process reaches other worker processes only at their next database "
+                f"check, up to REVOCATION_DB_CHECK_INTERVAL ({db_interval:g} s) later"
+            )
+        else:
+            revocations = (
+                "a revocation made in one process never reaches other worker processes (until they restart), "
+                "since REVOCATION_DB_CHECK_INTERVAL is off"
+            )
+    else:
+        return []
+    return [
+        Warning(
+            f"{P}['CACHE'] {kind}: {revocations}; DPoP replay protection is per process (a proof replayed to "
+            f"another worker is accepted within its DPOP_PROOF_MAX_AGE){extra}.",
+            hint="Point CACHE at a cache every process shares: Redis "
+            "(django.core.cache.backends.redis.RedisCache), or for a laptop FileBasedCache.",
+            id="drf_m2m_auth.W001",
+        )
+    ]
 
 
 def _jwks_transport_urls(s: dict) -> list[tuple[str, str]]:
@@ -240,55 +168,3 @@ def check_deploy_leeway(app_configs=None, **kwargs) -> list:
             )
         ]
     return []
-
-
-def _check_sender_constraints(s: dict) -> list:
-    """DPoP (RFC 9449) and certificate-bound tokens (RFC 8705): E020-E023, W020."""
-    import ipaddress
-
-    out: list = []
-    if s["DPOP"] not in ("disabled", "allowed", "required"):
-        out.append(
-            Error(
-                f"{P}['DPOP'] must be 'disabled', 'allowed' or 'required', not {s['DPOP']!r}.", id="drf_m2m_auth.E020"
-            )
-        )
-    algs = as_list(s["DPOP_ALGORITHMS"])
-    bad = [a for a in algs if a not in ALLOWED_ALGORITHMS]
-    if not algs or bad:
-        out.append(
-            Error(
-                f"{P}['DPOP_ALGORITHMS'] holds unsupported or symmetric algorithm(s): {bad or 'none given'}.",
-                hint="RFC 9449 4.2: asymmetric only, e.g. ['ES256', 'PS256'].",
-                id="drf_m2m_auth.E021",
-            )
-        )
-    for key in ("DPOP_PROOF_MAX_AGE", "DPOP_CLOCK_SKEW", "DPOP_NONCE_LIFETIME"):
-        value = s[key]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            out.append(Error(f"{P}['{key}'] must be a positive number, not {value!r}.", id="drf_m2m_auth.E022"))
-    for address in as_list(s["TRUSTED_PROXIES"]):
-        try:
-            ipaddress.ip_network(str(address), strict=False)
-        except ValueError:
-            out.append(
-                Error(
-                    f"{P}['TRUSTED_PROXIES'] holds {address!r}, which is not an IP address or network.",
-                    id="drf_m2m_auth.E023",
-                )
-            )
-    header = s["MTLS_CERT_HEADER"]
-    if header is not None and (not isinstance(header, str) or not header.strip() or " " in header):
-        out.append(
-            Error(f"{P}['MTLS_CERT_HEADER'] must be a header name such as 'X-SSL-Client-Cert'.", id="drf_m2m_auth.E023")
-        )
-    elif (header or s["DPOP_FORWARDED_HEADERS"]) and not as_list(s["TRUSTED_PROXIES"]):
-        out.append(
-            Warning(
-                f"{P}['TRUSTED_PROXIES'] is empty, so forwarded client certificates and X-Forwarded-* "
-                "headers are never believed.",
-                hint="List your TLS terminators' addresses.",
-                id="drf_m2m_auth.W020",
-            )
-        )
-    return out

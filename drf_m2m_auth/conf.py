@@ -1,101 +1,148 @@
-"""The DRF_M2M_AUTH settings: defaults, validation, and reload on setting_changed."""
+"""The DRF_M2M_AUTH settings: one table (default, validator, check id, doc), validated as a whole.
+
+Every key is a row of :data:`SETTINGS`. The settings are validated once, when first read (and again
+after each ``setting_changed``): valid values come out converted (numbers as float/int, lists as
+lists), reading an invalid value raises ImproperlyConfigured, and :func:`ensure_valid` is what the
+request path calls so that an invalid configuration answers 503, never 200 and never 500.
+``manage.py check`` reports the same problems through the same validators (checks.py), and the
+settings reference of the docs is generated from this table.
+"""
 
 from __future__ import annotations
 
+import logging
 import threading
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 
+from .errors import ConfigurationInvalid
+from .settings_table import DEFAULTS, SETTINGS, Setting
+from .validation import ALLOWED_ALGORITHMS, Context, Invalid, as_list, did_you_mean
+
+__all__ = [
+    "SETTINGS",
+    "SETTINGS_NAME",
+    "DEFAULTS",
+    "ALLOWED_ALGORITHMS",
+    "Setting",
+    "Problem",
+    "m2m_settings",
+    "validate",
+    "ensure_valid",
+    "realm",
+    "as_list",
+    "on_reset",
+    "reset_state",
+    "get_verifier",
+    "build_verifier",
+]
+
 SETTINGS_NAME = "DRF_M2M_AUTH"
-
-# Every public key, its default. README's settings table is tested against this dict.
-DEFAULTS: dict[str, Any] = {
-    "ISSUER": None,
-    "AUDIENCE": None,
-    "JWKS_URL": None,
-    "ALGORITHMS": ["RS256"],
-    "LEEWAY": 0,
-    "SCOPE_CLAIMS": ["scope", "scp", "permissions"],
-    "CACHE": "default",
-    "CACHE_KEY_PREFIX": "drf_m2m_auth",
-    "DATABASE": "default",
-    "REALM": "api",
-    "REQUIRE_AT_JWT_TYP": False,
-    "MAX_TOKEN_BYTES": 8192,
-    "HTTP_TIMEOUT": 5.0,
-    "JWKS_MAX_BYTES": 512 * 1024,
-    "JWKS_DEFAULT_TTL": 600,
-    "JWKS_MIN_TTL": 60,
-    "JWKS_MAX_TTL": 86400,
-    "JWKS_REFRESH_COOLDOWN": 30,
-    "JWKS_STALE_IF_ERROR": 6 * 3600,
-    "JWKS_COLD_RETRY": 2,
-    "INSECURE_JWKS_HOSTS": [],
-    "VERIFIED_TOKEN_CACHE_SIZE": 10000,
-    "UNREGISTERED_CLIENTS": "allow",
-    "REVOCATION_CHECK_INTERVAL": 1.0,
-    "REVOCATION_DB_CHECK_INTERVAL": 60.0,
-    # Sender-constrained tokens: DPoP (RFC 9449) and certificate-bound tokens (RFC 8705).
-    "DPOP": "allowed",
-    "DPOP_ALGORITHMS": ["ES256", "ES384", "ES512", "PS256", "RS256", "EdDSA"],
-    "DPOP_PROOF_MAX_AGE": 60,
-    "DPOP_CLOCK_SKEW": 5,
-    "DPOP_NONCE": False,
-    "DPOP_NONCE_LIFETIME": 300,
-    "DPOP_REPLAY_CACHE_DOWN": "local",
-    "DPOP_FORWARDED_HEADERS": False,
-    "TRUSTED_PROXIES": [],
-    "MTLS_CERT_HEADER": None,
-}
-
-ALLOWED_ALGORITHMS = frozenset(
-    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA", "Ed25519"}
-)
+logger = logging.getLogger("drf_m2m_auth")
 
 
-def as_list(value: Any) -> list:
-    if value is None:
-        return []
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return list(value)
-    return [value]
+class Problem(NamedTuple):
+    """One reason the settings cannot be used: the key (None for the whole dict), check id, text."""
+
+    key: str | None
+    check_id: str
+    message: str
+    hint: str | None = None
+
+
+def validate(user: Any, cache_aliases: Any = (), database_aliases: Any = None) -> tuple[dict[str, Any], list[Problem]]:
+    """(converted values of the valid keys, every problem), for a DRF_M2M_AUTH value."""
+    prefix = SETTINGS_NAME
+    if not isinstance(user, Mapping):
+        return {}, [Problem(None, "drf_m2m_auth.E001", f"{prefix} must be a dict, not {type(user).__name__}.")]
+    problems = [
+        Problem(
+            str(key),
+            "drf_m2m_auth.E002",
+            f"{prefix} has an unknown key {key!r}.{did_you_mean(key, list(SETTINGS))}",
+            f"Known keys: {', '.join(SETTINGS)}.",
+        )
+        for key in user
+        if key not in SETTINGS
+    ]
+    raw = {**DEFAULTS, **{k: val for k, val in user.items() if k in SETTINGS}}
+    dbs = None if database_aliases is None else frozenset(database_aliases)
+    ctx = Context(raw=raw, cache_aliases=frozenset(cache_aliases), database_aliases=dbs)
+    values: dict[str, Any] = {}
+    for name, row in SETTINGS.items():
+        try:
+            values[name] = row.validate(raw[name], ctx)
+        except Invalid as exc:
+            problems.append(
+                Problem(name, f"drf_m2m_auth.{row.check_id}", f"{prefix}[{name!r}] {exc.message}", exc.hint)
+            )
+    return values, problems
+
+
+class _Loaded(NamedTuple):
+    values: dict[str, Any]
+    problems: list[Problem]
 
 
 class M2MSettings:
-    """Attribute access to DRF_M2M_AUTH with defaults; unknown keys are an error, not ignored."""
+    """Attribute access to DRF_M2M_AUTH: validated, converted values; an invalid one raises."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._values: dict[str, Any] | None = None
+        self._loaded: _Loaded | None = None
+        self._logged = False
 
-    def user_settings(self) -> dict[str, Any]:
-        value = getattr(django_settings, SETTINGS_NAME, {})
-        if not isinstance(value, dict):
-            raise ImproperlyConfigured(f"{SETTINGS_NAME} must be a dict, not {type(value).__name__}")
-        return value
+    def user_settings(self) -> Any:
+        return getattr(django_settings, SETTINGS_NAME, {})
 
-    def _load(self) -> dict[str, Any]:
-        user = self.user_settings()
-        unknown = sorted(set(user) - set(DEFAULTS))
-        if unknown:
-            raise ImproperlyConfigured(f"{SETTINGS_NAME} has unknown key(s): {', '.join(unknown)}")
-        values = dict(DEFAULTS)
-        values.update(user)
-        return values
+    def load(self) -> _Loaded:
+        """Validate the whole configuration (once per settings change); never raises."""
+        loaded = self._loaded
+        if loaded is None:
+            with self._lock:
+                if self._loaded is None:
+                    aliases = getattr(django_settings, "CACHES", None) or {}
+                    databases = getattr(django_settings, "DATABASES", None) or {}
+                    self._loaded = _Loaded(*validate(self.user_settings(), aliases, databases))
+                loaded = self._loaded
+        return loaded
+
+    @property
+    def problems(self) -> list[Problem]:
+        return list(self.load().problems)
 
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("_") or name not in DEFAULTS:
+        if name.startswith("_") or name not in SETTINGS:
             raise AttributeError(f"Invalid {SETTINGS_NAME} setting: {name!r}")
-        values = self._values
-        if values is None:
-            with self._lock:
-                if self._values is None:
-                    self._values = self._load()
-                values = self._values
-        return values[name]
+        loaded = self.load()
+        try:
+            if not loaded.problems:
+                return loaded.values[name]
+            unknown = [p for p in loaded.problems if p.check_id in ("drf_m2m_auth.E001", "drf_m2m_auth.E002")]
+            if not unknown:
+                return loaded.values[name]
+        except KeyError:
+            pass
+        # A misspelt key means some setting is not what its author meant: no value is trusted then.
+        mine = unknown or [p for p in loaded.problems if p.key == name]
+        raise ImproperlyConfigured(" ".join(p.message for p in mine))
+
+    def ensure_valid(self) -> None:
+        """Raise ConfigurationInvalid (a 503) when any setting is invalid; log it once per change."""
+        problems = self.load().problems
+        if problems:
+            if not self._logged:
+                self._logged = True
+                logger.error(
+                    "%s is invalid, every M2M request is answered 503 until it is fixed: %s",
+                    SETTINGS_NAME,
+                    "; ".join(f"{p.message} [{p.check_id}]" for p in problems),
+                )
+            raise ConfigurationInvalid("The API's authentication is misconfigured.")
 
     @property
     def issuers(self) -> list[str]:
@@ -107,10 +154,21 @@ class M2MSettings:
 
     def reload(self) -> None:
         with self._lock:
-            self._values = None
+            self._loaded = None
+            self._logged = False
 
 
 m2m_settings = M2MSettings()
+ensure_valid = m2m_settings.ensure_valid
+
+
+def realm() -> str:
+    """REALM for a WWW-Authenticate header; the default while the settings are invalid (never a 500)."""
+    try:
+        return m2m_settings.REALM
+    except ImproperlyConfigured:
+        return DEFAULTS["REALM"]
+
 
 _reset_callbacks: list = []
 
@@ -141,16 +199,6 @@ _verifier = None
 _verifier_lock = threading.Lock()
 
 
-def shared_cache():
-    """The Django cache every worker shares (CACHE alias), or None when CACHE is None."""
-    alias = m2m_settings.CACHE
-    if alias is None:
-        return None
-    from django.core.cache import caches
-
-    return caches[alias]
-
-
 def send_jwks_signal(name: str, **details: Any) -> None:
     """JWKSource's on_event -> the jwks_refreshed / jwks_fetch_failed Django signals."""
     from .jwks import JWKSource
@@ -162,14 +210,16 @@ def send_jwks_signal(name: str, **details: Any) -> None:
 
 
 def build_verifier():
+    """A TokenVerifier from the validated settings (ConfigurationInvalid when they are not)."""
     from .jwks import HTTPFetcher, JWKSource
+    from .shared import get_shared_cache
     from .tokens import TokenVerifier
 
+    ensure_valid()
     s = m2m_settings
-    fetch = HTTPFetcher(
-        timeout=float(s.HTTP_TIMEOUT), max_bytes=int(s.JWKS_MAX_BYTES), insecure_hosts=as_list(s.INSECURE_JWKS_HOSTS)
-    )
-    cache = shared_cache()
+    fetch = HTTPFetcher(timeout=s.HTTP_TIMEOUT, max_bytes=s.JWKS_MAX_BYTES, insecure_hosts=s.INSECURE_JWKS_HOSTS)
+    shared = get_shared_cache()
+    cache = None if shared is None else shared.cache  # the Django cache JWKSource still expects
     jwks_url = s.JWKS_URL
     sources = {}
     for issuer in s.issuers:
@@ -177,41 +227,43 @@ def build_verifier():
         sources[issuer] = JWKSource(
             issuer,
             jwks_url=url,
-            algorithms=as_list(s.ALGORITHMS),
+            algorithms=s.ALGORITHMS,
             fetch=fetch,
             shared_cache=cache,
-            default_ttl=float(s.JWKS_DEFAULT_TTL),
-            min_ttl=float(s.JWKS_MIN_TTL),
-            max_ttl=float(s.JWKS_MAX_TTL),
-            cooldown=float(s.JWKS_REFRESH_COOLDOWN),
-            stale_if_error=float(s.JWKS_STALE_IF_ERROR),
-            cold_retry=float(s.JWKS_COLD_RETRY),
-            lock_wait=float(s.HTTP_TIMEOUT),
+            default_ttl=s.JWKS_DEFAULT_TTL,
+            min_ttl=s.JWKS_MIN_TTL,
+            max_ttl=s.JWKS_MAX_TTL,
+            cooldown=s.JWKS_REFRESH_COOLDOWN,
+            stale_if_error=s.JWKS_STALE_IF_ERROR,
+            cold_retry=s.JWKS_COLD_RETRY,
+            lock_wait=s.HTTP_TIMEOUT,
             on_event=send_jwks_signal,
         )
     return TokenVerifier(
         sources=sources,
         audiences=s.audiences,
-        algorithms=as_list(s.ALGORITHMS),
-        leeway=float(s.LEEWAY),
-        scope_claims=as_list(s.SCOPE_CLAIMS),
-        max_token_bytes=int(s.MAX_TOKEN_BYTES),
-        require_at_jwt=bool(s.REQUIRE_AT_JWT_TYP),
-        cache_size=int(s.VERIFIED_TOKEN_CACHE_SIZE),
+        algorithms=s.ALGORITHMS,
+        leeway=s.LEEWAY,
+        scope_claims=s.SCOPE_CLAIMS,
+        max_token_bytes=s.MAX_TOKEN_BYTES,
+        require_at_jwt=s.REQUIRE_AT_JWT_TYP,
+        cache_size=s.VERIFIED_TOKEN_CACHE_SIZE,
     )
 
 
 def get_verifier():
     """The process-wide TokenVerifier (JWKS memo and verified-token cache live inside it)."""
+    global _verifier
     verifier = _verifier
     if verifier is None:
         with _verifier_lock:
             if _verifier is None:
-                globals()["_verifier"] = build_verifier()
+                _verifier = build_verifier()
             verifier = _verifier
     return verifier
 
 
 @on_reset
 def _drop_verifier() -> None:
-    globals()["_verifier"] = None
+    global _verifier
+    _verifier = None

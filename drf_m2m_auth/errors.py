@@ -2,6 +2,20 @@
 
 from __future__ import annotations
 
+__all__ = [
+    "M2MAuthError",
+    "InvalidRequest",
+    "InvalidToken",
+    "InvalidDPoPProof",
+    "UseDPoPNonce",
+    "InsufficientScope",
+    "ServiceUnavailable",
+    "KeysUnavailable",
+    "RevocationUnavailable",
+    "ConfigurationInvalid",
+    "JWKSError",
+]
+
 
 class M2MAuthError(Exception):
     """Base error: ``error`` is an RFC 6750 error code, ``description`` a short human reason.
@@ -64,18 +78,55 @@ class InsufficientScope(M2MAuthError):
         )
 
 
-class KeysUnavailable(M2MAuthError):
-    """No signing keys at all can be obtained for the issuer (cold start while it is down): 503.
+class ServiceUnavailable(M2MAuthError):
+    """Not the token's fault, so not an invalid_token: a dependency is down, the client should retry.
 
-    This is not the token's fault, so it is not an invalid_token: the client should retry.
+    503 with ``Retry-After: retry_after`` seconds. ``reason`` says which dependency.
     """
 
     error = "temporarily_unavailable"
     status_code = 503
+    default_reason = "service_unavailable"
 
-    def __init__(self, description: str, *, retry_after: int = 5):
-        super().__init__(description, reason="keys_unavailable")
+    def __init__(self, description: str, *, retry_after: int = 5, reason: str | None = None):
+        super().__init__(description, reason=reason or self.default_reason)
         self.retry_after = retry_after
+
+
+class KeysUnavailable(ServiceUnavailable):
+    """No signing keys at all can be obtained for the issuer (cold start while it is down): 503."""
+
+    default_reason = "keys_unavailable"
+
+
+class RevocationUnavailable(ServiceUnavailable):
+    """The revocation state cannot be read (the database is unreachable) and none is loaded: 503.
+
+    Not a key outage: its own reason code, so logs and metrics point at the database.
+    """
+
+    default_reason = "revocation_unavailable"
+
+    def __init__(
+        self,
+        description: str = "Revocation state is temporarily unavailable.",
+        *,
+        retry_after: int = 2,
+        reason: str | None = None,
+    ):
+        super().__init__(description, retry_after=retry_after, reason=reason)
+
+
+class ConfigurationInvalid(ServiceUnavailable):
+    """DRF_M2M_AUTH holds an invalid value: every M2M request is a 503 until it is fixed.
+
+    The description says only that; the log line (once per settings change) names the keys.
+    """
+
+    default_reason = "settings_invalid"
+
+    def __init__(self, description: str, *, retry_after: int = 30, reason: str | None = None):
+        super().__init__(description, retry_after=retry_after, reason=reason)
 
 
 class JWKSError(Exception):

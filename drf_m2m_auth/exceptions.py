@@ -6,7 +6,17 @@ import re
 
 from rest_framework import exceptions, status
 
-from .errors import InsufficientScope, InvalidRequest, KeysUnavailable, M2MAuthError
+from .errors import InsufficientScope, InvalidRequest, M2MAuthError, ServiceUnavailable
+
+__all__ = [
+    "bearer_challenge",
+    "dpop_challenge",
+    "InvalidAuthorizationHeader",
+    "TemporarilyUnavailable",
+    "M2MPermissionDenied",
+    "InsufficientScopeDenied",
+    "to_api_exception",
+]
 
 _UNSAFE = re.compile(r"[^\x20-\x7e]")
 
@@ -53,8 +63,8 @@ class InvalidAuthorizationHeader(exceptions.APIException):
         self.auth_header = auth_header
 
 
-class KeysTemporarilyUnavailable(exceptions.APIException):
-    """503 + Retry-After: no signing keys obtainable for the issuer; not the token's fault."""
+class TemporarilyUnavailable(exceptions.APIException):
+    """503 + Retry-After: a dependency (keys, revocation state, the settings) is unusable; not the token's fault."""
 
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     default_code = "temporarily_unavailable"
@@ -86,8 +96,8 @@ class InsufficientScopeDenied(M2MPermissionDenied):
 
 def to_api_exception(exc: M2MAuthError, realm: str) -> exceptions.APIException:
     """Translate the core's exception tree to DRF, once, at the boundary."""
-    if isinstance(exc, KeysUnavailable):
-        return KeysTemporarilyUnavailable(exc.description, exc.retry_after)
+    if isinstance(exc, ServiceUnavailable):
+        return TemporarilyUnavailable(exc.description, exc.retry_after)
     if isinstance(exc, InvalidRequest):
         return InvalidAuthorizationHeader(
             exc.description, bearer_challenge(realm, error=exc.error, description=exc.description)

@@ -7,10 +7,13 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 from rest_framework.permissions import BasePermission, BasePermissionMetaclass, OperandHolder, SingleOperandHolder
 
-from .conf import m2m_settings
+from . import revocation
+from .conf import realm
 from .exceptions import InsufficientScopeDenied, M2MPermissionDenied
 from .principal import AccessToken
 from .scopes import resolve_required
+
+__all__ = ["M2MPermission", "HasScopes", "HasResourceGrant"]
 
 
 # Our permissions deny by raising (so the 403 can carry RFC 6750's WWW-Authenticate). DRF's own
@@ -101,9 +104,6 @@ class _Metaclass(_Composable, BasePermissionMetaclass):
     pass
 
 
-_revocation: Any = None  # drf_m2m_auth.revocation, imported on first use
-
-
 class M2MPermission(BasePermission, metaclass=_Metaclass):
     """Base for drf_m2m_auth permissions: composable with DRF's ``&``, ``|`` and ``~``."""
 
@@ -143,7 +143,7 @@ class HasScopes(M2MPermission):
             if type(spec) is list or type(spec) is tuple:  # the per-request fast path: no frozenset built
                 if token.scopes.issuperset(spec):
                     return True
-                raise InsufficientScopeDenied(frozenset(spec), realm=str(m2m_settings.REALM))
+                raise InsufficientScopeDenied(frozenset(spec), realm=realm())
         needed = self.get_required_scopes(request, view)
         if needed is None:
             raise M2MPermissionDenied(
@@ -151,7 +151,7 @@ class HasScopes(M2MPermission):
             )
         if needed <= token.scopes:
             return True
-        raise InsufficientScopeDenied(needed, realm=str(m2m_settings.REALM))
+        raise InsufficientScopeDenied(needed, realm=realm())
 
 
 class HasResourceGrant(M2MPermission):
@@ -170,12 +170,7 @@ class HasResourceGrant(M2MPermission):
         token = self.get_token(request)
         if token is None:
             return False
-        global _revocation
-        if _revocation is None:
-            from . import revocation  # imports models lazily (STYLE 8), once
-
-            _revocation = revocation
-        granted = _revocation.resources_for(token.client_id)
+        granted = revocation.resources_for(token.client_id)
         if granted is None:
             raise M2MPermissionDenied("This client is not registered.", code="client_unregistered")
         if resource not in granted:

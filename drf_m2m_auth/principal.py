@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
+__all__ = ["AccessToken", "ServiceClient", "client_id_from_claims"]
+
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 AUTH0_CLIENT_SUFFIX = "@clients"
 

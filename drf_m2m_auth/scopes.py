@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+__all__ = ["DEFAULT_SCOPE_CLAIMS", "scopes_from_claims", "resolve_required"]
+
 DEFAULT_SCOPE_CLAIMS = ("scope", "scp", "permissions")
 
 

@@ -2,6 +2,8 @@
 
 from django.dispatch import Signal
 
+__all__ = ["token_accepted", "token_rejected", "jwks_refreshed", "jwks_fetch_failed"]
+
 # Sent for each request that authenticates with a valid token (cache hits included):
 # request, token (AccessToken).
 token_accepted = Signal()

@@ -24,6 +24,16 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
+__all__ = [
+    "FakeClock",
+    "FakeIssuer",
+    "JWKSServer",
+    "generate_private_key",
+    "public_jwk",
+    "m2m_issuer",
+    "m2m_jwks_server",
+]
+
 _HASH: dict[str, hashes.HashAlgorithm] = {"256": hashes.SHA256(), "384": hashes.SHA384(), "512": hashes.SHA512()}
 _CURVES = {
     "ES256": (ec.SECP256R1, "P-256", 32),
@@ -90,6 +100,27 @@ def encode_jws(
     if signature is None:
         signature = sign(private_key, alg or header["alg"], signing_input.encode()) if private_key else b""
     return f"{signing_input}.{b64url(signature)}"
+
+
+class FakeClock:
+    """A clock for the core's ``clock=`` seams: ``clock()`` returns ``now``; move it with ``advance()``.
+
+    ``FakeClock()`` starts at the current wall-clock time (tokens minted by FakeIssuer are then
+    valid); ``FakeClock(1000.0)`` at a fixed instant.
+    """
+
+    def __init__(self, now: float | None = None):
+        self.now = time.time() if now is None else float(now)
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> float:
+        self.now += seconds
+        return self.now
+
+    def __repr__(self) -> str:
+        return f"FakeClock(now={self.now!r})"
 
 
 class FakeIssuer:

@@ -192,14 +192,22 @@ def test_principal_shapes(m2m_issuer):
 
 
 def test_importable_before_django_setup():
-    """STYLE 8: the DRF glue imports without django.setup(); the pure core imports no Django."""
+    """The DRF glue imports without django.setup() (no models at import); the pure core imports no Django."""
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "testproject.settings", "PYTHONPATH": os.getcwd()}
     subprocess.run(
-        [sys.executable, "-c", "import drf_m2m_auth.authentication, drf_m2m_auth.permissions"], check=True, env=env
+        [
+            sys.executable,
+            "-c",
+            "import sys, drf_m2m_auth.authentication, drf_m2m_auth.permissions; "
+            "assert 'drf_m2m_auth.models' not in sys.modules",
+        ],
+        check=True,
+        env=env,
     )
     pure = (
         "import sys, drf_m2m_auth.errors, drf_m2m_auth.scopes, drf_m2m_auth.principal, drf_m2m_auth.jwks, "
-        "drf_m2m_auth.tokens; assert 'django' not in sys.modules and 'rest_framework' not in sys.modules"
+        "drf_m2m_auth.tokens, drf_m2m_auth.validation; "
+        "assert 'django' not in sys.modules and 'rest_framework' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", pure], check=True, env={**env, "DJANGO_SETTINGS_MODULE": ""})
 
@@ -219,3 +227,93 @@ def test_a_failing_signal_receiver_changes_nothing(api, m2m_issuer, caplog):
         token_accepted.disconnect(dispatch_uid="t-broken-a")
         token_rejected.disconnect(dispatch_uid="t-broken-r")
     assert "receiver" in caplog.text and "RuntimeError" in caplog.text
+
+
+# --- DPOP_FORWARDED_HEADERS: the proxy must set both headers, the host must be allowed ---------------
+
+
+@pytest.fixture
+def behind_proxy(m2m_issuer, settings):
+    settings.DRF_M2M_AUTH = {**settings.DRF_M2M_AUTH, "DPOP_FORWARDED_HEADERS": True, "TRUSTED_PROXIES": ["10.0.0.0/8"]}
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "api.example.com"]
+    return m2m_issuer
+
+
+def dpop_get(api, issuer, url, **extra):
+    from drf_m2m_auth.dpop import DPoPKey
+
+    key = DPoPKey()
+    token = issuer.token(sub="svc-a@clients", cnf={"jkt": key.thumbprint})
+    proof = key.proof("GET", url, access_token=token)
+    return api.get("/echo/", HTTP_AUTHORIZATION=f"DPoP {token}", HTTP_DPOP=proof, REMOTE_ADDR="10.1.2.3", **extra)
+
+
+def test_forwarded_origin_from_a_trusted_proxy(api, behind_proxy):
+    headers = {"HTTP_X_FORWARDED_PROTO": "https", "HTTP_X_FORWARDED_HOST": "api.example.com"}
+    assert dpop_get(api, behind_proxy, "https://api.example.com/echo/", **headers).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "headers,missing",
+    [
+        ({"HTTP_X_FORWARDED_PROTO": "http"}, "X-Forwarded-Host"),
+        ({"HTTP_X_FORWARDED_HOST": "testserver"}, "X-Forwarded-Proto"),
+        ({}, "X-Forwarded-Proto and X-Forwarded-Host"),
+    ],
+)
+def test_a_trusted_proxy_that_omits_a_forwarded_header_is_refused(api, behind_proxy, headers, missing):
+    # Before: the URL fell back to Django's scheme and Host, which the client chose through the proxy.
+    response = dpop_get(api, behind_proxy, "http://testserver/echo/", **headers)
+    assert response.status_code == 401
+    assert 'error="invalid_dpop_proof"' in challenge(response)
+    assert f"The trusted proxy sent no {missing}" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "proto,host", [("https", "evil.example"), ("ftp", "api.example.com"), ("https", "api.example.com/x@evil")]
+)
+def test_a_forwarded_origin_must_be_an_allowed_host(api, behind_proxy, proto, host):
+    headers = {"HTTP_X_FORWARDED_PROTO": proto, "HTTP_X_FORWARDED_HOST": host}
+    response = dpop_get(api, behind_proxy, f"{proto}://{host}/echo/", **headers)
+    assert response.status_code == 401 and 'error="invalid_dpop_proof"' in challenge(response)
+    assert "not an allowed origin" in response.json()["detail"]
+
+
+# --- 503s: one ServiceUnavailable base, each outage with its own reason -----------------------------
+
+
+def test_every_service_outage_is_a_503_with_retry_after_and_its_own_reason():
+    from drf_m2m_auth.errors import (
+        ConfigurationInvalid,
+        KeysUnavailable,
+        RevocationUnavailable,
+        ServiceUnavailable,
+    )
+    from drf_m2m_auth.exceptions import to_api_exception
+
+    cases = [
+        (KeysUnavailable("No signing keys.", retry_after=7), "keys_unavailable", 7),
+        (RevocationUnavailable(), "revocation_unavailable", 2),
+        (ConfigurationInvalid("misconfigured"), "settings_invalid", 30),
+    ]
+    for error, reason, wait in cases:
+        assert isinstance(error, ServiceUnavailable) and error.reason == reason
+        api_error = to_api_exception(error, "api")
+        assert api_error.status_code == 503 and api_error.wait == wait
+        assert api_error.detail == error.description and api_error.detail.code == "temporarily_unavailable"
+    # a database outage is not a key outage
+    assert not isinstance(RevocationUnavailable(), KeysUnavailable)
+    assert RevocationUnavailable().description == "Revocation state is temporarily unavailable."
+
+
+def test_a_revocation_outage_through_a_request_is_a_503_naming_the_database(api, m2m_issuer, monkeypatch):
+    from drf_m2m_auth import revocation
+    from drf_m2m_auth.errors import RevocationUnavailable
+
+    def down(token):
+        raise RevocationUnavailable()
+
+    monkeypatch.setattr(revocation, "check", down)
+    response = api.get("/echo/", **bearer(m2m_issuer.token()))
+    assert response.status_code == 503 and response.headers["Retry-After"] == "2"
+    assert response.json()["detail"] == "Revocation state is temporarily unavailable."

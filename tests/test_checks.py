@@ -5,7 +5,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 
-from drf_m2m_auth.checks import check_deploy, check_settings
+from drf_m2m_auth.checks import check_cache, check_settings
 from drf_m2m_auth.conf import DEFAULTS, get_verifier, m2m_settings
 
 GOOD = {"ISSUER": "https://tenant.auth0.com/", "AUDIENCE": "https://api.example.com"}
@@ -65,11 +65,46 @@ def test_check_command_fails_at_startup(settings):
         call_command("check")
 
 
-def test_deploy_warns_about_per_process_cache(settings):
+LOCMEM = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+DUMMY = {"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}
+SHARED = {"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "t"}}
+
+
+def test_per_process_cache_warning_says_what_happens(settings):
+    settings.DRF_M2M_AUTH = {**GOOD, "REVOCATION_DB_CHECK_INTERVAL": 45}
+    settings.CACHES = LOCMEM
+    [warning] = check_cache()
+    assert warning.id == "drf_m2m_auth.W001"
+    assert "LocMemCache" in warning.msg
+    assert "reaches other worker processes only at their next database check" in warning.msg
+    assert "REVOCATION_DB_CHECK_INTERVAL (45 s)" in warning.msg
+    assert "DPoP replay protection is per process" in warning.msg
+    assert "stores nothing" not in warning.msg
+    settings.DRF_M2M_AUTH = {**GOOD, "REVOCATION_DB_CHECK_INTERVAL": "45"}  # E007 says so; W001 still renders
+    assert "(60 s)" in check_cache()[0].msg
+    settings.DRF_M2M_AUTH = {**GOOD, "REVOCATION_DB_CHECK_INTERVAL": None}
+    [warning] = check_cache()
+    assert "never reaches other worker processes" in warning.msg
+    settings.DRF_M2M_AUTH = {**GOOD, "REVOCATION_CHECK_INTERVAL": 2}
+    settings.CACHES = DUMMY
+    [warning] = check_cache()
+    assert "DummyCache, which stores nothing" in warning.msg and "nothing is shared or stored" in warning.msg
+    assert "DPoP replay claims fall back to each process's own memory" in warning.msg
+    assert "within REVOCATION_CHECK_INTERVAL (2 s)" in warning.msg
+    settings.DRF_M2M_AUTH = {**GOOD, "CACHE": None}
+    [warning] = check_cache()
+    assert "is None" in warning.msg and "within REVOCATION_CHECK_INTERVAL (1 s)" in warning.msg
+    assert "DPoP replay protection is per process" in warning.msg
     settings.DRF_M2M_AUTH = GOOD
-    assert [w.id for w in check_deploy()] == ["drf_m2m_auth.W001"]
-    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "t"}}
-    assert check_deploy() == []
+    settings.CACHES = SHARED
+    assert check_cache() == []
+
+
+def test_per_process_cache_warning_is_a_plain_check_not_deploy_only(settings, capsys):
+    settings.DRF_M2M_AUTH = GOOD
+    settings.CACHES = LOCMEM
+    call_command("check")  # warnings do not fail the command; they are printed
+    assert "drf_m2m_auth.W001" in capsys.readouterr().err
 
 
 def test_settings_reload_on_override(settings):

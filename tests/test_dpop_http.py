@@ -172,6 +172,7 @@ def test_server_nonce_round_trip(api, bound, dpop_key, settings):
 def test_forwarded_headers_only_from_trusted_proxies(api, bound, dpop_key, settings):
     public = "https://api.example.com/echo/"
     forwarded = {"HTTP_X_FORWARDED_PROTO": "https", "HTTP_X_FORWARDED_HOST": "evil.example, api.example.com"}
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "api.example.com"]  # a forwarded host must be allowed
     with_settings(settings, DPOP_FORWARDED_HEADERS=True, TRUSTED_PROXIES=["10.0.0.0/8"])
     assert send(api, bound, dpop_key, url=public, REMOTE_ADDR="10.1.2.3", **forwarded).status_code == 200
     # the same headers from anyone else are ignored: the URL is Django's own (http://testserver)

@@ -23,8 +23,8 @@ class _Model:
         self._meta = _Meta(app_label)
 
 
-def test_routes_only_its_own_app(settings):
-    settings.DRF_M2M_AUTH = {**settings.DRF_M2M_AUTH, "DATABASE": "fleet"}
+def test_routes_only_its_own_app(monkeypatch):
+    monkeypatch.setattr(M2MRouter, "alias", staticmethod(lambda: "fleet"))
     router = M2MRouter()
     ours, theirs = _Model("drf_m2m_auth"), _Model("auth")
     assert router.db_for_read(ours) == router.db_for_write(ours) == "fleet"
@@ -63,3 +63,13 @@ def test_migrate_and_writes_land_in_the_named_database(tmp_path):
     assert done.stdout.strip() == "svc-a"
     with sqlite3.connect(tmp_path / "fleet.sqlite3") as db:
         assert db.execute("select client_id from drf_m2m_auth_client").fetchall() == [("svc-a",)]
+
+
+def test_database_must_name_a_configured_alias():
+    from drf_m2m_auth.conf import validate
+
+    _, problems = validate(
+        {"ISSUER": "https://a/", "AUDIENCE": "x", "DATABASE": "flet"}, {"default": {}}, ["default", "fleet"]
+    )
+    (problem,) = problems
+    assert problem.check_id == "drf_m2m_auth.E025" and "'flet'" in problem.message and "fleet" in problem.message

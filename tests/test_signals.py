@@ -3,7 +3,6 @@
 import contextlib
 import logging
 import threading
-import time
 
 import pytest
 from django.core.cache.backends.locmem import LocMemCache
@@ -13,17 +12,9 @@ from drf_m2m_auth.conf import get_verifier
 from drf_m2m_auth.errors import KeysUnavailable
 from drf_m2m_auth.jwks import HTTPFetcher, JWKSource
 from drf_m2m_auth.signals import jwks_fetch_failed, jwks_refreshed, token_rejected
-from drf_m2m_auth.testing import FakeIssuer, JWKSServer
+from drf_m2m_auth.testing import FakeClock, FakeIssuer, JWKSServer
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.urls")]
-
-
-class Clock:
-    def __init__(self):
-        self.now = time.time()
-
-    def __call__(self):
-        return self.now
 
 
 @contextlib.contextmanager
@@ -77,7 +68,7 @@ def test_first_fetch_sends_jwks_refreshed_through_settings(m2m_issuer, m2m_jwks_
 
 def test_rotation_is_a_change_and_a_same_set_refetch_is_not(server):
     events = []
-    clock = Clock()
+    clock = FakeClock()
     source = JWKSource(
         server.fake.issuer,
         jwks_url=server.jwks_url,
@@ -86,7 +77,7 @@ def test_rotation_is_a_change_and_a_same_set_refetch_is_not(server):
         on_event=lambda name, **kw: events.append((name, kw["changed"], kw["keys"])),
     )
     source.get_key(server.fake.kid, "RS256")
-    clock.now += 301  # past max-age: same keys fetched again
+    clock.advance(301)  # past max-age: same keys fetched again
     source.get_key(server.fake.kid, "RS256")
     new_kid = server.fake.rotate()
     source.get_key(new_kid, "RS256")  # unknown kid: refresh at once
@@ -95,7 +86,7 @@ def test_rotation_is_a_change_and_a_same_set_refetch_is_not(server):
 
 def test_fetch_failures_are_sent_each_time_with_stale_flag(server):
     events = []
-    clock = Clock()
+    clock = FakeClock()
     source = JWKSource(
         server.fake.issuer,
         jwks_url=server.jwks_url,
@@ -106,9 +97,9 @@ def test_fetch_failures_are_sent_each_time_with_stale_flag(server):
     )
     source.get_key(server.fake.kid, "RS256")
     server.mode = "down"
-    clock.now += 301
+    clock.advance(301)
     source.get_key(server.fake.kid, "RS256")  # stale keys still served
-    clock.now += 700  # past the stale window: keys dropped
+    clock.advance(700)  # past the stale window: keys dropped
     with pytest.raises(KeysUnavailable):
         source.get_key(server.fake.kid, "RS256")
     failures = [kw for name, kw in events if name == "jwks_fetch_failed"]
