@@ -65,11 +65,21 @@ def _int(value: Any, size: int | None = None) -> int:
     return int.from_bytes(raw, "big")
 
 
+def _suits(jwk: Mapping[str, Any], alg: str) -> bool:
+    """Does ``jwk`` have the key type (and curve) ``alg`` needs? Any JSON type may arrive: only
+    strings are looked up (a list or object as ``crv`` is unhashable: no ``in`` on a set)."""
+    kty, curves = ALG_KEY_TYPES[alg]
+    crv = jwk.get("crv")
+    if type(jwk.get("kty")) is not str or jwk["kty"] != kty:
+        return False
+    return curves is None or (type(crv) is str and crv in curves)
+
+
 def public_key_from_jwk(jwk: Mapping[str, Any], alg: str) -> Any:
     """A cryptography public key for a proof's ``jwk``, which must suit ``alg``; ValueError if not."""
-    kty, curves = ALG_KEY_TYPES[alg]
-    if jwk.get("kty") != kty or (curves is not None and jwk.get("crv") not in curves):
+    if not _suits(jwk, alg):
         raise ValueError("the key does not suit the algorithm")
+    kty = jwk["kty"]
     if kty == "EC":
         curve, size = _CURVES[jwk["crv"]]
         # from_public_numbers refuses points that are not on the curve (invalid-curve attacks)
@@ -309,7 +319,7 @@ class DPoPVerifier:
             # compare_digest on str raises for non-ASCII text: compare the UTF-8 bytes instead.
             if not hmac.compare_digest(claims["ath"].encode(), access_token_hash(access_token).encode()):
                 raise _fail("The DPoP proof is for another access token (ath).", "dpop_ath_mismatch", "ath")
-            if jkt is None or not hmac.compare_digest(thumbprint.encode(), jkt.encode()):
+            if type(jkt) is not str or not hmac.compare_digest(thumbprint.encode(), jkt.encode()):
                 # RFC 9449 7.1 figure 16: a key that is not the token's is an invalid_token.
                 raise InvalidToken(
                     "Invalid DPoP key binding: the proof's key is not the token's (cnf.jkt).",
@@ -350,8 +360,7 @@ class DPoPVerifier:
             raise _fail("The DPoP proof has no jwk header.", "dpop_missing_jwk", "jwk")
         if not PRIVATE_MEMBERS.isdisjoint(jwk):  # (7)
             raise _fail("The DPoP proof's jwk contains a private key.", "dpop_private_jwk", "jwk")
-        kty, curves = ALG_KEY_TYPES[alg]
-        if jwk.get("kty") != kty or (curves is not None and jwk.get("crv") not in curves):
+        if not _suits(jwk, alg):
             raise _fail("The DPoP proof's jwk does not suit its alg.", "dpop_bad_jwk", "jwk")
         try:
             # The thumbprint covers kty, crv and the key itself: a cached key is this very key.
