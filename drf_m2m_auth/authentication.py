@@ -10,7 +10,7 @@ from django.core.exceptions import DisallowedHost
 from django.utils.encoding import escape_uri_path
 from rest_framework.authentication import BaseAuthentication
 
-from .conf import as_list, get_verifier, m2m_settings, on_reset, shared_cache
+from .conf import as_list, get_verifier, m2m_settings, on_reset
 from .errors import InvalidRequest, InvalidToken, M2MAuthError, UseDPoPNonce
 from .exceptions import (
     InvalidAuthorizationHeader,
@@ -46,6 +46,7 @@ class _SenderPolicy:
 
         from .dpop import DPoPVerifier, NonceSource
         from .mtls import TrustedProxies
+        from .shared import get_shared_cache
 
         s = m2m_settings
         nonces = None
@@ -55,7 +56,8 @@ class _SenderPolicy:
             algorithms=as_list(s.DPOP_ALGORITHMS),
             max_age=float(s.DPOP_PROOF_MAX_AGE),
             clock_skew=float(s.DPOP_CLOCK_SKEW),
-            replay_cache=shared_cache(),
+            replay_cache=get_shared_cache(),
+            cache_down=s.DPOP_REPLAY_CACHE_DOWN,
             nonces=nonces,
         )
         header = s.MTLS_CERT_HEADER

@@ -546,7 +546,7 @@ def _forget_state_on_fork(credentials):
 def _dpop_key(dpop):
     if dpop is False or dpop is None:
         return None
-    from .dpop import DPoPKey  # only DPoP users pay for importing the proof code
+    from .dpop_key import DPoPKey  # only DPoP users pay for importing the proof code
 
     if isinstance(dpop, DPoPKey):
         return dpop

@@ -78,5 +78,18 @@ class KeysUnavailable(M2MAuthError):
         self.retry_after = retry_after
 
 
+class ReplayCheckUnavailable(KeysUnavailable):
+    """A DPoP proof's single use cannot be checked (shared cache down with
+    ``DPOP_REPLAY_CACHE_DOWN="reject"``, or the in-process replay store full): 503 + Retry-After.
+
+    Not the proof's fault: the client should retry. (A 503 like KeysUnavailable; once errors.py
+    has a ServiceUnavailable base this should derive from that instead.)
+    """
+
+    def __init__(self, description: str, *, retry_after: int = 5):
+        super().__init__(description, retry_after=retry_after)
+        self.reason = "dpop_replay_unavailable"
+
+
 class JWKSError(Exception):
     """Fetching or parsing a JWKS (or discovery document) failed. Internal to jwks.py callers."""

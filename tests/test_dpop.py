@@ -9,13 +9,13 @@ from hypothesis import strategies as st
 from joserfc.jwk import ECKey
 
 from drf_m2m_auth.dpop import (
-    DPoPKey,
     DPoPVerifier,
     NonceSource,
     access_token_hash,
     jwk_thumbprint,
     normalize_htu,
 )
+from drf_m2m_auth.dpop_key import DPoPKey
 from drf_m2m_auth.errors import InvalidDPoPProof, InvalidToken, UseDPoPNonce
 from drf_m2m_auth.testing import encode_jws, generate_private_key, public_jwk
 

@@ -6,7 +6,8 @@ import pytest
 import requests
 
 from drf_m2m_auth.client import ClientCredentials
-from drf_m2m_auth.dpop import DPoPKey, access_token_hash
+from drf_m2m_auth.dpop import access_token_hash
+from drf_m2m_auth.dpop_key import DPoPKey
 from drf_m2m_auth.testing import FakeIssuer, generate_private_key
 
 from .nginx_support.dpop_servers import DPoPResource, DPoPTokenEndpoint, _b64
