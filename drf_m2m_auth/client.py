@@ -6,12 +6,9 @@ Pure: imports neither Django nor DRF. A shared cache is duck-typed; only resolvi
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import os
 import random
-import re
 import threading
 import time
 import uuid
@@ -20,10 +17,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from requests import PreparedRequest, Response
-from requests.auth import AuthBase
-from requests.cookies import extract_cookies_to_jar
-
+from .bearer_auth import BearerAuth
+from .token_cache import SharedTokenCache, resolve_cache
 from .token_endpoint import (
     AccessDenied,
     IssuerUnavailable,
@@ -45,10 +40,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-_INVALID_TOKEN = re.compile(r'^\s*(?:bearer|dpop)\b.*\berror\s*=\s*"?invalid_token\b', re.I | re.S)
-_USE_DPOP_NONCE = re.compile(r'\bdpop\b.*\berror\s*=\s*"?use_dpop_nonce\b', re.I | re.S)
-_ENTRY_VERSION = 2  # the shared entry's layout
 
 
 @dataclass(frozen=True)
@@ -138,7 +129,7 @@ class ClientCredentials:
         self.timeout, self.max_retries, self.backoff, self.max_wait = (timeout, max_retries, backoff, max_wait)
         self.failure_cooldown, self.reject_cooldown = failure_cooldown, reject_cooldown
         self._clock, self._cache = clock, cache
-        self._shared: Any = None  # the resolved cache, built on first use
+        self._shared: SharedTokenCache | None = None  # built on first use
         # One draw per instance: each process renews at its own point in the jitter window.
         self._jitter_fraction = random.random()  # noqa: S311 -- refresh jitter, not a secret
         self._held: _Held | None = None
@@ -186,9 +177,17 @@ class ClientCredentials:
         """Return a valid access token, fetching one only when none is fresh enough."""
         return self._current().access_token
 
+    def current_token(self) -> Token:
+        """The valid access token with its type (``"Bearer"`` or ``"DPoP"``) and times."""
+        return self._current()
+
     def dpop_proof(self, method: str, url: str, access_token: str | None = None) -> str:
         """A fresh DPoP proof for one request to ``url``, with the nonce that server last sent."""
         return self._endpoint.dpop_proof(method, url, access_token)
+
+    def remember_nonce(self, url: str, response: Any) -> bool:
+        """Keep the ``DPoP-Nonce`` a server sent (RFC 9449 8, 9); True when there was a new one."""
+        return self._endpoint.remember_nonce(url, response)
 
     def invalidate(self, access_token: str) -> bool:
         """Forget ``access_token`` because an API rejected it (401 ``invalid_token``).
@@ -201,15 +200,13 @@ class ClientCredentials:
             held = self._held
             if held is None or held.token.access_token != access_token:
                 return True  # already replaced (another thread saw the same 401)
-            shared = self._shared_cache()
-            now = self._clock()
+            shared, now = self._shared_tokens(), self._clock()
             allowed = self._last_forced is None or now - self._last_forced >= self.reject_cooldown
             if allowed and shared is not None:
-                won = shared.claim(shared.key("client-forced-renewal", *self._identity), self.reject_cooldown)
-                allowed = won is not False  # None: the cache is down, the local limit alone counts
+                allowed = shared.claim_renewal(self.reject_cooldown) is not False  # None: cache down
             if not allowed:
                 # Another process of the fleet renewed within the cooldown: use its token, if any.
-                other = self._read_shared(shared) if shared is not None else None
+                other = shared.token() if shared is not None else None
                 if other is None or other.access_token == access_token or now >= other.expires_at:
                     return False
                 self._held = _Held(other, self._refresh_at(other))
@@ -217,9 +214,7 @@ class ClientCredentials:
             self._last_forced = now
             self._held, self._failure = None, None
             if shared is not None:
-                current = self._read_shared(shared)
-                if current is not None and current.access_token == access_token:
-                    shared.delete(shared.key("client-token", *self._identity))
+                shared.drop(access_token)
             return True
 
     # -- renewal ---------------------------------------------------------------------------------
@@ -243,7 +238,11 @@ class ClientCredentials:
         if held is not None and now < held.refresh_at:
             return held.token  # another thread renewed it while we waited for the lock
         current = held.token if held is not None and now < held.token.expires_at else None
+        shared = self._shared_tokens()
         failure = self._failure
+        if (failure is None or now >= failure.until) and shared is not None:
+            fleet = shared.failure()  # another process failed within its cooldown
+            failure = _Failure(*fleet) if fleet is not None else None
         if failure is not None and now < failure.until:
             if current is not None:
                 return current
@@ -253,6 +252,8 @@ class ClientCredentials:
         except TokenRequestError as exc:
             wait = exc.retry_after if exc.retry_after is not None else self.failure_cooldown
             self._failure = _Failure(self._clock() + wait, exc)
+            if shared is not None and wait > 0:
+                shared.store_failure(self._failure.until, exc)
             if current is None:
                 raise
             logger.warning(
@@ -277,20 +278,24 @@ class ClientCredentials:
     def _obtain(self, current: Token | None) -> Token:
         # A refresh ahead of expiry is tried once; with no valid token we retry with backoff.
         attempts = 1 if current is not None else 1 + self.max_retries
-        shared = self._shared_cache()
+        shared = self._shared_tokens()
         if shared is None:
             return self._endpoint.fetch(attempts)
-        lock_key = shared.key("client-token-lock", *self._identity)
         deadline = time.monotonic() + self._lock_ttl()
         while True:
-            token = self._read_shared(shared)
+            token = shared.token()
             if token is not None and self._fresh(token, current):
                 return token
-            if shared.claim(lock_key, self._lock_ttl(), self._owner) is not False:  # None: cache down
+            if shared.lock(self._lock_ttl(), self._owner) is not False:  # None: the cache is down
                 try:
-                    return self._fetch_holding_lock(shared, current, attempts)
+                    token = shared.token()
+                    if token is not None and self._fresh(token, current):
+                        return token  # the previous holder stored it just before we locked
+                    token = self._endpoint.fetch(attempts)
+                    shared.store(token)
+                    return token
                 finally:
-                    shared.release(lock_key, self._owner)
+                    shared.unlock(self._owner)
             if current is not None:
                 return current  # another process is refreshing; ours is still valid
             if time.monotonic() >= deadline:
@@ -298,51 +303,16 @@ class ClientCredentials:
                 return self._endpoint.fetch(attempts)
             time.sleep(0.05)
 
-    def _fetch_holding_lock(self, shared: Any, current: Token | None, attempts: int) -> Token:
-        token = self._read_shared(shared)
-        if token is not None and self._fresh(token, current):
-            return token  # the previous holder stored it just before we locked
-        token = self._endpoint.fetch(attempts)
-        entry = {"v": _ENTRY_VERSION, "for": self._identity, **token.__dict__}
-        shared.set(shared.key("client-token", *self._identity), json.dumps(entry), token.expires_at - self._clock())
-        return token
-
     def _lock_ttl(self) -> float:
         attempts = 1 + self.max_retries
         return attempts * (self.timeout + 1) + self.max_retries * self.max_wait
 
-    # -- shared cache ----------------------------------------------------------------------------
-
-    def _shared_cache(self) -> Any:
+    def _shared_tokens(self) -> SharedTokenCache | None:
         if self._cache is None:
             return None
         if self._shared is None:
-            self._shared = _resolve_cache(self._cache)
+            self._shared = SharedTokenCache(resolve_cache(self._cache), self._identity, self._clock)
         return self._shared
-
-    def _read_shared(self, shared: Any) -> Token | None:
-        """The fleet's token for exactly this identity, or None (absent, foreign, or unreadable)."""
-        raw = shared.get(shared.key("client-token", *self._identity))
-        try:
-            data = json.loads(raw)
-            if data["v"] != _ENTRY_VERSION or data["for"] != self._identity:
-                return None  # written for another identity: never use it
-            token = Token(
-                str(data["access_token"]),
-                float(data["expires_at"]),
-                float(data["obtained_at"]),
-                str(data.get("token_type", "Bearer")),
-            )
-        except (TypeError, ValueError, KeyError):
-            return None
-        if not (math.isfinite(token.expires_at) and math.isfinite(token.obtained_at)):
-            return None
-        ahead = token.obtained_at - self._clock()
-        if ahead > 0:
-            # Written by a host whose clock runs ahead: its obtained_at (and so its expiry) would
-            # hold off renewals here. Shift both back to our clock; the lifetime is unchanged.
-            token = Token(token.access_token, token.expires_at - ahead, token.obtained_at - ahead, token.token_type)
-        return token
 
     def _reset_after_fork(self) -> None:
         # A requests session's pooled sockets and a lock held by another thread must not
@@ -350,86 +320,6 @@ class ClientCredentials:
         self._lock = threading.Lock()
         self._owner = uuid.uuid4().hex
         self._endpoint.reset_session()
-
-
-class BearerAuth(AuthBase):
-    """``requests`` auth: sends ``Authorization: Bearer`` (or ``DPoP`` with a fresh proof for a
-    DPoP-bound token); on a 401 ``invalid_token`` renews the token (see ``reject_cooldown``) and
-    resends once; on a 401 ``use_dpop_nonce`` resends once with the nonce (only bodies that can be
-    sent twice)."""
-
-    def __init__(self, credentials: ClientCredentials):
-        self.credentials = credentials
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.credentials!r})"
-
-    def __call__(self, request: PreparedRequest) -> PreparedRequest:
-        self._authorize(request, self.credentials._current())
-        if request.body is None or isinstance(request.body, (bytes, str)):
-            request.register_hook("response", self._retry_on_invalid_token)
-        return request
-
-    def _authorize(self, request: PreparedRequest, token: Token) -> None:
-        if token.token_type == "DPoP" and self.credentials._dpop is not None:  # noqa: S105 -- a scheme
-            request.headers["Authorization"] = f"DPoP {token.access_token}"
-            request.headers["DPoP"] = self.credentials.dpop_proof(
-                str(request.method), str(request.url), token.access_token
-            )
-        else:
-            request.headers["Authorization"] = f"Bearer {token.access_token}"
-
-    def _retry_on_invalid_token(self, response: Response, **kwargs: Any) -> Response:
-        header = response.request.headers.get("Authorization", "")
-        challenge = response.headers.get("WWW-Authenticate", "")
-        endpoint = self.credentials._endpoint
-        fresh_nonce = endpoint.remember_nonce(str(response.request.url), response)
-        scheme, _, sent = header.partition(" ")
-        # No Authorization header means requests stripped it on a cross-host redirect: never re-add it.
-        if response.status_code != 401 or scheme not in ("Bearer", "DPoP") or not sent:
-            return response
-        if scheme == "DPoP" and fresh_nonce and _USE_DPOP_NONCE.search(challenge):
-            return self._resend(response, Token(sent, math.inf, 0.0, "DPoP"), **kwargs)
-        if not _INVALID_TOKEN.match(challenge) or not self.credentials.invalidate(sent):
-            return response
-        try:
-            fresh = self.credentials._current()
-        except TokenRequestError as exc:
-            logger.warning("could not replace a rejected token: %s", exc)
-            return response
-        if fresh.access_token == sent:
-            return response
-        return self._resend(response, fresh, **kwargs)
-
-    def _resend(self, response: Response, token: Token, **kwargs: Any) -> Response:
-        # The same resend as requests' HTTPDigestAuth; connection.send runs no hooks: no loop.
-        response.content  # noqa: B018 -- drain so the connection can be reused
-        response.close()
-        retry = response.request.copy()
-        extract_cookies_to_jar(retry._cookies, response.request, response.raw)  # type: ignore[attr-defined]
-        retry.prepare_cookies(retry._cookies)  # type: ignore[attr-defined]
-        self._authorize(retry, token)  # a fresh proof: a new jti, the latest nonce (RFC 9449 7.3)
-        second = response.connection.send(retry, **kwargs)
-        self.credentials._endpoint.remember_nonce(str(retry.url), second)
-        second.history.append(response)
-        second.request = retry
-        return second
-
-
-def _resolve_cache(cache: Any) -> Any:
-    """The shared-cache object for ``cache``: a SharedCache-like object is used as is; anything
-    else is wrapped by drf_m2m_auth.shared (imported here, lazily; an alias string needs Django)."""
-    if callable(getattr(cache, "claim", None)) and callable(getattr(cache, "key", None)):
-        return cache
-    from .shared import SharedCache, shared_cache_for
-
-    if isinstance(cache, str) or _is_django_cache(cache):
-        return shared_cache_for(cache)  # CACHE_KEY_PREFIX from the settings
-    return SharedCache(cache)  # a plain get/set/add/delete object: no settings needed
-
-
-def _is_django_cache(cache: Any) -> bool:
-    return any(cls.__module__.startswith("django.core.cache") for cls in type(cache).__mro__)
 
 
 def _forget_state_on_fork(credentials: ClientCredentials) -> None:

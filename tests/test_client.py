@@ -396,7 +396,7 @@ def test_shared_keys_are_exact_digests_under_the_prefix_and_entries_name_their_i
     assert all(key.startswith("drf_m2m_auth:client-") for key in cache.data)
     assert not any("svc-a" in key or "read" in key for key in cache.data)
     # Whatever sits under a key is used only if it names the exact identity it was written for.
-    shared = one._shared_cache()
+    shared = one._shared_tokens().shared
     cache.set(shared.key("client-token", *two._identity), cache.get(shared.key("client-token", *one._identity)))
     fresh = make(issuer, cache=cache, scope="read:a/b")
     assert fresh.token() == "tok-3"
@@ -448,3 +448,20 @@ def test_an_api_rejecting_every_token_costs_one_token_request_per_cooldown_per_f
     # One cold-start token for the fleet, then at most one forced renewal per cooldown window
     # (a window may straddle the run's edges: one more); per process it would be 4 per window.
     assert 2 <= len(issuer.token_requests) <= 1 + math.ceil(seconds / cooldown) + 1, len(issuer.token_requests)
+
+
+def test_a_failing_issuer_is_asked_once_per_failure_cooldown_by_the_whole_fleet(issuer):
+    cache, clock = DictCache(), FakeClock()
+    issuer.script = [(503, {}, {"error": "temporarily_unavailable"})] * 2
+    first = make(issuer, cache=cache, clock=clock, max_retries=1, failure_cooldown=30)
+    with pytest.raises(IssuerUnavailable) as raised:
+        first.token()
+    assert len(issuer.token_requests) == 2  # one try and one retry
+    fleet = [make(issuer, cache=cache, clock=clock, max_retries=1, failure_cooldown=30) for _ in range(5)]
+    for creds in fleet:  # other processes fail fast with the same error, without asking
+        with pytest.raises(IssuerUnavailable) as again:
+            creds.token()
+        assert str(again.value) == str(raised.value) and again.value.status == 503
+    assert len(issuer.token_requests) == 2
+    clock.now += 31
+    assert fleet[0].token() == "tok-3" and fleet[1].token() == "tok-3"
