@@ -8,7 +8,6 @@ import hmac
 import json
 import logging
 import math
-import re
 import secrets
 import struct
 import threading
@@ -16,11 +15,11 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
+from .dpop_htu import normalize_htu
 from .errors import InvalidDPoPProof, InvalidToken, ReplayCheckUnavailable, UseDPoPNonce
 from .jwks import ALG_KEY_TYPES, MIN_RSA_BITS
 from .tokens import SIGNATURE_VERIFIERS, _json_object, b64url_decode
@@ -36,8 +35,6 @@ CACHE_DOWN_MODES = ("local", "reject")  # DPOP_REPLAY_CACHE_DOWN
 MAX_JTI_LENGTH = 256  # RFC 9449 11.1: refuse needlessly large jti values (they are stored)
 _CURVES = {"P-256": (ec.SECP256R1, 32), "P-384": (ec.SECP384R1, 48), "P-521": (ec.SECP521R1, 66)}
 _OKP: dict[str, tuple[Any, int]] = {"Ed25519": (ed25519.Ed25519PublicKey, 32), "Ed448": (ed448.Ed448PublicKey, 57)}
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 
 
 def b64url(data: bytes) -> str:
@@ -92,53 +89,6 @@ def public_key_from_jwk(jwk: Mapping[str, Any], alg: str) -> Any:
     if len(x) != size:
         raise ValueError("bad OKP key")
     return cls.from_public_bytes(x)
-
-
-# --- htu: RFC 9449 4.3 (9) with RFC 3986 6.2.2 / 6.2.3 normalisation ------------------------------
-
-
-_PERCENT = re.compile(r"%([0-9A-Fa-f]{2})")
-
-
-def _normalise_percent(path: str) -> str:
-    # RFC 3986 6.2.2.1 / 6.2.2.2: hex digits upper case, unreserved characters decoded.
-    def fix(match: re.Match) -> str:
-        char = chr(int(match.group(1), 16))
-        return char if char in _UNRESERVED else "%" + match.group(1).upper()
-
-    return _PERCENT.sub(fix, path)
-
-
-def _remove_dot_segments(path: str) -> str:
-    # RFC 3986 5.2.4 (6.2.2.3)
-    output: list[str] = []
-    for segment in path.split("/"):
-        if segment == "..":
-            if len(output) > 1:
-                output.pop()
-        elif segment != ".":
-            output.append(segment)
-    result = "/".join(output)
-    if path.endswith(("/.", "/..")):
-        result += "/"
-    return result if result.startswith("/") else "/" + result
-
-
-def normalize_htu(url: Any) -> str | None:
-    """scheme://host[:port]/path, normalised; query and fragment dropped; None if not an http(s) URL."""
-    if type(url) is not str or not url.isascii() or any(c in url for c in " \t\r\n\\"):
-        return None
-    try:
-        parts = urlsplit(url)
-        scheme, host, port = parts.scheme.lower(), parts.hostname, parts.port
-    except ValueError:
-        return None
-    if scheme not in _DEFAULT_PORTS or not host or "@" in parts.netloc:
-        return None
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = host if port is None or port == _DEFAULT_PORTS[scheme] else f"{host}:{port}"
-    return f"{scheme}://{netloc}{_remove_dot_segments(_normalise_percent(parts.path or '/'))}"
 
 
 # --- server nonces (RFC 9449 8, 9) ---------------------------------------------------------------
@@ -434,5 +384,4 @@ __all__ = [
     "VerifiedProof",
     "access_token_hash",
     "jwk_thumbprint",
-    "normalize_htu",
 ]

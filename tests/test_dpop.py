@@ -13,8 +13,8 @@ from drf_m2m_auth.dpop import (
     NonceSource,
     access_token_hash,
     jwk_thumbprint,
-    normalize_htu,
 )
+from drf_m2m_auth.dpop_htu import normalize_htu
 from drf_m2m_auth.dpop_key import DPoPKey
 from drf_m2m_auth.errors import InvalidDPoPProof, InvalidToken, UseDPoPNonce
 from drf_m2m_auth.testing import encode_jws, generate_private_key, public_jwk
