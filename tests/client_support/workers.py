@@ -42,9 +42,10 @@ def call_rejecting_api(token_url, api_url, cache_path, barrier, results, seconds
         reject_cooldown=reject_cooldown,
     )
     barrier.wait(timeout=30)
+    started = time.time()
     statuses, deadline = [], time.monotonic() + seconds
     with requests.Session() as session:
         while time.monotonic() < deadline:  # bounded by the deadline
             statuses.append(session.get(api_url, auth=creds.auth, timeout=5).status_code)
             time.sleep(0.02)
-    results.put((sorted(set(statuses)), len(statuses), "django" in sys.modules))
+    results.put((sorted(set(statuses)), len(statuses), "django" in sys.modules, started, time.time()))
