@@ -156,3 +156,18 @@ def test_through_a_request_while_the_cache_is_unreachable(m2m_issuer, settings, 
             assert first.headers["Retry-After"] == "5"
     finally:
         BrokenCache.down = True
+
+
+@pytest.mark.django_db
+@pytest.mark.urls("tests.urls")
+def test_replay_claims_are_digest_keys_under_cache_key_prefix(m2m_issuer, settings, key):
+    from django.core.cache import caches
+
+    settings.DRF_M2M_AUTH = {**settings.DRF_M2M_AUTH, "CACHE_KEY_PREFIX": "staging"}
+    token = m2m_issuer.token(sub="svc-a@clients", cnf={"jkt": key.thumbprint})
+    proof = key.proof("GET", "http://testserver/echo/", access_token=token)
+    response = APIClient().get("/echo/", HTTP_AUTHORIZATION=f"DPoP {token}", HTTP_DPOP=proof)
+    assert response.status_code == 200, response.content
+    claims = [k for k in caches["default"]._cache if ":dpop-jti:" in k]
+    assert len(claims) == 1 and claims[0].split(":")[2:4] == ["staging", "dpop-jti"]
+    assert key.thumbprint not in claims[0]  # a digest of the exact (key, jti), nothing readable
