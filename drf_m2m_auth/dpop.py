@@ -1,4 +1,4 @@
-"""DPoP (RFC 9449): proof checking for resource servers, proof making for clients. Pure: no Django."""
+"""DPoP (RFC 9449): proof checking for resource servers. Pure: no Django. (Proofs are made by dpop_key.DPoPKey.)"""
 
 from __future__ import annotations
 
