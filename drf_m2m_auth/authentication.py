@@ -46,7 +46,8 @@ def build_dpop_verifier() -> Any:
         algorithms=s.DPOP_ALGORITHMS,
         max_age=s.DPOP_PROOF_MAX_AGE,
         clock_skew=s.DPOP_CLOCK_SKEW,
-        replay_cache=None if shared is None else shared.cache,  # the Django cache DPoPVerifier expects
+        replay_cache=shared,
+        cache_down=s.DPOP_REPLAY_CACHE_DOWN,
         nonces=nonces,
     )
 

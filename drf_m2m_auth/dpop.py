@@ -1,4 +1,4 @@
-"""DPoP (RFC 9449): proof checking for resource servers, proof making for clients. Pure: no Django."""
+"""DPoP (RFC 9449): proof checking for resource servers. Pure: no Django. (Proofs are made by dpop_key.DPoPKey.)"""
 
 from __future__ import annotations
 
@@ -7,24 +7,20 @@ import hashlib
 import hmac
 import json
 import logging
-import os
-import re
+import math
 import secrets
 import struct
-import tempfile
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
-from .errors import InvalidDPoPProof, InvalidToken, UseDPoPNonce
+from .dpop_htu import normalize_htu
+from .errors import InvalidDPoPProof, InvalidToken, ReplayCheckUnavailable, UseDPoPNonce
 from .jwks import ALG_KEY_TYPES, MIN_RSA_BITS
 from .tokens import SIGNATURE_VERIFIERS, _json_object, b64url_decode
 
@@ -35,11 +31,10 @@ DEFAULT_ALGORITHMS = ("ES256", "ES384", "ES512", "PS256", "RS256", "EdDSA")
 PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})  # RFC 7518 6.2.2, 6.3.2, 6.4
 THUMBPRINT_MEMBERS = {"EC": ("crv", "kty", "x", "y"), "RSA": ("e", "kty", "n"), "OKP": ("crv", "kty", "x")}
 MAX_PROOF_BYTES = 8192
+CACHE_DOWN_MODES = ("local", "reject")  # DPOP_REPLAY_CACHE_DOWN
 MAX_JTI_LENGTH = 256  # RFC 9449 11.1: refuse needlessly large jti values (they are stored)
 _CURVES = {"P-256": (ec.SECP256R1, 32), "P-384": (ec.SECP384R1, 48), "P-521": (ec.SECP521R1, 66)}
 _OKP: dict[str, tuple[Any, int]] = {"Ed25519": (ed25519.Ed25519PublicKey, 32), "Ed448": (ed448.Ed448PublicKey, 57)}
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 
 
 def b64url(data: bytes) -> str:
@@ -65,11 +60,21 @@ def _int(value: Any, size: int | None = None) -> int:
     return int.from_bytes(raw, "big")
 
 
+def _suits(jwk: Mapping[str, Any], alg: str) -> bool:
+    """Does ``jwk`` have the key type (and curve) ``alg`` needs? Any JSON type may arrive: only
+    strings are looked up (a list or object as ``crv`` is unhashable: no ``in`` on a set)."""
+    kty, curves = ALG_KEY_TYPES[alg]
+    crv = jwk.get("crv")
+    if type(jwk.get("kty")) is not str or jwk["kty"] != kty:
+        return False
+    return curves is None or (type(crv) is str and crv in curves)
+
+
 def public_key_from_jwk(jwk: Mapping[str, Any], alg: str) -> Any:
     """A cryptography public key for a proof's ``jwk``, which must suit ``alg``; ValueError if not."""
-    kty, curves = ALG_KEY_TYPES[alg]
-    if jwk.get("kty") != kty or (curves is not None and jwk.get("crv") not in curves):
+    if not _suits(jwk, alg):
         raise ValueError("the key does not suit the algorithm")
+    kty = jwk["kty"]
     if kty == "EC":
         curve, size = _CURVES[jwk["crv"]]
         # from_public_numbers refuses points that are not on the curve (invalid-curve attacks)
@@ -84,53 +89,6 @@ def public_key_from_jwk(jwk: Mapping[str, Any], alg: str) -> Any:
     if len(x) != size:
         raise ValueError("bad OKP key")
     return cls.from_public_bytes(x)
-
-
-# --- htu: RFC 9449 4.3 (9) with RFC 3986 6.2.2 / 6.2.3 normalisation ------------------------------
-
-
-_PERCENT = re.compile(r"%([0-9A-Fa-f]{2})")
-
-
-def _normalise_percent(path: str) -> str:
-    # RFC 3986 6.2.2.1 / 6.2.2.2: hex digits upper case, unreserved characters decoded.
-    def fix(match: re.Match) -> str:
-        char = chr(int(match.group(1), 16))
-        return char if char in _UNRESERVED else "%" + match.group(1).upper()
-
-    return _PERCENT.sub(fix, path)
-
-
-def _remove_dot_segments(path: str) -> str:
-    # RFC 3986 5.2.4 (6.2.2.3)
-    output: list[str] = []
-    for segment in path.split("/"):
-        if segment == "..":
-            if len(output) > 1:
-                output.pop()
-        elif segment != ".":
-            output.append(segment)
-    result = "/".join(output)
-    if path.endswith(("/.", "/..")):
-        result += "/"
-    return result if result.startswith("/") else "/" + result
-
-
-def normalize_htu(url: Any) -> str | None:
-    """scheme://host[:port]/path, normalised; query and fragment dropped; None if not an http(s) URL."""
-    if type(url) is not str or not url.isascii() or any(c in url for c in " \t\r\n\\"):
-        return None
-    try:
-        parts = urlsplit(url)
-        scheme, host, port = parts.scheme.lower(), parts.hostname, parts.port
-    except ValueError:
-        return None
-    if scheme not in _DEFAULT_PORTS or not host or "@" in parts.netloc:
-        return None
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = host if port is None or port == _DEFAULT_PORTS[scheme] else f"{host}:{port}"
-    return f"{scheme}://{netloc}{_remove_dot_segments(_normalise_percent(parts.path or '/'))}"
 
 
 # --- server nonces (RFC 9449 8, 9) ---------------------------------------------------------------
@@ -166,67 +124,50 @@ class NonceSource:
         return age if -5 <= age <= self.lifetime else None
 
 
-# --- the replay cache: one atomic claim per jti ---------------------------------------------------
+# --- the replay store: one atomic claim per (key, jti) ------------------------------------------
 
 
 class MemoryReplayCache:
-    """Per-process jti store, for when no shared cache is configured (replays reach other workers)."""
+    """Per-process jti store: used when no shared cache stores anything, and while it is down.
 
-    def __init__(self, max_entries: int = 100_000, clock: Callable[[], float] = time.monotonic):
-        self._seen: dict[str, float] = {}
+    Sized from the proof window: ``max_entries`` proofs per ``window`` seconds. It never evicts an
+    unexpired entry (that would let a busy client push a victim's jti out inside its window): when
+    it is full of live entries :meth:`add` answers None and the verifier refuses with a 503.
+    Entries are kept in insertion order; with one timeout that is expiry order, so dropping the
+    expired ones is a pop from the front.
+    """
+
+    def __init__(self, max_entries: int = 200_000, clock: Callable[[], float] = time.monotonic):
+        self._seen: OrderedDict[str, float] = OrderedDict()
         self._lock = threading.Lock()
         self.max_entries, self.clock = max_entries, clock
 
-    def add(self, key: str, value: Any, timeout: float) -> bool:
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    def add(self, key: str, value: Any, timeout: float) -> bool | None:
+        """True if ``key`` was not held (now it is, for ``timeout`` s); False if held; None if full."""
         now = self.clock()
         with self._lock:
-            if self._seen.get(key, 0.0) > now:
+            seen = self._seen
+            while seen:
+                first, until = next(iter(seen.items()))
+                if until > now:
+                    break
+                seen.popitem(last=False)
+            if seen.get(key, 0.0) > now:
                 return False
-            if len(self._seen) >= self.max_entries:
-                expired = [k for k, until in self._seen.items() if until <= now]
-                for k in expired or list(self._seen)[: len(self._seen) // 10]:  # else the oldest tenth
-                    del self._seen[k]
-            self._seen[key] = now + timeout
+            if len(seen) >= self.max_entries:
+                return None
+            seen.pop(key, None)
+            seen[key] = now + timeout
             return True
 
-
-def _file_cache_add(cache: Any, key: str, ttl: int) -> bool:
-    """An atomic add() for Django's FileBasedCache, whose own add() is check-then-set.
-
-    The entry is written to a temporary file in the cache directory, in the cache's own format,
-    and hard-linked to the entry's name: link() fails if the name exists, so exactly one process
-    wins, whatever the interleaving. An expired entry is removed by has_key() and retried once.
-    """
-    fname = cache._key_to_file(key)
-    cache._createdir()
-    fd, tmp = tempfile.mkstemp(dir=cache._dir)
-    try:
-        with open(fd, "wb") as f:
-            cache._write_content(f, ttl, 1)
-        for _ in range(2):
-            try:
-                os.link(tmp, fname)
-                return True
-            except FileExistsError:
-                if cache.has_key(key):  # also deletes the file when it has expired
-                    return False
-        return False
-    finally:
-        os.remove(tmp)
-
-
-def claim_once(cache: Any, key: str, ttl: int) -> bool | None:
-    """True for the first claim of ``key`` within ``ttl`` across every process sharing ``cache``.
-
-    None when the cache failed (the caller decides what that means).
-    """
-    try:
-        if hasattr(cache, "_key_to_file") and hasattr(cache, "_write_content"):
-            return _file_cache_add(cache, key, ttl)
-        return bool(cache.add(key, 1, ttl))
-    except Exception as exc:  # noqa: BLE001 -- any backend error: Redis down, disk full
-        logger.warning("DPoP replay cache failed (%s); the iat window alone bounds replay", type(exc).__name__)
-        return None
+    def retry_after(self) -> int:
+        """Seconds until the oldest entry expires (when full, room appears then)."""
+        with self._lock:
+            until = next(iter(self._seen.values()), self.clock())
+        return max(1, math.ceil(until - self.clock()))
 
 
 # --- checking proofs ---------------------------------------------------------------------------
@@ -249,9 +190,16 @@ def _fail(description: str, reason: str, claim: str | None = None) -> InvalidDPo
 class DPoPVerifier:
     """Checks a DPoP proof exactly as RFC 9449 section 4.3 lists, numbered (1)..(12) below.
 
-    ``replay_cache``: anything with Django's ``add(key, value, timeout)``, shared by every worker
-    (a jti accepted by one is refused by all). ``nonces``: a NonceSource when the server requires
-    nonces. A proof is accepted when ``now - max_age - clock_skew <= iat <= now + clock_skew``.
+    ``replay_cache``: the fleet's shared cache as an object with ``key(kind, *parts)``,
+    ``claim(key, timeout)`` (True once across every process, None when the cache is unreachable)
+    and ``stores`` (False for a cache that keeps nothing) -- a ``drf_m2m_auth.shared.SharedCache``;
+    None for this process only. A jti accepted by one worker is then refused by all. Without a
+    cache that stores, and while the shared cache is unreachable with ``cache_down="local"``, the
+    in-process ``MemoryReplayCache`` answers (a replay to the same worker is still refused);
+    ``cache_down="reject"`` answers 503 instead while the shared cache is unreachable.
+    ``nonces``: a NonceSource when the server requires nonces. A proof is accepted when
+    ``now - max_age - clock_skew <= iat <= now + clock_skew``. ``max_proofs_per_second`` sizes
+    the in-process store (its capacity is that rate times the replay window).
     """
 
     def __init__(
@@ -261,21 +209,28 @@ class DPoPVerifier:
         max_age: float = 60,
         clock_skew: float = 5,
         replay_cache: Any = None,
+        cache_down: str = "local",
         nonces: NonceSource | None = None,
         clock: Callable[[], float] = time.time,
         key_cache_size: int = 1024,
+        max_proofs_per_second: int = 2000,
     ):
+        if cache_down not in CACHE_DOWN_MODES:
+            raise ValueError(f"cache_down must be one of {CACHE_DOWN_MODES}, not {cache_down!r}")
         ordered = list(dict.fromkeys(a for a in algorithms if a in SIGNATURE_VERIFIERS))
         self.algorithms = frozenset(ordered)
         self.algs_header = " ".join(ordered)  # RFC 9449 7.1 algs, in the configured order
         self.max_age, self.clock_skew = float(max_age), float(clock_skew)
-        self.replay_cache = replay_cache if replay_cache is not None else MemoryReplayCache()
         self.nonces = nonces
         self.clock = clock
         window = self.max_age + 2 * self.clock_skew
         if nonces is not None:
             window = max(window, nonces.lifetime + self.clock_skew)
         self.replay_ttl = int(window) + 1
+        # A cache that stores nothing (DummyCache) would accept every replay: use process memory.
+        self.replay_cache = replay_cache if replay_cache is not None and getattr(replay_cache, "stores", True) else None
+        self.cache_down = cache_down
+        self.local_replays = MemoryReplayCache(max_entries=max(1000, max_proofs_per_second * self.replay_ttl))
         self._keys: dict[str, Any] = {}
         self._key_cache_size = key_cache_size
 
@@ -309,7 +264,7 @@ class DPoPVerifier:
             # compare_digest on str raises for non-ASCII text: compare the UTF-8 bytes instead.
             if not hmac.compare_digest(claims["ath"].encode(), access_token_hash(access_token).encode()):
                 raise _fail("The DPoP proof is for another access token (ath).", "dpop_ath_mismatch", "ath")
-            if jkt is None or not hmac.compare_digest(thumbprint.encode(), jkt.encode()):
+            if type(jkt) is not str or not hmac.compare_digest(thumbprint.encode(), jkt.encode()):
                 # RFC 9449 7.1 figure 16: a key that is not the token's is an invalid_token.
                 raise InvalidToken(
                     "Invalid DPoP key binding: the proof's key is not the token's (cnf.jkt).",
@@ -317,10 +272,31 @@ class DPoPVerifier:
                     claim="cnf",
                 )
         # RFC 9449 11.1: each proof once. Claimed last, so a proof failing a check burns nothing.
-        key = "drf_m2m_auth:dpop:jti:" + hashlib.sha256(f"{thumbprint}\x00{jti}".encode()).hexdigest()
-        if claim_once(self.replay_cache, key, self.replay_ttl) is False:
+        if self._claim(thumbprint, jti) is False:
             raise _fail("The DPoP proof has been used before (jti).", "dpop_replayed", "jti")
         return VerifiedProof(thumbprint, jti, iat, nonce_age)
+
+    def _claim(self, thumbprint: str, jti: str) -> bool:
+        """True the first time this (key, jti) is seen within the replay window (RFC 9449 11.1)."""
+        shared = self.replay_cache
+        if shared is not None:
+            won = shared.claim(shared.key("dpop-jti", thumbprint, jti), self.replay_ttl)
+            if won is not None:
+                return bool(won)
+            if self.cache_down == "reject":
+                raise ReplayCheckUnavailable(
+                    "The DPoP replay check is unavailable (shared cache unreachable); retry shortly.", retry_after=5
+                )
+        local = self.local_replays
+        won = local.add(hashlib.sha256(f"{thumbprint}\x00{jti}".encode()).hexdigest(), 1, self.replay_ttl)
+        if won is None:
+            logger.warning(
+                "the in-process DPoP replay store is full (%d proofs): refusing until one expires", len(local)
+            )
+            raise ReplayCheckUnavailable(
+                "Too many DPoP proofs to check for replay; retry shortly.", retry_after=local.retry_after()
+            )
+        return won
 
     def _parse(self, proof: str) -> tuple[dict, dict, bytes, bytes]:
         if len(proof) > MAX_PROOF_BYTES or not proof.isascii():
@@ -350,8 +326,7 @@ class DPoPVerifier:
             raise _fail("The DPoP proof has no jwk header.", "dpop_missing_jwk", "jwk")
         if not PRIVATE_MEMBERS.isdisjoint(jwk):  # (7)
             raise _fail("The DPoP proof's jwk contains a private key.", "dpop_private_jwk", "jwk")
-        kty, curves = ALG_KEY_TYPES[alg]
-        if jwk.get("kty") != kty or (curves is not None and jwk.get("crv") not in curves):
+        if not _suits(jwk, alg):
             raise _fail("The DPoP proof's jwk does not suit its alg.", "dpop_bad_jwk", "jwk")
         try:
             # The thumbprint covers kty, crv and the key itself: a cached key is this very key.
@@ -402,112 +377,11 @@ class DPoPVerifier:
         return None
 
 
-# --- making proofs (the calling side) -----------------------------------------------------------
-
-_SIGN_HASH: dict[str, Any] = {"256": hashes.SHA256, "384": hashes.SHA384, "512": hashes.SHA512}
-_EC_ALGS = {
-    "secp256r1": ("ES256", "P-256", 32),
-    "secp384r1": ("ES384", "P-384", 48),
-    "secp521r1": ("ES512", "P-521", 66),
-}
-
-
-def htu_of(url: str) -> str:
-    """The htu for a request URL: the URL without query and fragment (RFC 9449 4.2)."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}{parts.path or '/'}"
-
-
-class DPoPKey:
-    """A client's DPoP key pair: ``proof(method, url, access_token=..., nonce=...)`` signs a proof.
-
-    Default: a fresh ES256 (P-256) key, kept in memory only. Pass an existing ``private_key``
-    (EC P-256/384/521, RSA >= 2048 bits for PS256, or Ed25519) to share one key between processes.
-    """
-
-    def __init__(self, private_key: Any = None):
-        if private_key is None:
-            private_key = ec.generate_private_key(ec.SECP256R1())
-        self._private_key = private_key
-        public = private_key.public_key()
-        if isinstance(public, ec.EllipticCurvePublicKey):
-            self.alg, crv, size = _EC_ALGS[public.curve.name]
-            numbers = public.public_numbers()
-            self.jwk = {
-                "kty": "EC",
-                "crv": crv,
-                "x": b64url(numbers.x.to_bytes(size, "big")),
-                "y": b64url(numbers.y.to_bytes(size, "big")),
-            }
-        elif isinstance(public, rsa.RSAPublicKey):
-            rsa_numbers = public.public_numbers()
-            n, e = rsa_numbers.n, rsa_numbers.e
-            self.alg = "PS256"
-            self.jwk = {
-                "kty": "RSA",
-                "n": b64url(n.to_bytes((n.bit_length() + 7) // 8, "big")),
-                "e": b64url(e.to_bytes((e.bit_length() + 7) // 8, "big")),
-            }
-        elif isinstance(public, ed25519.Ed25519PublicKey):
-            self.alg = "EdDSA"
-            raw = public.public_bytes(Encoding.Raw, PublicFormat.Raw)
-            self.jwk = {"kty": "OKP", "crv": "Ed25519", "x": b64url(raw)}
-        else:
-            raise TypeError(f"unsupported DPoP key type {type(private_key).__name__}")
-        self.thumbprint = jwk_thumbprint(self.jwk)
-
-    def __repr__(self) -> str:
-        return f"<DPoPKey {self.alg} jkt={self.thumbprint!r}>"
-
-    def _sign(self, data: bytes) -> bytes:
-        key, alg = self._private_key, self.alg
-        if alg.startswith("ES"):
-            size = _EC_ALGS[key.curve.name][2]
-            r, s = decode_dss_signature(key.sign(data, ec.ECDSA(_SIGN_HASH[alg[2:]]())))
-            return r.to_bytes(size, "big") + s.to_bytes(size, "big")
-        if alg == "PS256":
-            return key.sign(data, padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32), hashes.SHA256())
-        return key.sign(data)
-
-    def proof(
-        self,
-        method: str,
-        url: str,
-        *,
-        access_token: str | None = None,
-        nonce: str | None = None,
-        iat: float | None = None,
-        jti: str | None = None,
-    ) -> str:
-        """A fresh proof (new jti) for one request; ``url`` may carry a query, it is dropped."""
-        header = {"typ": "dpop+jwt", "alg": self.alg, "jwk": self.jwk}
-        claims: dict[str, Any] = {
-            "jti": jti or secrets.token_urlsafe(16),
-            "htm": method,
-            "htu": htu_of(url),
-            "iat": int(time.time() if iat is None else iat),
-        }
-        if access_token is not None:
-            claims["ath"] = access_token_hash(access_token)
-        if nonce is not None:
-            claims["nonce"] = nonce
-        signing_input = (
-            b64url(json.dumps(header, separators=(",", ":")).encode())
-            + "."
-            + b64url(json.dumps(claims, separators=(",", ":")).encode())
-        )
-        return signing_input + "." + b64url(self._sign(signing_input.encode()))
-
-
 __all__ = [
-    "DPoPKey",
     "DPoPVerifier",
     "MemoryReplayCache",
     "NonceSource",
     "VerifiedProof",
     "access_token_hash",
-    "claim_once",
-    "htu_of",
     "jwk_thumbprint",
-    "normalize_htu",
 ]

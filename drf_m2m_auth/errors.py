@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 __all__ = [
+    "ReplayCheckUnavailable",
     "M2MAuthError",
     "InvalidRequest",
     "InvalidToken",
@@ -126,6 +127,19 @@ class ConfigurationInvalid(ServiceUnavailable):
     default_reason = "settings_invalid"
 
     def __init__(self, description: str, *, retry_after: int = 30, reason: str | None = None):
+        super().__init__(description, retry_after=retry_after, reason=reason)
+
+
+class ReplayCheckUnavailable(ServiceUnavailable):
+    """A DPoP proof's single use cannot be checked (shared cache down with
+    ``DPOP_REPLAY_CACHE_DOWN="reject"``, or the in-process replay store full): 503 + Retry-After.
+
+    Not the proof's fault: the client should retry.
+    """
+
+    default_reason = "dpop_replay_unavailable"
+
+    def __init__(self, description: str, *, retry_after: int = 5, reason: str | None = None):
         super().__init__(description, retry_after=retry_after, reason=reason)
 
 

@@ -112,9 +112,7 @@ def raw_entries(settings: Mapping[str, Any], problems: list[Problem]) -> list[tu
     if issuers is not None:
         for key in ("ISSUER", "AUDIENCE", "JWKS_URL"):
             if settings.get(key) is not None:
-                problems.append(
-                    Problem(key, f"{key} cannot be combined with ISSUERS: move it into the entries.")
-                )
+                problems.append(Problem(key, f"{key} cannot be combined with ISSUERS: move it into the entries."))
         if not isinstance(issuers, (list, tuple)) or not issuers:
             problems.append(Problem("ISSUERS", "must be a non-empty list of dicts, one per trusted issuer."))
             return []

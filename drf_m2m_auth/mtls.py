@@ -77,7 +77,8 @@ def check_certificate_binding(expected: str, forwarded_value: Any, *, trusted: b
             reason="mtls_no_certificate",
             claim="cnf",
         )
-    if not hmac.compare_digest(certificate_thumbprint(der).encode(), expected.encode()):  # bytes: any text
+    # bytes: any text compares; a binding that is not a string (any JSON type may arrive) binds nothing.
+    if type(expected) is not str or not hmac.compare_digest(certificate_thumbprint(der).encode(), expected.encode()):
         raise InvalidToken(
             "The token is bound to another client certificate (cnf x5t#S256).",
             reason="mtls_certificate_mismatch",

@@ -30,8 +30,6 @@ import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from .conf import on_reset
-
 __all__ = ["SharedCache", "safe_call", "get_shared_cache", "shared_cache_for", "KEY_FORMAT_VERSION"]
 
 logger = logging.getLogger(__name__)
@@ -174,6 +172,7 @@ def _timeout(timeout: float | None) -> int | None:
 
 _lock = threading.Lock()
 _current: list[SharedCache | None] = []  # [] = not built yet; [None] = CACHE is None
+_registered: list[bool] = []  # reset() is registered with conf's on_reset (once)
 
 
 def shared_cache_for(cache_or_alias: Any, *, prefix: str | None = None) -> SharedCache:
@@ -197,8 +196,11 @@ def get_shared_cache() -> SharedCache | None:
         return _current[0]
     with _lock:
         if not _current:
-            from .conf import m2m_settings
+            from .conf import m2m_settings, on_reset
 
+            if not _registered:  # conf (and Django) only now: SharedCache itself needs neither
+                on_reset(reset)
+                _registered.append(True)
             alias = m2m_settings.CACHE
             _current.append(None if alias is None else shared_cache_for(alias))
         return _current[0]
@@ -208,6 +210,3 @@ def reset() -> None:
     """Forget the wrapper (DRF_M2M_AUTH or CACHES changed)."""
     with _lock:
         _current.clear()
-
-
-on_reset(reset)

@@ -240,7 +240,7 @@ def behind_proxy(m2m_issuer, settings):
 
 
 def dpop_get(api, issuer, url, **extra):
-    from drf_m2m_auth.dpop import DPoPKey
+    from drf_m2m_auth.dpop_key import DPoPKey
 
     key = DPoPKey()
     token = issuer.token(sub="svc-a@clients", cnf={"jkt": key.thumbprint})

@@ -2,6 +2,7 @@
 
 import base64
 import logging
+import math
 import multiprocessing
 import socket
 import subprocess
@@ -23,7 +24,7 @@ from drf_m2m_auth.client import (
 )
 from tests.client_support.issuer import LocalIssuer
 from tests.client_support.sqlite_cache import DictCache, SqliteCache
-from tests.client_support.workers import fetch_tokens
+from tests.client_support.workers import call_rejecting_api, fetch_tokens
 
 SECRET = "s3cret-Do-Not-Leak"
 AUDIENCE = "https://api.example.com"
@@ -193,14 +194,30 @@ def test_an_api_rejecting_every_token_never_loops_nor_burns_tokens(issuer):
     clock = FakeClock()
     creds = make(issuer, clock=clock)
     issuer.reject_everything = True
-    for _ in range(20):
+    first = requests.get(issuer.api_url, auth=creds.auth, timeout=5)
+    assert first.status_code == 401 and len(first.history) == 1  # renewed at once, resent once
+    for _ in range(19):
         assert requests.get(issuer.api_url, auth=creds.auth, timeout=5).status_code == 401
-    # A fresh token is never dropped: 20 calls, 20 API hits, one token.
-    assert (len(issuer.token_requests), issuer.api_requests) == (1, 20)
-    clock.now += 60
+    # Further forced renewals wait for reject_cooldown: 20 calls, 21 API hits, two tokens.
+    assert (len(issuer.token_requests), issuer.api_requests) == (2, 21)
+    clock.now += 29
+    assert requests.get(issuer.api_url, auth=creds.auth, timeout=5).status_code == 401
+    assert len(issuer.token_requests) == 2
+    clock.now += 1
     response = requests.get(issuer.api_url, auth=creds.auth, timeout=5)
     assert response.status_code == 401 and len(response.history) == 1  # one retry, then stop
-    assert (len(issuer.token_requests), issuer.api_requests) == (2, 22)
+    assert (len(issuer.token_requests), issuer.api_requests) == (3, 24)
+
+
+def test_a_token_revoked_a_moment_after_it_was_fetched_is_renewed_at_once(issuer):
+    clock = FakeClock()
+    creds = make(issuer, clock=clock)
+    assert creds.token() == "tok-1"
+    issuer.revoked.add("tok-1")  # an operator revokes the client a second later, then restores it
+    clock.now += 1
+    response = requests.get(issuer.api_url, auth=creds.auth, timeout=5)
+    assert response.status_code == 200 and response.json()["token"] == "tok-2"
+    assert [r.status_code for r in response.history] == [401]
 
 
 def test_a_streamed_body_is_not_resent(issuer):
@@ -311,7 +328,7 @@ def test_a_broken_shared_cache_degrades_to_a_local_token(issuer, caplog):
 
     creds = make(issuer, cache=Broken())
     assert creds.token() == creds.token() == "tok-1"
-    assert "shared token cache failed" in caplog.text
+    assert "Shared cache 'custom' is failing (ConnectionError): continuing without it" in caplog.text
 
 
 def test_plain_http_is_refused_except_on_loopback():
@@ -350,3 +367,103 @@ def test_a_token_stripped_on_a_cross_host_redirect_is_not_put_back(issuer):
     response = requests.get(issuer.base_url + "/elsewhere", auth=creds.auth, timeout=5)
     assert response.status_code == 401 and [r.status_code for r in response.history] == [302]
     assert [auth for host, auth in issuer.api_log if host.startswith("localhost")] == [""]
+
+
+# --- issue 12: redirects, exact shared-cache identities, clocks ahead, fleet-wide forced renewals --
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_a_redirect_on_the_token_request_is_an_error_and_the_secret_is_not_resent(issuer, status):
+    with LocalIssuer() as elsewhere:  # plain http, another host name: where Location points
+        target = elsewhere.token_url.replace("127.0.0.1", "localhost")
+        issuer.script = [(status, {"Location": target}, "")]
+        creds = make(issuer, max_retries=2)
+        with pytest.raises(TokenRequestError) as raised:
+            creds.token()
+        assert elsewhere.token_requests == []  # nothing, the secret least of all, went there
+    message = str(raised.value)
+    assert raised.value.status == status and f"HTTP {status}" in message and "'localhost'" in message
+    assert SECRET not in message + repr(raised.value)
+    assert not isinstance(raised.value, IssuerUnavailable)  # not retried
+    assert len(issuer.token_requests) == 1
+
+
+def test_shared_keys_are_exact_digests_under_the_prefix_and_entries_name_their_identity(issuer):
+    cache = DictCache()
+    one = make(issuer, cache=cache, scope="read:a_b")
+    two = make(issuer, cache=cache, scope="read:a/b")  # a lossy rewrite would make these one key
+    assert one.token() == "tok-1" and two.token() == "tok-2"
+    assert all(key.startswith("drf_m2m_auth:client-") for key in cache.data)
+    assert not any("svc-a" in key or "read" in key for key in cache.data)
+    # Whatever sits under a key is used only if it names the exact identity it was written for.
+    shared = one._shared_tokens().shared
+    cache.set(shared.key("client-token", *two._identity), cache.get(shared.key("client-token", *one._identity)))
+    fresh = make(issuer, cache=cache, scope="read:a/b")
+    assert fresh.token() == "tok-3"
+
+
+def test_a_django_cache_uses_cache_key_prefix(issuer, settings):
+    from django.core.cache import caches
+
+    settings.CACHES = {"m2m": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    settings.DRF_M2M_AUTH = {**settings.DRF_M2M_AUTH, "CACHE_KEY_PREFIX": "staging"}
+    assert make(issuer, cache="m2m").token() == make(issuer, cache=caches["m2m"]).token() == "tok-1"
+    assert [key.split(":")[2:4] for key in caches["m2m"]._cache] == [["staging", "client-token"]]  # ":1:" is Django's
+
+
+def test_a_shared_token_from_a_host_whose_clock_runs_ahead_is_clamped(issuer):
+    cache, clock, fast = DictCache(), FakeClock(), FakeClock()
+    fast.now += 3600  # that host thinks it is an hour later
+    assert make(issuer, cache=cache, clock=fast).token() == "tok-1"
+    creds = make(issuer, cache=cache, clock=clock)
+    assert creds.token() == "tok-1"
+    held = creds._held.token
+    assert held.obtained_at == clock.now and held.expires_at == clock.now + 3600
+    issuer.revoked.add("tok-1")  # a token "obtained in the future" is still renewed on a 401
+    response = requests.get(issuer.api_url, auth=creds.auth, timeout=5)
+    assert response.status_code == 200 and response.json()["token"] == "tok-2"
+
+
+@pytest.mark.slow
+def test_an_api_rejecting_every_token_costs_one_token_request_per_cooldown_per_fleet(issuer, tmp_path):
+    issuer.reject_everything = True
+    ctx = multiprocessing.get_context("spawn")
+    barrier, results = ctx.Barrier(4), ctx.Queue()
+    cache_path = tmp_path / "tokens.sqlite3"
+    SqliteCache(cache_path)
+    seconds, cooldown = 3.0, 1.0
+    args = (issuer.token_url, issuer.api_url, cache_path, barrier, results, seconds, cooldown)
+    procs = [ctx.Process(target=call_rejecting_api, args=args) for _ in range(4)]
+    for proc in procs:
+        proc.start()
+    try:
+        reports = [results.get(timeout=60) for _ in procs]
+    finally:
+        for proc in procs:
+            proc.join(timeout=10)
+            if proc.is_alive():
+                proc.kill()
+    assert all(r[0] == [401] and r[1] >= 10 for r in reports), reports
+    assert not any(r[2] for r in reports), "a worker imported django"
+    # One cold-start token for the fleet, then at most one forced renewal per cooldown window
+    # over the fleet's whole span (one more for a window straddling its start); per process it
+    # would be 4 per window.
+    span = max(r[4] for r in reports) - min(r[3] for r in reports)
+    assert 2 <= len(issuer.token_requests) <= 1 + math.ceil(span / cooldown) + 1, (len(issuer.token_requests), span)
+
+
+def test_a_failing_issuer_is_asked_once_per_failure_cooldown_by_the_whole_fleet(issuer):
+    cache, clock = DictCache(), FakeClock()
+    issuer.script = [(503, {}, {"error": "temporarily_unavailable"})] * 2
+    first = make(issuer, cache=cache, clock=clock, max_retries=1, failure_cooldown=30)
+    with pytest.raises(IssuerUnavailable) as raised:
+        first.token()
+    assert len(issuer.token_requests) == 2  # one try and one retry
+    fleet = [make(issuer, cache=cache, clock=clock, max_retries=1, failure_cooldown=30) for _ in range(5)]
+    for creds in fleet:  # other processes fail fast with the same error, without asking
+        with pytest.raises(IssuerUnavailable) as again:
+            creds.token()
+        assert str(again.value) == str(raised.value) and again.value.status == 503
+    assert len(issuer.token_requests) == 2
+    clock.now += 31
+    assert fleet[0].token() == "tok-3" and fleet[1].token() == "tok-3"

@@ -9,7 +9,7 @@ from rest_framework.test import APIClient
 
 from drf_m2m_auth.checks import check_settings
 from drf_m2m_auth.conf import DEFAULTS, SETTINGS, m2m_settings, validate
-from drf_m2m_auth.dpop import DPoPKey
+from drf_m2m_auth.dpop_key import DPoPKey
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.urls")]
 

@@ -9,13 +9,13 @@ from hypothesis import strategies as st
 from joserfc.jwk import ECKey
 
 from drf_m2m_auth.dpop import (
-    DPoPKey,
     DPoPVerifier,
     NonceSource,
     access_token_hash,
     jwk_thumbprint,
-    normalize_htu,
 )
+from drf_m2m_auth.dpop_htu import normalize_htu
+from drf_m2m_auth.dpop_key import DPoPKey
 from drf_m2m_auth.errors import InvalidDPoPProof, InvalidToken, UseDPoPNonce
 from drf_m2m_auth.testing import encode_jws, generate_private_key, public_jwk
 
@@ -346,3 +346,59 @@ def test_signed_proofs_with_arbitrary_claims_never_crash(key, claims, header):
             check(DPoPVerifier(algorithms=["ES256"], nonces=nonces, clock=Clock()), value, key=key)
         except InvalidToken:
             pass
+
+
+# Every member a proof can carry, drawn from every JSON type (issue 12 item 1: a list as jwk.crv
+# was a TypeError, i.e. a 500, before the signature was even checked).
+HEADER_MEMBERS = ["typ", "alg", "jwk", "crit", "kid", "x5c", "nonce"]
+JWK_MEMBERS = ["kty", "crv", "x", "y", "n", "e", "d", "alg", "use", "kid", "key_ops"]
+CLAIM_MEMBERS = ["jti", "htm", "htu", "iat", "ath", "nonce", "exp", "nbf"]
+ANY_JSON = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=10),
+    st.sampled_from(["P-256", "EC", "ES256", "dpop+jwt", "GET", URL, "RSA", "OKP", "Ed25519"]),
+    st.lists(st.sampled_from(["P-256", "EC", 1, None]), max_size=3),
+    st.dictionaries(st.sampled_from(["crv", "kty", "a"]), st.sampled_from(["P-256", 1, None]), max_size=2),
+    JSON,
+)
+
+
+@hsettings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    header=st.dictionaries(st.sampled_from(HEADER_MEMBERS), ANY_JSON, max_size=4),
+    jwk=st.dictionaries(st.sampled_from(JWK_MEMBERS), ANY_JSON, max_size=4),
+    claims=st.dictionaries(st.sampled_from(CLAIM_MEMBERS), ANY_JSON, max_size=4),
+    signed_alg=st.sampled_from(["ES256", "PS256", "EdDSA"]),
+)
+def test_every_member_of_every_json_type_is_a_401_never_a_crash(key, header, jwk, claims, signed_alg):
+    # The real key's members are overridden one by one, so checks past the first are reached too.
+    real = public_jwk(key, None, use=None)
+    hdr = {"alg": "ES256", **header, "jwk": {**real, **jwk}}
+    if "jwk" in header and not isinstance(header["jwk"], dict):
+        hdr["jwk"] = header["jwk"]
+    value = proof(key, header=hdr, claims=claims)
+    for nonces in (None, NonceSource(b"s")):
+        verifier = DPoPVerifier(algorithms=["ES256", "PS256", "EdDSA", signed_alg], nonces=nonces, clock=Clock())
+        for jkt in (jkt_of(key), None, 7, ["x"]):
+            try:
+                verifier.verify(value, method="GET", url=URL, access_token=TOKEN, jkt=jkt)
+            except InvalidToken as exc:
+                assert exc.status_code == 401
+
+
+@pytest.mark.parametrize(
+    "member, value",
+    [("crv", ["P-256"]), ("crv", {"a": 1}), ("kty", ["EC"]), ("kty", {"EC": 1}), ("crv", None), ("x", 5)],
+)
+def test_a_jwk_member_of_an_odd_json_type_is_invalid_dpop_proof(verifier, key, member, value):
+    bad = {**public_jwk(key, None, use=None), member: value}
+    error = rejected(verifier, proof(key, header={"jwk": bad}), key=key)
+    assert (error.error, error.reason) == ("invalid_dpop_proof", "dpop_bad_jwk")
+
+
+@pytest.mark.parametrize("jkt", [7, ["x"], {"jkt": 1}])
+def test_a_token_binding_of_an_odd_type_is_a_mismatch_not_a_crash(verifier, key, jkt):
+    assert rejected(verifier, proof(key), jkt=jkt).reason == "dpop_key_mismatch"

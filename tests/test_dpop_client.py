@@ -6,7 +6,8 @@ import pytest
 import requests
 
 from drf_m2m_auth.client import ClientCredentials
-from drf_m2m_auth.dpop import DPoPKey, access_token_hash
+from drf_m2m_auth.dpop import access_token_hash
+from drf_m2m_auth.dpop_key import DPoPKey
 from drf_m2m_auth.testing import FakeIssuer, generate_private_key
 
 from .nginx_support.dpop_servers import DPoPResource, DPoPTokenEndpoint, _b64
@@ -79,9 +80,9 @@ def test_a_given_key_is_used_and_keeps_the_shared_cache_per_key(endpoint):
     private = generate_private_key("ES256")
     one, two = creds(endpoint, dpop=DPoPKey(private)), creds(endpoint, dpop=private)
     assert one._dpop.thumbprint == two._dpop.thumbprint
-    assert one._cache_key == two._cache_key != creds(endpoint)._cache_key
+    assert one._identity == two._identity != creds(endpoint)._identity
     plain = ClientCredentials(endpoint.token_url, "svc-a", "secret", "https://api.example")
-    assert plain._dpop is None and plain._cache_key != one._cache_key
+    assert plain._dpop is None and plain._identity != one._identity
 
 
 def test_the_key_never_shows_in_reprs(endpoint):

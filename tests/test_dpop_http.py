@@ -8,7 +8,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from rest_framework.test import APIClient, APIRequestFactory
 
-from drf_m2m_auth.dpop import DPoPKey
+from drf_m2m_auth.dpop_key import DPoPKey
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.urls")]
 URL = "http://testserver/echo/"

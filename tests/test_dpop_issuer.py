@@ -8,7 +8,7 @@ import json
 import pytest
 from django.test import Client
 
-from drf_m2m_auth.dpop import DPoPKey
+from drf_m2m_auth.dpop_key import DPoPKey
 from testproject.issuer.models import Api, ClientGrant, OAuthClient
 
 from .test_issuer import urlpatterns  # noqa: F401 -- the issuer alone, as test_issuer mounts it

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from drf_m2m_auth.dpop import DPoPKey
+from drf_m2m_auth.dpop_key import DPoPKey
 from drf_m2m_auth.testing import JWKSServer
 
 from .nginx_support.harness import REPO, ServiceB
@@ -36,10 +36,11 @@ RACER = textwrap.dedent("""
     django.setup()
     from django.core.cache import caches
     from drf_m2m_auth.dpop import DPoPVerifier
+    from drf_m2m_auth.shared import SharedCache
     from drf_m2m_auth.errors import InvalidToken
 
     work = json.loads(Path(sys.argv[2]).read_text())
-    verifier = DPoPVerifier(replay_cache=caches["default"])
+    verifier = DPoPVerifier(replay_cache=SharedCache(caches["default"]))
     go = Path(sys.argv[3])
     print("ready", flush=True)
     while not go.exists():

@@ -3,9 +3,13 @@
 import base64
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as settings_
+from hypothesis import strategies as st
 from rest_framework.test import APIClient
 
-from drf_m2m_auth.mtls import TrustedProxies, certificate_der
+from drf_m2m_auth.errors import InvalidToken
+from drf_m2m_auth.mtls import TrustedProxies, certificate_der, check_certificate_binding
 
 from .nginx_support.certs import TestCA
 
@@ -122,3 +126,29 @@ def test_settings_are_checked(settings):
     for change, check_id in cases:
         settings.DRF_M2M_AUTH = {**base, **change}
         assert [e.id for e in check_settings()] == [f"drf_m2m_auth.{check_id}"], change
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=6,
+)
+
+
+@settings_(max_examples=200, deadline=None)
+@given(expected=JSON | st.text(), forwarded=JSON | st.text(), remote=JSON, trusted=st.booleans())
+def test_any_json_value_in_the_binding_or_the_headers_is_a_401_never_a_crash(expected, forwarded, remote, trusted):
+    # The pure functions are public: a caller may hand them a token's cnf member of any JSON type.
+    TrustedProxies(["10.0.0.0/24"]).trusts(remote)
+    certificate_der(forwarded)
+    try:
+        check_certificate_binding(expected, forwarded, trusted=trusted)
+    except InvalidToken as exc:
+        assert exc.status_code == 401
+
+
+@pytest.mark.parametrize("expected", [7, ["x"], {"x5t#S256": "a"}, None])
+def test_a_binding_of_an_odd_type_is_a_mismatch(pki, expected):
+    with pytest.raises(InvalidToken) as info:
+        check_certificate_binding(expected, pki["a"].pem, trusted=True)
+    assert info.value.reason == "mtls_certificate_mismatch"

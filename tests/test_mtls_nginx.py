@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from drf_m2m_auth.client import ClientCredentials
-from drf_m2m_auth.dpop import DPoPKey
+from drf_m2m_auth.dpop_key import DPoPKey
 from drf_m2m_auth.testing import JWKSServer
 
 from .nginx_support.certs import TestCA

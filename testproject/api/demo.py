@@ -15,7 +15,7 @@ from pathlib import Path
 import requests
 
 from drf_m2m_auth.client import AccessDenied, ClientCredentials
-from drf_m2m_auth.dpop import DPoPKey
+from drf_m2m_auth.dpop_key import DPoPKey
 
 from . import scenario as sc
 from .narration import Narrator, compact, decode_segment

@@ -77,13 +77,12 @@ def dpop_thumbprint(request) -> str | None:
     proof = request.headers.get("DPoP")
     if proof is None:
         return None
-    from django.core.cache import caches
-
     from drf_m2m_auth.dpop import DPoPVerifier
     from drf_m2m_auth.errors import InvalidToken
+    from drf_m2m_auth.shared import shared_cache_for
 
     try:
-        return DPoPVerifier(replay_cache=caches["default"]).verify(proof, method="POST", url=request.uri).jkt
+        return DPoPVerifier(replay_cache=shared_cache_for("default")).verify(proof, method="POST", url=request.uri).jkt
     except InvalidToken as exc:
         raise InvalidDPoPProof(exc.description) from exc
 
