@@ -25,8 +25,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from .errors import InvalidDPoPProof, InvalidToken, UseDPoPNonce
-from .jwks import ALG_KEY_TYPES, MIN_RSA_BITS
-from .tokens import SIGNATURE_VERIFIERS, _json_object, b64url_decode
+from .jose import ALG_KEY_TYPES, MIN_RSA_BITS, SIGNATURE_VERIFIERS, b64url_decode
+from .jose import json_object as _json_object
 
 logger = logging.getLogger("drf_m2m_auth.dpop")
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import ipaddress
-import json
 import logging
 import math
 import re
@@ -17,24 +16,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .errors import InvalidToken, JWKSError, KeysUnavailable
+from .jose import ALG_KEY_TYPES, MIN_RSA_BITS, json_loads
 
 logger = logging.getLogger("drf_m2m_auth.jwks")
-
-# alg -> (kty, allowed curves or None). RFC 7518 3.1 / RFC 8037; HS* and "none" never appear here.
-ALG_KEY_TYPES: dict[str, tuple[str, frozenset[str] | None]] = {
-    "RS256": ("RSA", None),
-    "RS384": ("RSA", None),
-    "RS512": ("RSA", None),
-    "PS256": ("RSA", None),
-    "PS384": ("RSA", None),
-    "PS512": ("RSA", None),
-    "ES256": ("EC", frozenset({"P-256"})),
-    "ES384": ("EC", frozenset({"P-384"})),
-    "ES512": ("EC", frozenset({"P-521"})),
-    "EdDSA": ("OKP", frozenset({"Ed25519", "Ed448"})),
-    "Ed25519": ("OKP", frozenset({"Ed25519"})),
-}
-MIN_RSA_BITS = 2048
 
 
 @dataclass(frozen=True, eq=False)
@@ -235,14 +219,10 @@ class HTTPFetcher:
         except requests.RequestException as exc:
             raise JWKSError(f"cannot fetch {url}: {type(exc).__name__}") from exc
         try:
-            doc = json.loads(bytes(body), parse_constant=_reject_constant)
+            doc = json_loads(bytes(body))
         except (ValueError, RecursionError) as exc:
             raise JWKSError(f"response from {url} is not JSON") from exc
         return doc, max_age
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
 
 
 # --- one issuer's keys ----------------------------------------------------------------------------

@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import binascii
 import hashlib
-import json
 import math
-import re
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, padding
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from .errors import InvalidToken, KeysUnavailable
-from .jwks import ALG_KEY_TYPES, JWKSource, VerifyKey, _reject_constant
+from .errors import InvalidToken
+from .jose import MAX_NUMERIC_DATE, SIGNATURE_VERIFIERS, b64url_decode, json_object
+from .jwks import JWKSource, VerifyKey
 from .principal import AccessToken, ServiceClient
 from .scopes import DEFAULT_SCOPE_CLAIMS, scopes_from_claims
 
@@ -29,85 +23,9 @@ ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
 ACCEPTED_TYPES = ACCESS_TOKEN_TYPES | {"jwt", "application/jwt"}
 # Header parameters whose meaning we implement; anything listed in "crit" must be one of these.
 UNDERSTOOD_CRIT: frozenset[str] = frozenset()
-MAX_NUMERIC_DATE = 253402300799  # 9999-12-31T23:59:59Z: beyond this a "date" is garbage, not a date
 REQUIRED_CLAIMS = ("exp", "iat", "iss", "aud", "sub")
 
-# Hash objects carry no state, so one instance each serves every verification.
-_HASHES: dict[str, hashes.HashAlgorithm] = {"256": hashes.SHA256(), "384": hashes.SHA384(), "512": hashes.SHA512()}
-_EC_SIZES = {"ES256": 32, "ES384": 48, "ES512": 66}
-_URL_TO_STD = bytes.maketrans(b"-_+/=", b"+/!!!")
 _sha256 = hashlib.sha256
-
-
-def _verifier_for(alg: str) -> Callable[[Any, bytes, bytes], None]:
-    """alg -> a function(public_key, signature, signing_input) raising InvalidSignature."""
-    family, bits = alg[:2], alg[2:]
-    if family == "RS":
-        pad, digest = padding.PKCS1v15(), _HASHES[bits]
-        return lambda key, sig, data: key.verify(sig, data, pad, digest)
-    if family == "PS":
-        digest = _HASHES[bits]
-        # RFC 7518 3.5: salt length equals the hash output length; not AUTO, which accepts any.
-        pss = padding.PSS(mgf=padding.MGF1(digest), salt_length=digest.digest_size)
-        return lambda key, sig, data: key.verify(sig, data, pss, digest)
-    if family == "ES":
-        size, algorithm = _EC_SIZES[alg], ec.ECDSA(_HASHES[bits])
-
-        def verify_ec(key: Any, sig: bytes, data: bytes) -> None:
-            # RFC 7518 3.4: R || S, each exactly the curve's size; DER or other lengths are invalid.
-            if len(sig) != 2 * size:
-                raise InvalidSignature()
-            der = encode_dss_signature(int.from_bytes(sig[:size], "big"), int.from_bytes(sig[size:], "big"))
-            key.verify(der, data, algorithm)
-
-        return verify_ec
-    if alg in ("EdDSA", "Ed25519"):
-        return lambda key, sig, data: key.verify(sig, data)
-    raise ValueError(f"unsupported algorithm {alg}")
-
-
-SIGNATURE_VERIFIERS = {alg: _verifier_for(alg) for alg in ALG_KEY_TYPES}
-
-
-_B64URL = re.compile(r"[A-Za-z0-9_-]*")
-
-
-def _b64url_decode_strict(segment: str) -> bytes:
-    """Strict base64url without padding (RFC 7515 2): any other character is an error."""
-    # One C pass maps the URL alphabet to the standard one and "+", "/", "=" (not base64url) to
-    # "!", which strict mode then refuses; non-ASCII fails the encode (UnicodeEncodeError).
-    data = segment.encode("ascii").translate(_URL_TO_STD)
-    return binascii.a2b_base64(data + b"=" * (-len(data) % 4), strict_mode=True)  # type: ignore[call-arg,unused-ignore]
-
-
-def _b64url_decode_checked(segment: str) -> bytes:
-    """The same for Python 3.10, whose a2b_base64 has no strict mode: check the alphabet first."""
-    if not _B64URL.fullmatch(segment) or len(segment) % 4 == 1:
-        raise ValueError("not base64url")
-    data = segment.encode("ascii")
-    return binascii.a2b_base64(data.translate(_URL_TO_STD) + b"=" * (-len(data) % 4))
-
-
-b64url_decode = _b64url_decode_strict if sys.version_info >= (3, 11) else _b64url_decode_checked
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj = dict(pairs)
-    if len(obj) != len(pairs):
-        # RFC 7515 5.2 / 8725 2.x: duplicate members are parsed differently by different libraries.
-        raise ValueError("duplicate member name")
-    return obj
-
-
-_JSON = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)  # built once
-
-
-def _json_object(data: bytes) -> dict[str, Any]:
-    # RFC 7519 7.2: the segments are UTF-8; anything else is malformed (UnicodeDecodeError).
-    value = _JSON.decode(data.decode("utf-8"))
-    if type(value) is not dict:
-        raise ValueError("not a JSON object")
-    return value
 
 
 def _numeric_date(claims: dict[str, Any], name: str) -> float:
@@ -235,8 +153,8 @@ class TokenVerifier:
                 "The access token is not a JWS in compact form (three segments).", reason="malformed"
             ) from None
         try:
-            header = _json_object(b64url_decode(header_b64))
-            claims = _json_object(b64url_decode(payload_b64))
+            header = json_object(b64url_decode(header_b64))
+            claims = json_object(b64url_decode(payload_b64))
             signature = b64url_decode(signature_b64)
         except (ValueError, TypeError, RecursionError, UnicodeError) as exc:
             raise InvalidToken("The access token is not valid base64url-encoded JSON.", reason="malformed") from exc
@@ -362,4 +280,4 @@ class TokenVerifier:
             del cache[next(iter(cache))]
 
 
-__all__ = ["TokenVerifier", "InvalidToken", "KeysUnavailable", "b64url_decode", "SIGNATURE_VERIFIERS"]
+__all__ = ["ACCEPTED_TYPES", "ACCESS_TOKEN_TYPES", "REQUIRED_CLAIMS", "TokenVerifier"]

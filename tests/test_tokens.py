@@ -478,7 +478,7 @@ def test_keys_unavailable_is_not_invalid_token(rsa_issuer):
 
 
 def test_numeric_date_bounds_are_finite():
-    from drf_m2m_auth.tokens import MAX_NUMERIC_DATE
+    from drf_m2m_auth.jose import MAX_NUMERIC_DATE
 
     assert math.isfinite(MAX_NUMERIC_DATE)
 
@@ -489,10 +489,10 @@ def test_numeric_date_bounds_are_finite():
 )
 def test_b64url_decoders_agree(segment):
     """The Python 3.10 fallback decoder accepts and refuses exactly what the strict one does."""
-    from drf_m2m_auth.tokens import _b64url_decode_checked, _b64url_decode_strict
+    from drf_m2m_auth import jose
 
     results = []
-    for decode in (_b64url_decode_strict, _b64url_decode_checked):
+    for decode in (jose._b64url_decode_strict, jose._b64url_decode_checked):
         try:
             results.append(decode(segment))
         except (ValueError, TypeError):

@@ -23,10 +23,11 @@ from django.core.management.base import BaseCommand, CommandError
 
 from drf_m2m_auth.conf import get_verifier, m2m_settings
 from drf_m2m_auth.errors import InvalidToken, KeysUnavailable, M2MAuthError
-from drf_m2m_auth.scopes import scopes_from_claims
 
-# The verifier's helpers (tokens.py): using them means this explanation cannot drift from what is enforced.
-from drf_m2m_auth.tokens import REQUIRED_CLAIMS, SIGNATURE_VERIFIERS, _json_object, b64url_decode
+# The verifier's helpers: using them means this explanation cannot drift from what is enforced.
+from drf_m2m_auth.jose import SIGNATURE_VERIFIERS, b64url_decode, json_object
+from drf_m2m_auth.scopes import scopes_from_claims
+from drf_m2m_auth.tokens import REQUIRED_CLAIMS
 
 SCOPE_LIKE = ("scope", "scp", "permissions", "roles")
 MAX_EXPLAINED = 64 * 1024  # beyond this a "token" is not decoded at all
@@ -109,7 +110,7 @@ class Explanation:
         ):
             try:
                 data = b64url_decode(segment)
-                decoded.append(_json_object(data) if as_json else data)
+                decoded.append(json_object(data) if as_json else data)
             except (ValueError, TypeError, RecursionError, UnicodeError) as exc:
                 what = "a JSON object" if as_json else "base64url"
                 self.add("format", "FAIL", f"the {name} segment is not {what}: {exc}", "malformed")
