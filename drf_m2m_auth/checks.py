@@ -28,15 +28,15 @@ NUMBERS = (
 
 
 def _url_problem(url: Any, insecure_hosts: list) -> str | None:
-    from .jwks import is_loopback_host
+    from .errors import JWKSError
+    from .fetch import check_url  # the very rule the fetcher enforces at run time
 
     if not isinstance(url, str) or not url:
         return "is not a URL string"
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return f"{url!r} is not an absolute http(s) URL"
-    if parts.scheme == "http" and not (is_loopback_host(parts.hostname) or parts.hostname in insecure_hosts):
-        return f"{url!r} uses plain http for a non-loopback host"
+    try:
+        check_url(url, insecure_hosts)
+    except JWKSError as exc:
+        return str(exc)
     return None
 
 
@@ -191,7 +191,7 @@ def _jwks_transport_urls(s: dict) -> list[tuple[str, str]]:
 @register(Tags.security, deploy=True)
 def check_deploy_transport(app_configs=None, **kwargs) -> list:
     """Keys fetched over plain http in production: whoever sits on the path can sign any token."""
-    from .jwks import is_loopback_host
+    from .fetch import is_loopback_host
 
     user = getattr(settings, SETTINGS_NAME, None)
     if not isinstance(user, dict) or settings.DEBUG:

@@ -161,14 +161,16 @@ def send_jwks_signal(name: str, **details: Any) -> None:
 
 
 def build_verifier():
-    from .jwks import HTTPFetcher, JWKSource
+    from .fetch import HTTPFetcher
+    from .jwks import JWKSource
+    from .shared import get_shared_cache
     from .tokens import TokenVerifier
 
     s = m2m_settings
     fetch = HTTPFetcher(
         timeout=float(s.HTTP_TIMEOUT), max_bytes=int(s.JWKS_MAX_BYTES), insecure_hosts=as_list(s.INSECURE_JWKS_HOSTS)
     )
-    cache = shared_cache()
+    cache = get_shared_cache()
     jwks_url = s.JWKS_URL
     sources = {}
     for issuer in s.issuers:
