@@ -498,3 +498,28 @@ def test_b64url_decoders_agree(segment):
         except (ValueError, TypeError):
             results.append("error")
     assert results[0] == results[1]
+
+
+# --- issue 12: a client id with control or format characters is refused -------------------------
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"client_id": "svc\nadmin"},
+        {"client_id": "svc\x00"},
+        {"azp": "svc\u202eadmin"},  # RIGHT-TO-LEFT OVERRIDE (Cf)
+        {"sub": "svc\u200b@clients"},  # ZERO WIDTH SPACE (Cf), via the Auth0 sub rule
+        {"sub": "svc\x7f@clients"},  # DEL (Cc)
+        {"client_id": "svc\u2066x\u2069"},  # bidi isolates (Cf)
+        {"client_id": "svc\u2028admin"},  # LINE SEPARATOR (Zl)
+    ],
+)
+def test_client_id_with_control_or_format_characters_is_401(rsa_issuer, claims):
+    verifier = make_verifier(rsa_issuer)
+    assert reason_of(verifier, rsa_issuer.token(**claims)) == ("invalid_client_id", None)
+
+
+def test_client_id_with_ordinary_unicode_is_accepted(rsa_issuer):
+    verifier = make_verifier(rsa_issuer)
+    assert verifier.verify(rsa_issuer.token(client_id="dienst-über-ünïcode")).client_id == "dienst-über-ünïcode"
