@@ -439,3 +439,45 @@ def test_an_unknown_kid_with_no_fetch_in_flight_is_answered_at_once(server):
             verifier_for(worker_b).verify(attacker.token(kid=f"nope-{i + 2}"))
         assert info.value.reason == "unknown_kid"
     assert time.monotonic() - started < 2.0
+
+
+# --- issue 12 item 1: a JWKS key member of any JSON type skips that key, never the set ------------
+
+from hypothesis import given  # noqa: E402
+from hypothesis import settings as hsettings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=6,
+)
+_GOOD = {alg: FakeIssuer(alg=alg, kid=f"good-{alg}") for alg in ("RS256", "ES256", "EdDSA")}
+
+
+@hsettings(max_examples=150, deadline=None)
+@given(
+    st.sampled_from(sorted(_GOOD)),
+    st.dictionaries(
+        st.sampled_from(["kty", "crv", "alg", "use", "kid", "key_ops", "n", "e", "x", "y", "d", "k"])
+        | st.text(max_size=4),
+        _JSON,
+        min_size=1,
+        max_size=3,
+    ),
+    st.booleans(),
+)
+def test_a_key_member_of_any_json_type_never_takes_the_set_down(alg, members, replace_doc_member):
+    good = _GOOD[alg]
+    odd = {**good.jwks()["keys"][0], "kid": "odd", **members}
+    doc = {"keys": [odd, *good.jwks()["keys"]]}
+    if replace_doc_member:
+        doc["extra"] = members
+    keyset = parse_jwks(doc, ["RS256", "ES256", "EdDSA"])
+    assert keyset.find(f"good-{alg}", alg) is not None  # the good key survives whatever its neighbour holds
+
+
+@pytest.mark.parametrize("doc", [None, [], "keys", 1, {"keys": None}, {"keys": {}}, {"keys": "x"}, {"nokeys": []}])
+def test_a_document_without_a_keys_array_is_a_fetch_error(doc):
+    with pytest.raises(JWKSError):
+        parse_jwks(doc, ["RS256"])
