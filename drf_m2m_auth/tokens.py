@@ -110,7 +110,7 @@ def _numeric(name: str) -> Callable[[TokenVerifier, dict[str, Any], float], None
 
 
 def _date(claims: dict[str, Any], name: str) -> float | None:
-    value = claims.get(name)
+    value: Any = claims.get(name)
     return float(value) if is_numeric_date(value) else None
 
 
