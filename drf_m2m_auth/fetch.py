@@ -5,14 +5,21 @@ from __future__ import annotations
 import ipaddress
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from .errors import JWKSError
 from .jose import json_loads
 
-__all__ = ["HTTPFetcher", "check_url", "is_loopback_host", "parse_max_age"]
+__all__ = [
+    "HTTPFetcher",
+    "check_url",
+    "discover_jwks_uri",
+    "discovery_url",
+    "is_loopback_host",
+    "parse_max_age",
+]
 
 _MAX_AGE = re.compile(r"(?:^|[,\s])max-age\s*=\s*\"?(\d+)", re.I)
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -116,3 +123,22 @@ class HTTPFetcher:
         except (ValueError, RecursionError) as exc:
             raise JWKSError(f"response from {url} is not JSON") from exc
         return doc, max_age
+
+
+def discovery_url(issuer: str) -> str:
+    """OpenID Connect Discovery 1.0 section 4: the issuer with /.well-known/openid-configuration."""
+    return issuer.rstrip("/") + "/.well-known/openid-configuration"
+
+
+def discover_jwks_uri(fetch: Callable[[str], tuple[Any, int | None]], issuer: str) -> str:
+    """The jwks_uri from the issuer's discovery document, whose issuer must equal ours exactly (RFC 8414 3.3)."""
+    url = discovery_url(issuer)
+    doc, _ = fetch(url)
+    if type(doc) is not dict:
+        raise JWKSError(f"discovery document at {url} is not a JSON object")
+    if doc.get("issuer") != issuer:
+        raise JWKSError(f"discovery document at {url} names issuer {doc.get('issuer')!r}, expected exactly {issuer!r}")
+    jwks_uri = doc.get("jwks_uri")
+    if type(jwks_uri) is not str:
+        raise JWKSError(f"discovery document at {url} has no jwks_uri")
+    return jwks_uri

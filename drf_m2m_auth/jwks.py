@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from .errors import InvalidToken, JWKSError, KeysUnavailable
-from .fetch import HTTPFetcher
+from .fetch import HTTPFetcher, discover_jwks_uri, discovery_url
 from .keys import KeySet, VerifyKey, describe_keys, parse_jwks
 
 __all__ = ["JWKSource"]
@@ -90,7 +90,7 @@ class JWKSource:
         self.on_event = on_event
         self._events: list[tuple[str, dict[str, Any]]] = []  # queued under the lock, sent after it
         # Where the keys are looked up: the configured JWKS URL, else the discovery URL.
-        self.origin = jwks_url if jwks_url is not None else self._discovery_url()
+        self.origin = jwks_url if jwks_url is not None else discovery_url(self.issuer)
         self._cache_key = self._cooldown_key = self._fetch_key = ""
         if shared_cache is not None:
             self._cache_key = shared_cache.key("jwks", issuer, self.origin)
@@ -262,7 +262,7 @@ class JWKSource:
     def _on_fetch_error(self, exc: Exception, now: float) -> KeySet:
         self._event(
             "jwks_fetch_failed",
-            url=self.jwks_url or self._discovery_url(),
+            url=self.jwks_url or discovery_url(self.issuer),
             error=str(exc),
             stale=self.keys is not None and now < self.fresh_until + self.stale_if_error,
         )
@@ -310,28 +310,10 @@ class JWKSource:
 
     def _fetch_document(self) -> tuple[Any, int | None]:
         if self.jwks_url is None:
-            self.jwks_url = self._discover()
+            self.discovery_count += 1
+            self.jwks_url = discover_jwks_uri(self.fetch, self.issuer)
         self.fetch_count += 1
         return self.fetch(self.jwks_url)
-
-    def _discover(self) -> str:
-        """OIDC discovery; the document's issuer must equal ours exactly (RFC 8414 3.3)."""
-        url = self._discovery_url()
-        self.discovery_count += 1
-        doc, _ = self.fetch(url)
-        if not isinstance(doc, dict):
-            raise JWKSError(f"discovery document at {url} is not a JSON object")
-        if doc.get("issuer") != self.issuer:
-            raise JWKSError(
-                f"discovery document at {url} names issuer {doc.get('issuer')!r}, expected exactly {self.issuer!r}"
-            )
-        jwks_uri = doc.get("jwks_uri")
-        if not isinstance(jwks_uri, str):
-            raise JWKSError(f"discovery document at {url} has no jwks_uri")
-        return jwks_uri
-
-    def _discovery_url(self) -> str:
-        return self.issuer.rstrip("/") + "/.well-known/openid-configuration"
 
     # --- shared cache (cross-process) ---------------------------------------------------------
 
