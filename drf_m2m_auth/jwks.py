@@ -200,26 +200,24 @@ class JWKSource:
             return shared
         self._last_refresh_attempt = now
         if reason == "unknown_kid":
-            # The cooldown bounds refreshes caused by unknown kids (attacker-controlled), cluster-wide.
             self._last_kid_refresh = now
-            if self._claim(self._cooldown_key, self.cooldown) is False:
-                # Another process refreshed for an unknown kid lately, or is fetching right now:
-                # wait (bounded) for a fetch in flight, else keep what we have.
-                in_flight = self._fetch_in_flight()
-                waited = self._wait_for_shared(kid) if in_flight else self._from_shared(kid, must_be_newer=True)
-                if waited is not None:
-                    return waited
-                if self.keys is not None:
-                    return self.keys
+        # The fetch claim is taken before the cooldown claim, so a process that meets an unknown
+        # kid always sees a fetch in flight elsewhere (emergency rotation) and waits for its result.
         owner = uuid.uuid4().hex
         claimed = self._claim(self._fetch_key, self.lock_wait, owner) if self.shared_cache is not None else True
-        if claimed is False and self.keys is None:
-            waited = self._wait_for_shared(None)  # a cold fleet: one process fetches, the others wait for it
+        if claimed is False and (self.keys is None or reason == "unknown_kid"):
+            waited = self._wait_for_shared(kid if reason == "unknown_kid" else None)  # bounded by lock_wait
             if waited is not None:
                 return waited
+            if self.keys is not None:
+                return self.keys
             if not self._fetch_in_flight():  # that fetch failed: the issuer is down for us too
                 return self._on_fetch_error(JWKSError("another process's JWKS fetch failed"), now)
         try:
+            # The cooldown bounds refreshes caused by unknown kids (attacker-controlled), cluster-wide.
+            if reason == "unknown_kid" and self._claim(self._cooldown_key, self.cooldown) is False:
+                if self.keys is not None:
+                    return self.keys
             return self._fetch_and_install(reason)
         finally:
             if claimed and self.shared_cache is not None:
