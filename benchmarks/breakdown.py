@@ -130,8 +130,8 @@ def main(argv=None) -> int:
         per = (n_distinct - 20) // REPEAT
         f_it = iter([w.drf_request(t) for t in tokens["B"][0][: per * REPEAT + 1]])
         o_it = iter([w.drf_request(t) for t in tokens["B"][0][: per * REPEAT + 1]])
+        from drf_m2m_auth import jose as T
         from drf_m2m_auth import revocation
-        from drf_m2m_auth import tokens as T
         from drf_m2m_auth.authentication import M2MJWTAuthentication
         from drf_m2m_auth.conf import get_verifier
         from drf_m2m_auth.principal import AccessToken, ServiceClient
@@ -152,7 +152,7 @@ def main(argv=None) -> int:
 
         import hashlib
 
-        header, payload = T._json_object(hb), T._json_object(pb)
+        header, payload = T.json_object(hb), T.json_object(pb)
         source = next(iter(v.sources.values()))
         kid = header.get("kid")
         key = source.get_key(kid, alg)
@@ -161,8 +161,8 @@ def main(argv=None) -> int:
         add = ours_steps.add
         add("get_credentials (Authorization header)", lambda: auth.get_credentials(req))
         add("sha256 of the token (cache key)", lambda: hashlib.sha256(tok.encode()).digest())
-        add("split + 3 x tokens.b64url_decode", lambda: [T.b64url_decode(x) for x in tok.split(".")])
-        add("2 x tokens._json_object (duplicate-key check)", lambda: (T._json_object(hb), T._json_object(pb)))
+        add("split + 3 x jose.b64url_decode", lambda: [T.b64url_decode(x) for x in tok.split(".")])
+        add("2 x jose.json_object (duplicate-key check)", lambda: (T.json_object(hb), T.json_object(pb)))
         add("TokenVerifier._check_header", lambda: v._check_header(header))
         add("JWKSource.get_key", lambda: source.get_key(kid, alg))
         add(

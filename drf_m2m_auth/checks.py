@@ -119,7 +119,7 @@ def _jwks_transport_urls(s: dict) -> list[tuple[str, str]]:
 @register(Tags.security, deploy=True)
 def check_deploy_transport(app_configs=None, **kwargs) -> list:
     """Keys fetched over plain http in production: whoever sits on the path can sign any token."""
-    from .jwks import is_loopback_host
+    from .fetch import is_loopback_host
 
     user = getattr(settings, SETTINGS_NAME, None)
     if not isinstance(user, dict) or settings.DEBUG:

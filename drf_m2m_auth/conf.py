@@ -211,15 +211,15 @@ def send_jwks_signal(name: str, **details: Any) -> None:
 
 def build_verifier():
     """A TokenVerifier from the validated settings (ConfigurationInvalid when they are not)."""
-    from .jwks import HTTPFetcher, JWKSource
+    from .fetch import HTTPFetcher
+    from .jwks import JWKSource
     from .shared import get_shared_cache
     from .tokens import TokenVerifier
 
     ensure_valid()
     s = m2m_settings
     fetch = HTTPFetcher(timeout=s.HTTP_TIMEOUT, max_bytes=s.JWKS_MAX_BYTES, insecure_hosts=s.INSECURE_JWKS_HOSTS)
-    shared = get_shared_cache()
-    cache = None if shared is None else shared.cache  # the Django cache JWKSource still expects
+    cache = get_shared_cache()
     jwks_url = s.JWKS_URL
     sources = {}
     for issuer in s.issuers:

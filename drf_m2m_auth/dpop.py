@@ -21,8 +21,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
 from .dpop_htu import normalize_htu
 from .errors import InvalidDPoPProof, InvalidToken, ReplayCheckUnavailable, UseDPoPNonce
-from .jwks import ALG_KEY_TYPES, MIN_RSA_BITS
-from .tokens import SIGNATURE_VERIFIERS, _json_object, b64url_decode
+from .jose import ALG_KEY_TYPES, MIN_RSA_BITS, SIGNATURE_VERIFIERS, b64url_decode
+from .jose import json_object as _json_object
 
 logger = logging.getLogger("drf_m2m_auth.dpop")
 

@@ -1,263 +1,42 @@
-"""JWKS per issuer: discovery, bounded fetch, parse (joserfc), shared cache, refresh rules."""
+"""JWKSource: the signing keys of one issuer (discovery, refresh rules, stale-if-error, single flight,
+sharing through the fleet's cache). Pure: no Django; the shared cache is injected."""
 
 from __future__ import annotations
 
-import base64
-import ipaddress
-import json
 import logging
 import math
-import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import urlsplit
 
 from .errors import InvalidToken, JWKSError, KeysUnavailable
+from .fetch import HTTPFetcher, discover_jwks_uri, discovery_url
+from .keys import KeySet, VerifyKey, describe_keys, parse_jwks
+
+__all__ = ["JWKSource"]
 
 logger = logging.getLogger("drf_m2m_auth.jwks")
 
-# alg -> (kty, allowed curves or None). RFC 7518 3.1 / RFC 8037; HS* and "none" never appear here.
-ALG_KEY_TYPES: dict[str, tuple[str, frozenset[str] | None]] = {
-    "RS256": ("RSA", None),
-    "RS384": ("RSA", None),
-    "RS512": ("RSA", None),
-    "PS256": ("RSA", None),
-    "PS384": ("RSA", None),
-    "PS512": ("RSA", None),
-    "ES256": ("EC", frozenset({"P-256"})),
-    "ES384": ("EC", frozenset({"P-384"})),
-    "ES512": ("EC", frozenset({"P-521"})),
-    "EdDSA": ("OKP", frozenset({"Ed25519", "Ed448"})),
-    "Ed25519": ("OKP", frozenset({"Ed25519"})),
-}
-MIN_RSA_BITS = 2048
-
-
-@dataclass(frozen=True, eq=False)
-class VerifyKey:
-    """One public signing key, imported once per fetch; the hot path only uses ``public_key``."""
-
-    kid: str | None
-    kty: str
-    crv: str | None
-    alg: str | None  # the JWK's own "alg", if it declared one
-    algorithms: frozenset[str]  # the configured algorithms this key may verify
-    public_key: Any
-    thumbprint: str = ""
-    use: str | None = None  # the JWK's "use" as published ("sig" or absent), for operators' tools
-
-    def allows(self, alg: str) -> bool:
-        return alg in self.algorithms
-
-
-@dataclass
-class KeySet:
-    """Parsed keys of one JWKS document, looked up by kid."""
-
-    by_kid: dict[str, list[VerifyKey]] = field(default_factory=dict)
-    all: list[VerifyKey] = field(default_factory=list)
-    fingerprint: str = ""
-
-    def find(self, kid: str | None, alg: str) -> VerifyKey | None:
-        if kid is None:
-            # RFC 7515 4.1.4: kid is optional; only unambiguous when exactly one key fits the alg.
-            fits = [k for k in self.all if k.allows(alg)]
-            return fits[0] if len(fits) == 1 else None
-        for key in self.by_kid.get(kid, ()):
-            if key.allows(alg):
-                return key
-        return None
-
-    def contains(self, key: VerifyKey) -> bool:
-        return any(k is key for k in self.by_kid.get(key.kid, ())) if key.kid is not None else key in self.all
-
-
-def _key_algorithms(jwk: Mapping[str, Any], algorithms: Iterable[str]) -> frozenset[str]:
-    kty, crv, declared = jwk.get("kty"), jwk.get("crv"), jwk.get("alg")
-    fits = set()
-    for alg in algorithms:
-        spec = ALG_KEY_TYPES.get(alg)
-        if spec is None or spec[0] != kty or (spec[1] is not None and crv not in spec[1]):
-            continue
-        if declared is not None and declared != alg and not (declared == "EdDSA" and alg == "Ed25519"):
-            continue
-        fits.add(alg)
-    return frozenset(fits)
-
-
-def _rsa_bits(n: Any) -> int:
-    if not isinstance(n, str):
-        return 0
-    try:
-        return int.from_bytes(base64.urlsafe_b64decode(n + "=" * (-len(n) % 4)), "big").bit_length()
-    except ValueError:
-        return 0
-
-
-def parse_jwks(doc: Any, algorithms: Iterable[str]) -> KeySet:
-    """Parse a JWKS document, skipping (not failing on) keys that cannot or must not be used.
-
-    Skipped: ``use`` other than ``sig``; ``key_ops`` without ``verify``; a ``kty``/``crv``/``alg``
-    that fits none of the allowed algorithms (so an ``oct`` key can never verify anything: no
-    HS256-with-public-key confusion); RSA keys under 2048 bits; anything joserfc cannot import.
-    """
-    from joserfc.jwk import ECKey, OKPKey, RSAKey
-
-    if not isinstance(doc, dict) or not isinstance(doc.get("keys"), list):
-        raise JWKSError("JWKS document has no 'keys' array")
-    algorithms = tuple(algorithms)
-    importers: dict[str, Any] = {"RSA": RSAKey, "EC": ECKey, "OKP": OKPKey}
-    keyset = KeySet()
-    for jwk in doc["keys"]:
-        if not isinstance(jwk, dict):
-            continue
-        if jwk.get("use", "sig") != "sig":
-            continue
-        ops = jwk.get("key_ops")
-        if ops is not None and (not isinstance(ops, list) or "verify" not in ops):
-            continue
-        kid = jwk.get("kid")
-        if kid is not None and not isinstance(kid, str):
-            continue
-        usable = _key_algorithms(jwk, algorithms)
-        importer = importers.get(jwk.get("kty"))  # type: ignore[arg-type]
-        if not usable or importer is None:
-            continue
-        public = {k: v for k, v in jwk.items() if k not in ("d", "p", "q", "dp", "dq", "qi", "oth", "k")}
-        if jwk["kty"] == "RSA" and _rsa_bits(jwk.get("n")) < MIN_RSA_BITS:
-            continue  # NIST SP 800-131A: too short to trust (checked before joserfc warns about it)
-        try:
-            key = importer.import_key(public)
-            native = key.public_key
-            thumbprint = key.thumbprint()
-        except Exception as exc:  # a bad key is skipped, not the whole set
-            logger.warning("Skipping unusable JWK kid=%r: %s", kid, type(exc).__name__)
-            continue
-        vk = VerifyKey(
-            kid=kid,
-            kty=jwk["kty"],
-            crv=jwk.get("crv"),
-            alg=jwk.get("alg"),
-            algorithms=usable,
-            public_key=native,
-            thumbprint=thumbprint,
-            use=jwk.get("use"),
-        )
-        keyset.all.append(vk)
-        if kid is not None:
-            keyset.by_kid.setdefault(kid, []).append(vk)
-    keyset.fingerprint = "|".join(
-        sorted(f"{k.kid}:{k.thumbprint}:{','.join(sorted(k.algorithms))}" for k in keyset.all)
-    )
-    return keyset
-
-
-# --- fetching -------------------------------------------------------------------------------------
-
-_MAX_AGE = re.compile(r"(?:^|[,\s])max-age\s*=\s*\"?(\d+)", re.I)
-
-
-def parse_max_age(cache_control: str | None) -> int | None:
-    if not cache_control or "no-store" in cache_control.lower():
-        return None if not cache_control else 0
-    match = _MAX_AGE.search(cache_control)
-    return int(match.group(1)) if match else None
-
-
-def is_loopback_host(host: str | None) -> bool:
-    if not host:
-        return False
-    host = host.strip("[]").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def check_url(url: str, insecure_hosts: Iterable[str] = ()) -> None:
-    """https only, except loopback hosts (sidecars, tests) and hosts explicitly opted in."""
-    if not isinstance(url, str):
-        raise JWKSError("URL is not a string")
-    parts = urlsplit(url)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise JWKSError(f"not an absolute http(s) URL: {url!r}")
-    if parts.username or parts.password:
-        raise JWKSError("URL must not carry credentials")
-    if parts.scheme == "http" and not (is_loopback_host(parts.hostname) or parts.hostname in set(insecure_hosts)):
-        raise JWKSError(f"refusing plain http for non-loopback host {parts.hostname!r} (https required)")
-
-
-class HTTPFetcher:
-    """GET a JSON document with a total deadline and a size cap; returns (document, max_age)."""
-
-    def __init__(
-        self,
-        *,
-        timeout: float = 5.0,
-        max_bytes: int = 512 * 1024,
-        insecure_hosts: Iterable[str] = (),
-        session: Any = None,
-    ):
-        self.timeout = timeout
-        self.max_bytes = max_bytes
-        self.insecure_hosts = tuple(insecure_hosts)
-        self.session = session
-
-    def __call__(self, url: str) -> tuple[Any, int | None]:
-        import requests
-
-        check_url(url, self.insecure_hosts)
-        getter = self.session or requests
-        deadline = time.monotonic() + self.timeout
-        try:
-            with getter.get(
-                url, timeout=self.timeout, stream=True, allow_redirects=False, headers={"Accept": "application/json"}
-            ) as resp:
-                if resp.status_code != 200:
-                    raise JWKSError(f"HTTP {resp.status_code} from {url}")
-                declared = resp.headers.get("Content-Length")
-                if declared and declared.isdigit() and int(declared) > self.max_bytes:
-                    raise JWKSError(f"response from {url} larger than {self.max_bytes} bytes")
-                body = bytearray()
-                for chunk in resp.iter_content(16384):
-                    body += chunk
-                    if len(body) > self.max_bytes:
-                        raise JWKSError(f"response from {url} larger than {self.max_bytes} bytes")
-                    if time.monotonic() > deadline:
-                        raise JWKSError(f"timed out reading {url} after {self.timeout} s")
-                max_age = parse_max_age(resp.headers.get("Cache-Control"))
-        except requests.RequestException as exc:
-            raise JWKSError(f"cannot fetch {url}: {type(exc).__name__}") from exc
-        try:
-            doc = json.loads(bytes(body), parse_constant=_reject_constant)
-        except (ValueError, RecursionError) as exc:
-            raise JWKSError(f"response from {url} is not JSON") from exc
-        return doc, max_age
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-# --- one issuer's keys ----------------------------------------------------------------------------
+_POLL = 0.05  # seconds between shared-cache reads while another process fetches
 
 
 class JWKSource:
     """The signing keys of one issuer.
 
-    A process memo in front of an optional shared cache (any object with Django's cache
-    get/set/add API), so one network fetch serves every worker. Rules (DESIGN.md "Keys"):
+    A process memo in front of an optional shared cache (a ``shared.SharedCache``, duck-typed:
+    ``key``, ``get``, ``set``, ``claim``, ``release``; none of them raises), so one network fetch
+    serves every worker. Its entries are keyed by a digest of the exact issuer and JWKS (or
+    discovery) URL and carry both, so an entry is only ever used by the source it was written for.
+    Rules:
     refresh when the TTL runs out (Cache-Control max-age clamped to [min_ttl, max_ttl]); on an
     unknown kid refresh at once but at most once per ``cooldown`` (cluster-wide when shared);
     concurrent misses share one fetch; while the issuer is unreachable keep the last good keys
     for ``stale_if_error`` seconds and log once per outage; with no keys at all, retry with a
-    short backoff (``cold_retry`` seconds, doubling up to the cooldown).
+    short backoff (``cold_retry`` seconds, doubling up to the cooldown). An empty key set, or
+    one with no key for the allowed algorithms, counts as "no keys". A process that meets an
+    unknown kid while another holds the fetch claim waits (at most ``lock_wait``) for its result.
 
     ``on_event(name, **details)``, if given, hears ``"jwks_refreshed"`` (issuer, url, source, keys,
     changed) and ``"jwks_fetch_failed"`` (issuer, url, error, stale); it is called after the
@@ -310,10 +89,13 @@ class JWKSource:
         self._outage_logged = False
         self.on_event = on_event
         self._events: list[tuple[str, dict[str, Any]]] = []  # queued under the lock, sent after it
-        key = re.sub(r"[^A-Za-z0-9_.:-]", "_", issuer)[:150]
-        self._cache_key = f"drf_m2m_auth:jwks:{key}"
-        self._cooldown_key = f"drf_m2m_auth:jwks-kid-refresh:{key}"
-        self._cold_key = f"drf_m2m_auth:jwks-cold-fetch:{key}"
+        # Where the keys are looked up: the configured JWKS URL, else the discovery URL.
+        self.origin = jwks_url if jwks_url is not None else discovery_url(self.issuer)
+        self._cache_key = self._cooldown_key = self._fetch_key = ""
+        if shared_cache is not None:
+            self._cache_key = shared_cache.key("jwks", issuer, self.origin)
+            self._cooldown_key = shared_cache.key("jwks-kid-refresh", issuer, self.origin)
+            self._fetch_key = shared_cache.key("jwks-fetch", issuer, self.origin)
 
     # The hot path: a dict lookup when the keys are fresh.
     def get_key(self, kid: str | None, alg: str) -> VerifyKey:
@@ -335,6 +117,14 @@ class JWKSource:
         if self._may_refresh_for_unknown_kid():
             keys = self._refresh(reason="unknown_kid", kid=kid)
             key = keys.find(kid, alg)
+            if key is not None:
+                return key
+        elif kid is not None and self._fetch_in_flight():
+            # Emergency rotation: another process is fetching right now; its result may hold the kid.
+            waited = self._wait_for_shared(kid)
+            if self._events:
+                self._flush_events()
+            key = waited.find(kid, alg) if waited is not None else None
             if key is not None:
                 return key
         if kid is None:
@@ -410,22 +200,42 @@ class JWKSource:
             return shared
         self._last_refresh_attempt = now
         if reason == "unknown_kid":
-            # The cooldown bounds refreshes caused by unknown kids (attacker-controlled), cluster-wide.
             self._last_kid_refresh = now
-            if not self._claim(self._cooldown_key, self.cooldown):
-                return self.keys if self.keys is not None else self._fetch_and_install(reason)
-        if self.keys is None and self.shared_cache is not None and not self._claim(self._cold_key, self.lock_wait):
-            waited = self._wait_for_shared()  # a cold fleet: one process fetches, the others wait for it
+        # The fetch claim is taken before the cooldown claim, so a process that meets an unknown
+        # kid always sees a fetch in flight elsewhere (emergency rotation) and waits for its result.
+        owner = uuid.uuid4().hex
+        claimed = self._claim(self._fetch_key, self.lock_wait, owner) if self.shared_cache is not None else True
+        if claimed is False and (self.keys is None or reason == "unknown_kid"):
+            waited = self._wait_for_shared(kid if reason == "unknown_kid" else None)  # bounded by lock_wait
             if waited is not None:
                 return waited
-        return self._fetch_and_install(reason)
+            if self.keys is not None:
+                return self.keys
+            if not self._fetch_in_flight():  # that fetch failed: the issuer is down for us too
+                return self._on_fetch_error(JWKSError("another process's JWKS fetch failed"), now)
+        try:
+            # The cooldown bounds refreshes caused by unknown kids (attacker-controlled), cluster-wide.
+            if reason == "unknown_kid" and self._claim(self._cooldown_key, self.cooldown) is False:
+                if self.keys is not None:
+                    return self.keys
+            return self._fetch_and_install(reason)
+        finally:
+            if claimed and self.shared_cache is not None:
+                self.shared_cache.release(self._fetch_key, owner)
 
     def _fetch_and_install(self, reason: str) -> KeySet:
         now = self.clock()
         try:
             doc, max_age = self._fetch_document()
             keyset = parse_jwks(doc, self.algorithms)
-        except (JWKSError, ValueError, TypeError, KeyError) as exc:
+            if not keyset.all:
+                # "No keys": an empty set would otherwise turn every token into a 401 for a whole
+                # cooldown; as an outage it is a 503 retried on the short cold-start schedule.
+                raise JWKSError(
+                    f"the JWKS at {self.jwks_url} has no key for the allowed algorithms "
+                    f"({', '.join(self.algorithms)}); it offers: {describe_keys(doc)}"
+                )
+        except (JWKSError, ValueError, TypeError, KeyError, RecursionError) as exc:
             return self._on_fetch_error(exc, now)
         ttl = self._ttl(max_age)
         generation = self.generation
@@ -438,8 +248,8 @@ class JWKSource:
             changed=self.generation != generation,
         )
         if self.shared_cache is not None:
-            entry = {"jwks": doc, "fetched_at": now, "ttl": ttl, "jwks_uri": self.jwks_url}
-            self._cache_call("set", self._cache_key, entry, int(self.stale_if_error + ttl))
+            entry = {"issuer": self.issuer, "origin": self.origin, "jwks": doc, "fetched_at": now, "ttl": ttl}
+            self.shared_cache.set(self._cache_key, entry, self.stale_if_error + ttl)
         if self._outage_logged:
             logger.warning("JWKS for issuer %s reachable again at %s", self.issuer, self.jwks_url)
         self._outage_logged = False
@@ -450,7 +260,7 @@ class JWKSource:
     def _on_fetch_error(self, exc: Exception, now: float) -> KeySet:
         self._event(
             "jwks_fetch_failed",
-            url=self.jwks_url or self._discovery_url(),
+            url=self.jwks_url or discovery_url(self.issuer),
             error=str(exc),
             stale=self.keys is not None and now < self.fresh_until + self.stale_if_error,
         )
@@ -498,90 +308,62 @@ class JWKSource:
 
     def _fetch_document(self) -> tuple[Any, int | None]:
         if self.jwks_url is None:
-            self.jwks_url = self._discover()
+            self.discovery_count += 1
+            self.jwks_url = discover_jwks_uri(self.fetch, self.issuer)
         self.fetch_count += 1
         return self.fetch(self.jwks_url)
 
-    def _discover(self) -> str:
-        """OIDC discovery; the document's issuer must equal ours exactly (RFC 8414 3.3)."""
-        url = self._discovery_url()
-        self.discovery_count += 1
-        doc, _ = self.fetch(url)
-        if not isinstance(doc, dict):
-            raise JWKSError(f"discovery document at {url} is not a JSON object")
-        if doc.get("issuer") != self.issuer:
-            raise JWKSError(
-                f"discovery document at {url} names issuer {doc.get('issuer')!r}, expected exactly {self.issuer!r}"
-            )
-        jwks_uri = doc.get("jwks_uri")
-        if not isinstance(jwks_uri, str):
-            raise JWKSError(f"discovery document at {url} has no jwks_uri")
-        return jwks_uri
-
-    def _discovery_url(self) -> str:
-        return self.issuer.rstrip("/") + "/.well-known/openid-configuration"
-
     # --- shared cache (cross-process) ---------------------------------------------------------
-
-    def _cache_call(self, method: str, *args: Any) -> Any:
-        try:
-            return getattr(self.shared_cache, method)(*args)
-        except Exception as exc:  # a cache outage must never fail a request
-            logger.warning("Shared cache %s failed for JWKS of %s: %s", method, self.issuer, type(exc).__name__)
-            return None
 
     def _from_shared(self, kid: str | None, *, must_be_newer: bool) -> KeySet | None:
         if self.shared_cache is None:
             return None
-        entry = self._cache_call("get", self._cache_key)
-        if not isinstance(entry, dict):
+        entry = self.shared_cache.get(self._cache_key)
+        # Only an entry written for this exact issuer and URL; its URL is never adopted.
+        if type(entry) is not dict or entry.get("issuer") != self.issuer or entry.get("origin") != self.origin:
             return None
         try:
             fetched_at, ttl = float(entry["fetched_at"]), float(entry["ttl"])
             now = self.clock()
-            if now >= fetched_at + ttl or (must_be_newer and fetched_at <= self.fetched_at):
+            if not (now < fetched_at + ttl) or (must_be_newer and fetched_at <= self.fetched_at):
                 return None
             keyset = parse_jwks(entry["jwks"], self.algorithms)
-        except (JWKSError, ValueError, TypeError, KeyError):
+        except (JWKSError, ValueError, TypeError, KeyError, RecursionError):
             return None
-        if kid is not None and kid not in keyset.by_kid:
+        if not keyset.all or (kid is not None and kid not in keyset.by_kid):
             return None
-        if self.jwks_url is None and isinstance(entry.get("jwks_uri"), str):
-            self.jwks_url = entry["jwks_uri"]
         generation = self.generation
         installed = self._install(keyset, fetched_at=fetched_at, ttl=ttl, source="shared cache")
         self._event(
             "jwks_refreshed",
-            url=self.jwks_url,
+            url=self.jwks_url or self.origin,
             source="shared cache",
             keys=len(installed.all),
             changed=self.generation != generation,
         )
         return installed
 
-    def _claim(self, key: str, seconds: float) -> bool:
-        """True for the one process (sharing the cache) that may go to the network now."""
+    def _claim(self, key: str, seconds: float, owner: str | None = None) -> bool | None:
+        """True for the one process (sharing the cache) that may go to the network now; None on an outage."""
         if self.shared_cache is None:
             return True
-        token = uuid.uuid4().hex
-        added = self._cache_call("add", key, token, max(1, int(math.ceil(seconds))))
-        if added is None:
-            return True  # cache unreachable: fetch ourselves rather than wait for nobody
-        if not added:
-            return False
-        # File and some database caches implement add() as check-then-set, so two processes can
-        # both "win"; after a moment only the last writer's token remains, and only it proceeds.
-        time.sleep(0.02)
-        return self._cache_call("get", key) in (token, None)
+        return self.shared_cache.claim(key, seconds, owner)
 
-    def _wait_for_shared(self) -> KeySet | None:
+    def _fetch_in_flight(self) -> bool:
+        return self.shared_cache is not None and self.shared_cache.get(self._fetch_key) is not None
+
+    def _wait_for_shared(self, kid: str | None) -> KeySet | None:
+        """Poll the shared cache, at most ``lock_wait`` seconds, for the result of another process's fetch."""
         deadline = time.monotonic() + self.lock_wait
-        while time.monotonic() < deadline:
-            time.sleep(0.05)
-            keyset = self._from_shared(None, must_be_newer=False)
+        while True:
+            keyset = self._from_shared(kid, must_be_newer=kid is not None)
             if keyset is not None:
                 return keyset
-        return None
+            if time.monotonic() >= deadline:
+                return None
+            if not self._fetch_in_flight():  # the fetch ended without what we need: one last read
+                return self._from_shared(kid, must_be_newer=kid is not None)
+            time.sleep(_POLL)
 
     def clear(self) -> None:
         with self._lock:
@@ -590,20 +372,3 @@ class JWKSource:
             self._last_refresh_attempt = -math.inf
             self._last_kid_refresh = -math.inf
             self._next_cold_attempt = 0.0
-
-
-class KeyRing:
-    """Key sources for every configured issuer."""
-
-    def __init__(self, sources: Mapping[str, JWKSource]):
-        self.sources = dict(sources)
-
-    def source(self, issuer: str) -> JWKSource:
-        return self.sources[issuer]
-
-    def get_key(self, issuer: str, kid: str | None, alg: str) -> VerifyKey:
-        return self.sources[issuer].get_key(kid, alg)
-
-    def clear(self) -> None:
-        for source in self.sources.values():
-            source.clear()

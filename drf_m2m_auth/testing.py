@@ -12,7 +12,6 @@ Never use any of this in production: the keys live in memory and the server spea
 
 from __future__ import annotations
 
-import base64
 import json
 import threading
 import time
@@ -20,9 +19,8 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from .jose import b64url_encode, generate_private_key, sign
+from .jose import public_jwk as jose_public_jwk
 
 __all__ = [
     "FakeClock",
@@ -34,40 +32,13 @@ __all__ = [
     "m2m_jwks_server",
 ]
 
-_HASH: dict[str, hashes.HashAlgorithm] = {"256": hashes.SHA256(), "384": hashes.SHA384(), "512": hashes.SHA512()}
-_CURVES = {
-    "ES256": (ec.SECP256R1, "P-256", 32),
-    "ES384": (ec.SECP384R1, "P-384", 48),
-    "ES512": (ec.SECP521R1, "P-521", 66),
-}
-
 
 def b64url(data: bytes | str) -> str:
-    if isinstance(data, str):
-        data = data.encode()
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def generate_private_key(alg: str) -> Any:
-    if alg[:2] in ("RS", "PS"):
-        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    if alg in _CURVES:
-        return ec.generate_private_key(_CURVES[alg][0]())
-    if alg in ("EdDSA", "Ed25519"):
-        return ed25519.Ed25519PrivateKey.generate()
-    raise ValueError(f"no key type for {alg}")
+    return b64url_encode(data)
 
 
 def public_jwk(private_key: Any, kid: str | None, alg: str | None = None, use: str | None = "sig") -> dict:
-    from joserfc.jwk import ECKey, OKPKey, RSAKey
-
-    public = private_key.public_key()
-    if isinstance(public, rsa.RSAPublicKey):
-        jwk = RSAKey.import_key(public).as_dict(private=False)
-    elif isinstance(public, ec.EllipticCurvePublicKey):
-        jwk = ECKey.import_key(public).as_dict(private=False)
-    else:
-        jwk = OKPKey.import_key(public).as_dict(private=False)
+    jwk: dict[str, Any] = dict(jose_public_jwk(private_key)[1])
     if kid is not None:
         jwk["kid"] = kid
     if alg:
@@ -75,20 +46,6 @@ def public_jwk(private_key: Any, kid: str | None, alg: str | None = None, use: s
     if use:
         jwk["use"] = use
     return jwk
-
-
-def sign(private_key: Any, alg: str, signing_input: bytes) -> bytes:
-    family, bits = alg[:2], alg[2:]
-    if family == "RS":
-        return private_key.sign(signing_input, padding.PKCS1v15(), _HASH[bits])
-    if family == "PS":
-        h = _HASH[bits]
-        return private_key.sign(signing_input, padding.PSS(mgf=padding.MGF1(h), salt_length=h.digest_size), h)
-    if family == "ES":
-        size = _CURVES[alg][2]
-        r, s = decode_dss_signature(private_key.sign(signing_input, ec.ECDSA(_HASH[bits])))
-        return r.to_bytes(size, "big") + s.to_bytes(size, "big")
-    return private_key.sign(signing_input)
 
 
 def encode_jws(

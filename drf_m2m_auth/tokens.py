@@ -2,25 +2,22 @@
 
 from __future__ import annotations
 
-import binascii
 import hashlib
-import json
 import math
-import re
-import sys
 import threading
 import time
+import unicodedata
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, padding
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from .errors import InvalidToken, KeysUnavailable
-from .jwks import ALG_KEY_TYPES, JWKSource, VerifyKey, _reject_constant
-from .principal import AccessToken, ServiceClient
+from .errors import InvalidToken
+from .jose import SIGNATURE_VERIFIERS, b64url_decode, is_numeric_date, json_object
+from .jwks import JWKSource
+from .keys import VerifyKey
+from .principal import AccessToken, ServiceClient, client_id_from_claims
 from .scopes import DEFAULT_SCOPE_CLAIMS, scopes_from_claims
 
 # RFC 9068 2.1 / RFC 8725 3.11: explicit typing. Media types compare case-insensitively and may
@@ -29,109 +26,181 @@ ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
 ACCEPTED_TYPES = ACCESS_TOKEN_TYPES | {"jwt", "application/jwt"}
 # Header parameters whose meaning we implement; anything listed in "crit" must be one of these.
 UNDERSTOOD_CRIT: frozenset[str] = frozenset()
-MAX_NUMERIC_DATE = 253402300799  # 9999-12-31T23:59:59Z: beyond this a "date" is garbage, not a date
 REQUIRED_CLAIMS = ("exp", "iat", "iss", "aud", "sub")
 
-# Hash objects carry no state, so one instance each serves every verification.
-_HASHES: dict[str, hashes.HashAlgorithm] = {"256": hashes.SHA256(), "384": hashes.SHA384(), "512": hashes.SHA512()}
-_EC_SIZES = {"ES256": 32, "ES384": 48, "ES512": 66}
-_URL_TO_STD = bytes.maketrans(b"-_+/=", b"+/!!!")
 _sha256 = hashlib.sha256
 
 
-def _verifier_for(alg: str) -> Callable[[Any, bytes, bytes], None]:
-    """alg -> a function(public_key, signature, signing_input) raising InvalidSignature."""
-    family, bits = alg[:2], alg[2:]
-    if family == "RS":
-        pad, digest = padding.PKCS1v15(), _HASHES[bits]
-        return lambda key, sig, data: key.verify(sig, data, pad, digest)
-    if family == "PS":
-        digest = _HASHES[bits]
-        # RFC 7518 3.5: salt length equals the hash output length; not AUTO, which accepts any.
-        pss = padding.PSS(mgf=padding.MGF1(digest), salt_length=digest.digest_size)
-        return lambda key, sig, data: key.verify(sig, data, pss, digest)
-    if family == "ES":
-        size, algorithm = _EC_SIZES[alg], ec.ECDSA(_HASHES[bits])
-
-        def verify_ec(key: Any, sig: bytes, data: bytes) -> None:
-            # RFC 7518 3.4: R || S, each exactly the curve's size; DER or other lengths are invalid.
-            if len(sig) != 2 * size:
-                raise InvalidSignature()
-            der = encode_dss_signature(int.from_bytes(sig[:size], "big"), int.from_bytes(sig[size:], "big"))
-            key.verify(der, data, algorithm)
-
-        return verify_ec
-    if alg in ("EdDSA", "Ed25519"):
-        return lambda key, sig, data: key.verify(sig, data)
-    raise ValueError(f"unsupported algorithm {alg}")
+def _fail(description: str, reason: str, claim: str | None = None) -> InvalidToken:
+    return InvalidToken(description, reason=reason, claim=claim)
 
 
-SIGNATURE_VERIFIERS = {alg: _verifier_for(alg) for alg in ALG_KEY_TYPES}
+# --- the rules: each check(verifier, header_or_claims, now) raises InvalidToken or returns None ---------
 
 
-_B64URL = re.compile(r"[A-Za-z0-9_-]*")
+@dataclass(frozen=True)
+class Rule:
+    """One header or claim rule: ``check`` raises InvalidToken (with ``reason``) or returns None.
+
+    A rule only judges what it names: when the member it reads is absent or of the wrong type and
+    another rule owns that failure, it passes, so diagnostics can run every rule and report each
+    problem once.
+    """
+
+    name: str
+    check: Callable[[TokenVerifier, dict[str, Any], float], None]
+    reason: str
 
 
-def _b64url_decode_strict(segment: str) -> bytes:
-    """Strict base64url without padding (RFC 7515 2): any other character is an error."""
-    # One C pass maps the URL alphabet to the standard one and "+", "/", "=" (not base64url) to
-    # "!", which strict mode then refuses; non-ASCII fails the encode (UnicodeEncodeError).
-    data = segment.encode("ascii").translate(_URL_TO_STD)
-    return binascii.a2b_base64(data + b"=" * (-len(data) % 4), strict_mode=True)  # type: ignore[call-arg,unused-ignore]
+def _alg_allowed(v: TokenVerifier, header: dict[str, Any], now: float) -> None:
+    alg = header.get("alg")
+    # RFC 8725 3.1: an allow-list; "none" and HS* can never be in it (see jose.ALG_KEY_TYPES).
+    if type(alg) is not str or alg not in v.algorithms:
+        raise _fail("The token's signing algorithm is not allowed.", "alg_not_allowed", "alg")
 
 
-def _b64url_decode_checked(segment: str) -> bytes:
-    """The same for Python 3.10, whose a2b_base64 has no strict mode: check the alphabet first."""
-    if not _B64URL.fullmatch(segment) or len(segment) % 4 == 1:
-        raise ValueError("not base64url")
-    data = segment.encode("ascii")
-    return binascii.a2b_base64(data.translate(_URL_TO_STD) + b"=" * (-len(data) % 4))
+def _crit_understood(v: TokenVerifier, header: dict[str, Any], now: float) -> None:
+    if "crit" in header:
+        crit = header["crit"]
+        if type(crit) is not list or not crit or any(type(c) is not str or c not in UNDERSTOOD_CRIT for c in crit):
+            raise _fail(
+                "The token has critical header parameters this API does not understand.", "crit_unsupported", "crit"
+            )
 
 
-b64url_decode = _b64url_decode_strict if sys.version_info >= (3, 11) else _b64url_decode_checked
+def _typ_accepted(v: TokenVerifier, header: dict[str, Any], now: float) -> None:
+    typ = header.get("typ")
+    if typ is None:
+        if v.accepted_types is ACCESS_TOKEN_TYPES:
+            raise _fail("The token must be typed at+jwt (RFC 9068).", "bad_typ", "typ")
+    elif type(typ) is not str or typ.lower() not in v.accepted_types:
+        # RFC 8725 3.11: a logout+jwt or id_token-like JWT must not pass as an access token.
+        raise _fail("The token's typ is not an access token type.", "bad_typ", "typ")
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj = dict(pairs)
-    if len(obj) != len(pairs):
-        # RFC 7515 5.2 / 8725 2.x: duplicate members are parsed differently by different libraries.
-        raise ValueError("duplicate member name")
-    return obj
+def _kid_string(v: TokenVerifier, header: dict[str, Any], now: float) -> None:
+    kid = header.get("kid")
+    if kid is not None and type(kid) is not str:
+        raise _fail("The token's kid is not a string.", "malformed", "kid")
+    # jku, x5u, jwk and x5c are deliberately never read: keys come only from the configured JWKS.
 
 
-_JSON = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)  # built once
+HEADER_RULES: tuple[Rule, ...] = (
+    Rule("alg", _alg_allowed, "alg_not_allowed"),
+    Rule("crit", _crit_understood, "crit_unsupported"),
+    Rule("typ", _typ_accepted, "bad_typ"),
+    Rule("kid", _kid_string, "malformed"),
+)
 
 
-def _json_object(data: bytes) -> dict[str, Any]:
-    # RFC 7519 7.2: the segments are UTF-8; anything else is malformed (UnicodeDecodeError).
-    value = _JSON.decode(data.decode("utf-8"))
-    if type(value) is not dict:
-        raise ValueError("not a JSON object")
-    return value
+def _required(name: str) -> Callable[[TokenVerifier, dict[str, Any], float], None]:
+    def check(v: TokenVerifier, claims: dict[str, Any], now: float) -> None:
+        if name not in claims:
+            raise _fail(f"The token has no {name} claim.", "missing_claim", name)
+
+    return check
 
 
-def _numeric_date(claims: dict[str, Any], name: str) -> float:
-    value = claims[name]
-    # bool is an int in Python but not a NumericDate; NaN, inf and 1e30 are not dates either.
-    if type(value) not in (int, float) or not (0 <= value <= MAX_NUMERIC_DATE):
-        raise InvalidToken(f"The {name} claim is not a valid NumericDate.", reason="bad_claim", claim=name)
-    return float(value)
+def _numeric(name: str) -> Callable[[TokenVerifier, dict[str, Any], float], None]:
+    def check(v: TokenVerifier, claims: dict[str, Any], now: float) -> None:
+        # bool is an int in Python but not a NumericDate; NaN, inf and 1e30 are not dates either.
+        if name in claims and not is_numeric_date(claims[name]):
+            raise _fail(f"The {name} claim is not a valid NumericDate.", "bad_claim", name)
+
+    return check
+
+
+def _date(claims: dict[str, Any], name: str) -> float | None:
+    value: Any = claims.get(name)
+    return float(value) if is_numeric_date(value) else None
+
+
+def _not_expired(v: TokenVerifier, claims: dict[str, Any], now: float) -> None:
+    exp = _date(claims, "exp")
+    if exp is not None and now >= exp + v.leeway:
+        raise _fail("The token has expired.", "expired", "exp")
+
+
+def _not_issued_in_future(v: TokenVerifier, claims: dict[str, Any], now: float) -> None:
+    iat = _date(claims, "iat")
+    if iat is not None and iat > now + v.leeway:
+        raise _fail("The token was issued in the future (check clock skew / LEEWAY).", "iat_in_future", "iat")
+
+
+def _valid_yet(v: TokenVerifier, claims: dict[str, Any], now: float) -> None:
+    nbf = _date(claims, "nbf")
+    if nbf is not None and nbf > now + v.leeway:
+        raise _fail("The token is not valid yet.", "not_yet_valid", "nbf")
+
+
+def _audience(v: TokenVerifier, claims: dict[str, Any], now: float) -> None:
+    if "aud" not in claims:
+        return
+    aud = claims["aud"]
+    if type(aud) is str:
+        ok = aud in v.audiences
+    elif type(aud) is list and aud and all(type(a) is str for a in aud):
+        ok = not v.audiences.isdisjoint(aud)
+    else:
+        ok = False
+    if not ok:
+        raise _fail("The token is not meant for this API (aud).", "bad_audience", "aud")
+
+
+def _subject(v: TokenVerifier, claims: dict[str, Any], now: float) -> None:
+    if "sub" in claims and (type(claims["sub"]) is not str or not claims["sub"].strip()):
+        raise _fail("The token's sub is not a non-empty string.", "bad_claim", "sub")
+
+
+def _string(name: str) -> Callable[[TokenVerifier, dict[str, Any], float], None]:
+    def check(v: TokenVerifier, claims: dict[str, Any], now: float) -> None:
+        if name in claims and type(claims[name]) is not str:
+            raise _fail(f"The token's {name} is not a string.", "bad_claim", name)
+
+    return check
 
 
 CONFIRMATION_METHODS = ("jkt", "x5t#S256")  # RFC 9449 6.1, RFC 8705 3.1
 
 
-def _check_confirmation(cnf: Any) -> None:
+def _confirmation(v: TokenVerifier, claims: dict[str, Any], now: float) -> None:
+    if "cnf" not in claims:
+        return
+    cnf = claims["cnf"]
     # RFC 7800 3.1: a bound token whose binding cannot be checked must not pass as a bearer token.
     if type(cnf) is not dict or not any(m in cnf for m in CONFIRMATION_METHODS):
-        raise InvalidToken(
-            "The token's cnf has no confirmation method this API can check (jkt, x5t#S256).",
-            reason="bad_cnf",
-            claim="cnf",
-        )
+        raise _fail("The token's cnf has no confirmation method this API can check (jkt, x5t#S256).", "bad_cnf", "cnf")
     for method in CONFIRMATION_METHODS:
         if method in cnf and (type(cnf[method]) is not str or not cnf[method]):
-            raise InvalidToken(f"The token's cnf {method} is not a string.", reason="bad_cnf", claim="cnf")
+            raise _fail(f"The token's cnf {method} is not a string.", "bad_cnf", "cnf")
+
+
+_UNSAFE = frozenset({"Cc", "Cf", "Zl", "Zp"})
+
+
+def _client_id_printable(v: TokenVerifier, claims: dict[str, Any], now: float) -> None:
+    # A client id names grants, revocations and log lines: a newline can forge an audit line, a
+    # bidi control can make one id look like another. Refuse control, format and line/paragraph
+    # separator characters (Cc, Cf, Zl, Zp) outright.
+    client_id = client_id_from_claims(claims)
+    if client_id and not client_id.isprintable() and any(unicodedata.category(c) in _UNSAFE for c in client_id):
+        raise _fail("The token's client id contains control or format characters.", "invalid_client_id")
+
+
+CLAIM_RULES: tuple[Rule, ...] = (
+    *(Rule(f"{name} present", _required(name), "missing_claim") for name in REQUIRED_CLAIMS),
+    Rule("exp is a NumericDate", _numeric("exp"), "bad_claim"),
+    Rule("iat is a NumericDate", _numeric("iat"), "bad_claim"),
+    Rule("exp not passed", _not_expired, "expired"),
+    Rule("iat not in the future", _not_issued_in_future, "iat_in_future"),
+    Rule("nbf is a NumericDate", _numeric("nbf"), "bad_claim"),
+    Rule("nbf reached", _valid_yet, "not_yet_valid"),
+    Rule("aud names this API", _audience, "bad_audience"),
+    Rule("sub is a non-empty string", _subject, "bad_claim"),
+    *(Rule(f"{name} is a string", _string(name), "bad_claim") for name in ("client_id", "azp", "jti")),
+    Rule("cnf can be checked", _confirmation, "bad_cnf"),
+    Rule("client id is printable", _client_id_printable, "invalid_client_id"),
+)
 
 
 class _CacheEntry:
@@ -235,8 +304,8 @@ class TokenVerifier:
                 "The access token is not a JWS in compact form (three segments).", reason="malformed"
             ) from None
         try:
-            header = _json_object(b64url_decode(header_b64))
-            claims = _json_object(b64url_decode(payload_b64))
+            header = json_object(b64url_decode(header_b64))
+            claims = json_object(b64url_decode(payload_b64))
             signature = b64url_decode(signature_b64)
         except (ValueError, TypeError, RecursionError, UnicodeError) as exc:
             raise InvalidToken("The access token is not valid base64url-encoded JSON.", reason="malformed") from exc
@@ -263,67 +332,17 @@ class TokenVerifier:
         return client, token
 
     def _check_header(self, header: dict[str, Any]) -> tuple[str, str | None]:
-        alg = header.get("alg")
-        # RFC 8725 3.1: an allow-list; "none" and HS* can never be in it (see conf checks / jwks).
-        if type(alg) is not str or alg not in self.algorithms:
-            raise InvalidToken("The token's signing algorithm is not allowed.", reason="alg_not_allowed", claim="alg")
-        if "crit" in header:
-            crit = header["crit"]
-            if type(crit) is not list or not crit or any(c not in UNDERSTOOD_CRIT for c in crit):
-                raise InvalidToken(
-                    "The token has critical header parameters this API does not understand.",
-                    reason="crit_unsupported",
-                    claim="crit",
-                )
-        typ = header.get("typ")
-        if typ is None:
-            if self.accepted_types is ACCESS_TOKEN_TYPES:
-                raise InvalidToken("The token must be typed at+jwt (RFC 9068).", reason="bad_typ", claim="typ")
-        elif type(typ) is not str or typ.lower() not in self.accepted_types:
-            # RFC 8725 3.11: a logout+jwt or id_token-like JWT must not pass as an access token.
-            raise InvalidToken("The token's typ is not an access token type.", reason="bad_typ", claim="typ")
-        kid = header.get("kid")
-        if kid is not None and type(kid) is not str:
-            raise InvalidToken("The token's kid is not a string.", reason="malformed", claim="kid")
-        # jku, x5u, jwk and x5c are deliberately never read: keys come only from the configured JWKS.
-        return alg, kid
+        """Run HEADER_RULES in order; the first failure is raised. Returns (alg, kid)."""
+        for rule in HEADER_RULES:
+            rule.check(self, header, 0.0)
+        return header["alg"], header.get("kid")
 
     def _check_claims(self, claims: dict[str, Any]) -> tuple[float, float]:
-        for name in REQUIRED_CLAIMS:
-            if name not in claims:
-                raise InvalidToken(f"The token has no {name} claim.", reason="missing_claim", claim=name)
-        now, leeway = self.clock(), self.leeway
-        exp = _numeric_date(claims, "exp")
-        iat = _numeric_date(claims, "iat")
-        if now >= exp + leeway:
-            raise InvalidToken("The token has expired.", reason="expired", claim="exp")
-        if iat > now + leeway:
-            raise InvalidToken(
-                "The token was issued in the future (check clock skew / LEEWAY).", reason="iat_in_future", claim="iat"
-            )
-        nbf = -math.inf
-        if "nbf" in claims:
-            nbf = _numeric_date(claims, "nbf")
-            if nbf > now + leeway:
-                raise InvalidToken("The token is not valid yet.", reason="not_yet_valid", claim="nbf")
-        aud = claims["aud"]
-        if type(aud) is str:
-            ok = aud in self.audiences
-        elif type(aud) is list and aud and all(type(a) is str for a in aud):
-            ok = not self.audiences.isdisjoint(aud)
-        else:
-            ok = False
-        if not ok:
-            raise InvalidToken("The token is not meant for this API (aud).", reason="bad_audience", claim="aud")
-        sub = claims["sub"]
-        if type(sub) is not str or not sub.strip():
-            raise InvalidToken("The token's sub is not a non-empty string.", reason="bad_claim", claim="sub")
-        for name in ("client_id", "azp", "jti"):
-            if name in claims and type(claims[name]) is not str:
-                raise InvalidToken(f"The token's {name} is not a string.", reason="bad_claim", claim=name)
-        if "cnf" in claims:
-            _check_confirmation(claims["cnf"])
-        return exp, nbf
+        """Run CLAIM_RULES in order; the first failure is raised. Returns (exp, nbf)."""
+        now = self.clock()
+        for rule in CLAIM_RULES:
+            rule.check(self, claims, now)
+        return float(claims["exp"]), float(claims.get("nbf", -math.inf))
 
     def _scopes(self, claims: dict[str, Any]) -> frozenset[str]:
         # Tokens of one client carry the same scope string: share one frozenset between them
@@ -362,4 +381,12 @@ class TokenVerifier:
             del cache[next(iter(cache))]
 
 
-__all__ = ["TokenVerifier", "InvalidToken", "KeysUnavailable", "b64url_decode", "SIGNATURE_VERIFIERS"]
+__all__ = [
+    "ACCEPTED_TYPES",
+    "ACCESS_TOKEN_TYPES",
+    "CLAIM_RULES",
+    "HEADER_RULES",
+    "REQUIRED_CLAIMS",
+    "Rule",
+    "TokenVerifier",
+]

@@ -197,7 +197,8 @@ def header_name(value: Any, ctx: Context) -> str | None:
 
 def url_problem(url: Any, insecure_hosts: list) -> str | None:
     """Why keys cannot be fetched from ``url``: the fetcher's own rule, so the check and the fetch agree."""
-    from .jwks import JWKSError, check_url
+    from .errors import JWKSError
+    from .fetch import check_url
 
     if not isinstance(url, str) or not url:
         return "is not a URL string"

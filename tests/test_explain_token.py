@@ -173,6 +173,8 @@ def _cases(fake):
         "bad_audience": fake.token(aud=["https://a", "https://b"]),
         "empty_sub": fake.token(sub="  "),
         "client_id_int": fake.token(client_id=5),
+        "client_id_newline": fake.token(client_id="svc\nadmin"),
+        "cnf_unusable": fake.token(cnf={"x5t": "abc"}),
     }
 
 
@@ -244,3 +246,11 @@ def test_entra_v1_issuer_against_a_v2_setting_is_named(m2m_issuer, settings):
     settings.DRF_M2M_AUTH = {**settings.DRF_M2M_AUTH, "ISSUER": v2, "JWKS_URL": {v2: settings.DRF_M2M_AUTH["JWKS_URL"]}}
     code, out = explain(m2m_issuer.token(iss=f"https://sts.windows.net/{tenant}/"))
     assert code == 1 and "is an Entra ID v1 issuer but ISSUER is" in out and "accessTokenAcceptedVersion" in out
+
+
+def test_every_claim_problem_is_reported_including_the_client_id(m2m_issuer):
+    """diagnostics runs every rule: an expired token for another audience with a bad client id shows all three."""
+    token = m2m_issuer.token(expires_in=-10, aud="https://other.example", client_id="svc\u202eadmin")
+    code, out = explain(token, "--json")
+    failed = {s["reason"] for s in json.loads(out)["steps"] if s["status"] == "FAIL"}
+    assert code == 1 and {"expired", "bad_audience", "invalid_client_id"} <= failed

@@ -10,7 +10,8 @@ from rest_framework.test import APIClient
 
 from drf_m2m_auth.conf import get_verifier
 from drf_m2m_auth.errors import KeysUnavailable
-from drf_m2m_auth.jwks import HTTPFetcher, JWKSource
+from drf_m2m_auth.fetch import HTTPFetcher
+from drf_m2m_auth.jwks import JWKSource
 from drf_m2m_auth.signals import jwks_fetch_failed, jwks_refreshed, token_rejected
 from drf_m2m_auth.testing import FakeClock, FakeIssuer, JWKSServer
 
@@ -119,7 +120,9 @@ def test_discovery_failure_names_the_discovery_url(server):
 
 
 def test_shared_cache_load_is_reported_as_such(server):
-    cache = LocMemCache("signals-test", {})
+    from drf_m2m_auth.shared import SharedCache
+
+    cache = SharedCache(LocMemCache("signals-test", {}), prefix="test")
     first = JWKSource(server.fake.issuer, jwks_url=server.jwks_url, fetch=HTTPFetcher(timeout=2), shared_cache=cache)
     first.get_key(server.fake.kid, "RS256")
     events = []

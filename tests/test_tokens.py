@@ -478,7 +478,7 @@ def test_keys_unavailable_is_not_invalid_token(rsa_issuer):
 
 
 def test_numeric_date_bounds_are_finite():
-    from drf_m2m_auth.tokens import MAX_NUMERIC_DATE
+    from drf_m2m_auth.jose import MAX_NUMERIC_DATE
 
     assert math.isfinite(MAX_NUMERIC_DATE)
 
@@ -489,12 +489,85 @@ def test_numeric_date_bounds_are_finite():
 )
 def test_b64url_decoders_agree(segment):
     """The Python 3.10 fallback decoder accepts and refuses exactly what the strict one does."""
-    from drf_m2m_auth.tokens import _b64url_decode_checked, _b64url_decode_strict
+    from drf_m2m_auth import jose
 
     results = []
-    for decode in (_b64url_decode_strict, _b64url_decode_checked):
+    for decode in (jose._b64url_decode_strict, jose._b64url_decode_checked):
         try:
             results.append(decode(segment))
         except (ValueError, TypeError):
             results.append("error")
     assert results[0] == results[1]
+
+
+# --- issue 12: a client id with control or format characters is refused -------------------------
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"client_id": "svc\nadmin"},
+        {"client_id": "svc\x00"},
+        {"azp": "svc\u202eadmin"},  # RIGHT-TO-LEFT OVERRIDE (Cf)
+        {"sub": "svc\u200b@clients"},  # ZERO WIDTH SPACE (Cf), via the Auth0 sub rule
+        {"sub": "svc\x7f@clients"},  # DEL (Cc)
+        {"client_id": "svc\u2066x\u2069"},  # bidi isolates (Cf)
+        {"client_id": "svc\u2028admin"},  # LINE SEPARATOR (Zl)
+    ],
+)
+def test_client_id_with_control_or_format_characters_is_401(rsa_issuer, claims):
+    verifier = make_verifier(rsa_issuer)
+    assert reason_of(verifier, rsa_issuer.token(**claims)) == ("invalid_client_id", None)
+
+
+def test_client_id_with_ordinary_unicode_is_accepted(rsa_issuer):
+    verifier = make_verifier(rsa_issuer)
+    assert verifier.verify(rsa_issuer.token(client_id="dienst-über-ünïcode")).client_id == "dienst-über-ünïcode"
+
+
+# --- issue 12 item 1: any JSON type in any header member or claim is a 401, never an exception -----
+
+from hypothesis import HealthCheck, given  # noqa: E402
+from hypothesis import settings as hsettings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=6,
+)
+HEADER_MEMBERS = ["alg", "typ", "kid", "crit", "jku", "x5u", "jwk", "x5c", "cty", "b64", "zip", "enc", "x5t#S256"]
+CLAIM_MEMBERS = ["iss", "aud", "sub", "exp", "iat", "nbf", "client_id", "azp", "jti", "scope", "scp", "cnf", "roles"]
+_PROPERTY = hsettings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@_PROPERTY
+@given(st.sampled_from(HEADER_MEMBERS) | st.text(max_size=6), JSON_VALUES)
+def test_any_header_member_of_any_json_type_is_accepted_or_401(rsa_issuer, member, value):
+    verifier = _property_verifier(rsa_issuer)
+    try:
+        verifier.verify(rsa_issuer.token(header={member: value}))
+    except InvalidToken as exc:
+        assert exc.status_code == 401 and exc.reason
+
+
+@_PROPERTY
+@given(st.dictionaries(st.sampled_from(CLAIM_MEMBERS) | st.text(max_size=6), JSON_VALUES, min_size=1, max_size=3))
+def test_any_claim_of_any_json_type_is_accepted_or_401(rsa_issuer, members):
+    verifier = _property_verifier(rsa_issuer)
+    try:
+        token = verifier.verify(rsa_issuer.token(**members))
+    except InvalidToken as exc:
+        assert exc.status_code == 401 and exc.reason
+    else:
+        assert isinstance(token.client_id, str) and isinstance(token.scopes, frozenset)
+
+
+_VERIFIERS: dict = {}
+
+
+def _property_verifier(fake):
+    # One verifier per issuer (fetching once), its verified-token cache off so every example is judged.
+    if id(fake) not in _VERIFIERS:
+        _VERIFIERS[id(fake)] = make_verifier(fake, cache_size=0)
+    return _VERIFIERS[id(fake)]

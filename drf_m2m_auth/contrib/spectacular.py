@@ -39,7 +39,7 @@ def _forget_token_urls() -> None:
 
 def discovered_token_url(issuer: str) -> str | None:
     """The issuer's token_endpoint from its discovery document (same https/size/timeout rules as the JWKS)."""
-    from ..jwks import HTTPFetcher
+    from ..fetch import HTTPFetcher
 
     with _lock:
         known = _token_urls.get(issuer)

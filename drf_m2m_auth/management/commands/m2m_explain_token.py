@@ -1,11 +1,10 @@
 """m2m_explain_token: why is this token accepted or rejected? Every check, one line each, in words.
 
-The token is decoded without trusting it, then each rule is run through the verifier's own code
-(``TokenVerifier._check_header`` / ``_check_claims``, the issuer's ``JWKSource``, the signature
-functions) against the live settings and keys; after a failure the offending value is replaced by a
-passing one and the rule is run again, so every problem is reported, not only the first. Last, the
-token goes through ``M2MJWTAuthentication`` exactly as a request would: that verdict is the truth, and
-a rejection no line predicted is reported as such.
+A thin renderer: ``drf_m2m_auth.diagnostics`` decodes the token without trusting it and runs every
+header and claim rule of the verifier's own tables (tokens.HEADER_RULES / CLAIM_RULES), the
+issuer's JWKSource and the signature check, reporting every problem, not only the first. Last, the
+token goes through ``M2MJWTAuthentication`` exactly as a request would: that verdict is the truth,
+and a rejection no line predicted is reported as such.
 
 Exit status: 0 accepted, 1 rejected (or no keys obtainable), 2 usage error. The token is never
 printed whole: only its first characters and a SHA-256 prefix.
@@ -13,7 +12,6 @@ printed whole: only its first characters and a SHA-256 prefix.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 import sys
@@ -22,14 +20,9 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from drf_m2m_auth.conf import get_verifier, m2m_settings
-from drf_m2m_auth.errors import InvalidToken, KeysUnavailable, M2MAuthError
-from drf_m2m_auth.scopes import scopes_from_claims
+from drf_m2m_auth.diagnostics import Diagnosis, diagnose
+from drf_m2m_auth.errors import M2MAuthError
 
-# The verifier's helpers (tokens.py): using them means this explanation cannot drift from what is enforced.
-from drf_m2m_auth.tokens import REQUIRED_CLAIMS, SIGNATURE_VERIFIERS, _json_object, b64url_decode
-
-SCOPE_LIKE = ("scope", "scp", "permissions", "roles")
-MAX_EXPLAINED = 64 * 1024  # beyond this a "token" is not decoded at all
 STATUS_CODES = {"invalid_token": 401, "invalid_request": 400, "temporarily_unavailable": 503}
 
 
@@ -39,373 +32,53 @@ def fingerprint(raw: str) -> str:
     return f"{raw[: min(12, len(raw) // 4)]}… (sha256 {digest}, {len(raw)} chars)"
 
 
-def _when(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, tz=dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+def verdict(self: Diagnosis) -> dict[str, Any]:
+    """The real request path (authentication and revocation) judges the token; added as a last step."""
+    from drf_m2m_auth import revocation
+    from drf_m2m_auth.authentication import M2MJWTAuthentication
 
-
-def _num(value: Any) -> float | None:
-    return float(value) if type(value) in (int, float) else None
-
-
-class Explanation:
-    """Runs every step for one raw token; ``steps`` is a list of dicts (check, status, reason, detail)."""
-
-    def __init__(self, raw: str):
-        self.raw = raw
-        self.verifier = get_verifier()
-        self.now = self.verifier.clock()
-        self.steps: list[dict[str, str]] = []
-        self.header: dict[str, Any] | None = None
-        self.claims: dict[str, Any] | None = None
-        self.signature = b""
-        self.fetch_errors: list[str] = []
-
-    def add(self, check: str, status: str, detail: str, reason: str = "") -> None:
-        self.steps.append({"check": check, "status": status, "reason": reason, "detail": detail})
-
-    # --- the steps, in the verifier's order ---------------------------------------------------
-
-    def run(self) -> None:
-        raw, v = self.raw, self.verifier
-        if raw.isascii():
-            self.add("charset", "PASS", "ASCII only")
-        else:
-            self.add(
-                "charset", "FAIL", "the token holds non-ASCII characters (copied from a rich-text editor?)", "malformed"
-            )
-        if len(raw) > v.max_token_bytes:
-            self.add("size", "FAIL", f"{len(raw)} chars, more than MAX_TOKEN_BYTES {v.max_token_bytes}", "too_large")
-        else:
-            self.add("size", "PASS", f"{len(raw)} chars <= MAX_TOKEN_BYTES {v.max_token_bytes}")
-        if len(raw) > max(MAX_EXPLAINED, v.max_token_bytes) or not self.decode():
-            return
-        alg_ok = self.check_header()
-        source = self.check_issuer()
-        key = None
-        if not alg_ok:
-            self.add("key", "SKIP", "not looked up: the header is unusable")
-        elif source is None:
-            self.add("key", "SKIP", "not looked up: keys are only fetched for a configured ISSUER")
-        else:
-            key = self.check_key(source)
-        if key is None:
-            self.add("signature", "SKIP", "not checked: no key to check it with")
-        else:
-            self.check_signature(key)
-        self.check_claims()
-        self.check_scopes()
-
-    def decode(self) -> bool:
-        parts = self.raw.split(".")
-        if len(parts) != 3:
-            extra = " (5 is an encrypted JWE: not supported)" if len(parts) == 5 else ""
-            self.add("format", "FAIL", f"{len(parts)} dot-separated segments; a signed JWT has 3{extra}", "malformed")
-            return False
-        decoded: list[Any] = []
-        for name, segment, as_json in (
-            ("header", parts[0], True),
-            ("payload", parts[1], True),
-            ("signature", parts[2], False),
-        ):
-            try:
-                data = b64url_decode(segment)
-                decoded.append(_json_object(data) if as_json else data)
-            except (ValueError, TypeError, RecursionError, UnicodeError) as exc:
-                what = "a JSON object" if as_json else "base64url"
-                self.add("format", "FAIL", f"the {name} segment is not {what}: {exc}", "malformed")
-                return False
-        self.header, self.claims, self.signature = decoded[0], decoded[1], decoded[2]
-        self.add("format", "PASS", "three base64url segments; header and payload are JSON objects")
-        return True
-
-    def check_header(self) -> bool:
-        v, header = self.verifier, dict(self.header or {})
-        failed: dict[str, InvalidToken] = {}
-        for _ in range(6):  # at most one repair per header rule
-            try:
-                v._check_header(header)
-                break
-            except InvalidToken as exc:
-                name = exc.claim or "alg"
-                failed[name] = exc
-                if name == "alg":
-                    header["alg"] = sorted(v.algorithms)[0] if v.algorithms else "RS256"
-                else:
-                    header.pop(name, None)
-        original = self.header or {}
-        alg, typ = original.get("alg"), original.get("typ")
-        allowed = sorted(v.algorithms)
-        if "alg" in failed:
-            hint = (
-                " (unsigned and HMAC tokens are never accepted, RFC 8725 3.1)"
-                if (isinstance(alg, str) and (alg.lower() == "none" or alg.upper().startswith("HS")))
-                else ""
-            )
-            self.add("alg", "FAIL", f"alg is {alg!r} but ALGORITHMS allows {allowed}{hint}", "alg_not_allowed")
-        else:
-            self.add("alg", "PASS", f"{alg} is in ALGORITHMS {allowed}")
-        if "crit" in failed:
-            self.add(
-                "crit",
-                "FAIL",
-                f"crit lists {original.get('crit')!r}: no critical extension is understood here",
-                "crit_unsupported",
-            )
-        if "typ" in failed:
-            if typ is None:
-                detail = "typ absent but REQUIRE_AT_JWT_TYP demands at+jwt (RFC 9068)"
-            else:
-                detail = (
-                    f"typ is {typ!r}: only JWT, at+jwt and application/at+jwt are access tokens "
-                    "(an ID or logout token must not pass as one, RFC 8725 3.11)"
-                )
-            self.add("typ", "FAIL", detail, "bad_typ")
-        else:
-            self.add("typ", "PASS", "absent (accepted)" if typ is None else f"{typ!r} is an access token type")
-        if "kid" in failed:
-            self.add("kid", "FAIL", f"kid is a {type(original.get('kid')).__name__}, not a string", "malformed")
-        return "alg" not in failed and "kid" not in failed
-
-    def check_issuer(self) -> Any:
-        iss = (self.claims or {}).get("iss")
-        configured = list(self.verifier.sources)
-        if type(iss) is str and iss in self.verifier.sources:
-            self.add("iss", "PASS", f"{iss!r} is a configured ISSUER")
-            return self.verifier.sources[iss]
-        self.add("iss", "FAIL", self._issuer_words(iss, configured), "bad_issuer")
-        return None
-
-    @staticmethod
-    def _issuer_words(iss: Any, configured: list[str]) -> str:
-        expects = configured[0] if len(configured) == 1 else configured
-        if iss is None:
-            return f"iss claim absent; ISSUER expects {expects!r}"
-        if type(iss) is not str:
-            return f"iss is a {type(iss).__name__}, not a string"
-        for cfg in configured:
-            if iss.rstrip("/") == cfg.rstrip("/"):
-                if cfg.endswith("/"):
-                    return f"iss {iss!r} has no trailing slash but ISSUER is {cfg!r} (the match is exact)"
-                return f"iss {iss!r} has a trailing slash but ISSUER is {cfg!r} (the match is exact)"
-            if iss.lower() == cfg.lower():
-                return f"iss {iss!r} differs from ISSUER {cfg!r} only in letter case (the match is exact)"
-            if iss.split("://", 1)[-1] == cfg.split("://", 1)[-1]:
-                return f"iss {iss!r} and ISSUER {cfg!r} differ in scheme (http vs https)"
-            if iss.startswith("https://sts.windows.net/") and "login.microsoftonline.com" in cfg:
-                return (
-                    f"iss {iss!r} is an Entra ID v1 issuer but ISSUER is {cfg!r} (v2): set "
-                    "accessTokenAcceptedVersion to 2 in the API's app manifest, or configure the v1 issuer"
-                )
-            if cfg.startswith("https://sts.windows.net/") and "login.microsoftonline.com" in iss:
-                return f"iss {iss!r} is an Entra ID v2 issuer but ISSUER is {cfg!r} (v1)"
-        return f"iss is {iss!r} but ISSUER expects {expects!r}"
-
-    def check_key(self, source: Any) -> Any:
-        header = self.header or {}
-        alg, kid = header["alg"], header.get("kid")
-        from drf_m2m_auth.signals import jwks_fetch_failed
-
-        def heard(sender: Any, error: str = "", url: str = "", **kw: Any) -> None:
-            self.fetch_errors.append(f"{url}: {error}")
-
-        jwks_fetch_failed.connect(heard, weak=False, dispatch_uid="m2m_explain_token")
-        try:
-            key = source.get_key(kid, alg)
-        except KeysUnavailable:
-            errors = "; ".join(self.fetch_errors) or "no keys held"
-            self.add("key", "FAIL", f"no signing keys obtainable for this issuer ({errors})", "keys_unavailable")
-            return None
-        except InvalidToken as exc:
-            self.add("key", "FAIL", self._key_words(source, kid, alg, exc), exc.reason)
-            return None
-        finally:
-            jwks_fetch_failed.disconnect(dispatch_uid="m2m_explain_token")
-        self.add("key", "PASS", f"kid {kid!r} ({key.kty}) found in the JWKS {self._provenance(source)}")
-        return key
-
-    def _provenance(self, source: Any) -> str:
-        age = max(0, round(self.verifier.clock() - source.fetched_at))
-        how = "configured" if source.configured_jwks_url else "found by discovery"
-        return f"fetched {age} s ago from {source.jwks_url} ({how}, via {source.source})"
-
-    def _key_words(self, source: Any, kid: Any, alg: str, exc: InvalidToken) -> str:
-        keys = source.keys
-        kids = sorted({k.kid or "(no kid)" for k in keys.all}) if keys else []
-        if exc.reason == "kid_required":
-            fits = [k for k in keys.all if k.allows(alg)] if keys else []
-            return f"the token has no kid and the JWKS holds {len(fits)} keys that fit {alg}: which one is ambiguous"
-        if keys is not None and kid in keys.by_kid:
-            return f"kid {kid!r} is in the JWKS but its key ({keys.by_kid[kid][0].kty}) cannot verify {alg}"
-        return (
-            f"kid {kid!r} not in the JWKS {self._provenance(source)}; it holds {kids}. A refetch for an "
-            f"unknown kid happens at most every JWKS_REFRESH_COOLDOWN ({source.cooldown:g} s)"
-        )
-
-    def check_signature(self, key: Any) -> None:
-        header = self.header or {}
-        head, payload, _ = self.raw.split(".")
-        try:
-            SIGNATURE_VERIFIERS[header["alg"]](key.public_key, self.signature, f"{head}.{payload}".encode())
-        except Exception:  # InvalidSignature, or a signature of the wrong shape
-            self.add(
-                "signature",
-                "FAIL",
-                f"does not verify with key {key.kid!r} ({header['alg']}): the token was "
-                "altered, or signed by another issuer/tenant using the same kid",
-                "bad_signature",
-            )
-            return
-        self.add("signature", "PASS", f"{header['alg']} signature verifies with key {key.kid!r}")
-
-    def check_claims(self) -> None:
-        v, claims, now = self.verifier, dict(self.claims or {}), self.now
-        good = {
-            "exp": now + 3600,
-            "iat": now,
-            "nbf": now,
-            "aud": next(iter(v.audiences), "x"),
-            "sub": "x",
-            "iss": "x",
-            "client_id": "x",
-            "azp": "x",
-            "jti": "x",
+    auth = M2MJWTAuthentication()
+    try:
+        client, token = auth.validate(self.raw)
+        auth.check_client_state(token)
+    except M2MAuthError as exc:
+        verdict = {
+            "accepted": False,
+            "status": STATUS_CODES.get(exc.error, exc.status_code),
+            "error": exc.error,
+            "reason": exc.reason,
+            "description": exc.description,
         }
-        failed: dict[str, InvalidToken] = {}
-        for _ in range(12):  # at most one repair per claim rule
-            try:
-                v._check_claims(claims)
-                break
-            except InvalidToken as exc:
-                name = exc.claim or "?"
-                failed.setdefault(name, exc)
-                claims[name] = good.get(name, "x")
-        original, leeway = self.claims or {}, v.leeway
-        for name in REQUIRED_CLAIMS:
-            if name in failed and failed[name].reason == "missing_claim":
-                self.add(name, "FAIL", f"{name} claim absent (required: {', '.join(REQUIRED_CLAIMS)})", "missing_claim")
-        # Only read for rules that did not fail as bad_claim / missing_claim, so these are real numbers.
-        exp, iat, nbf = (_num(original.get(n)) or 0.0 for n in ("exp", "iat", "nbf"))
-        self._line(
-            "exp",
-            failed,
-            lambda: f"expires in {round(exp - now)} s ({_when(exp)})",
-            {"expired": lambda: f"expired {round(now - exp)} s ago ({_when(exp)}); LEEWAY is {leeway:g} s"},
-        )
-        self._line(
-            "iat",
-            failed,
-            lambda: f"issued {round(now - iat)} s ago",
-            {
-                "iat_in_future": lambda: (
-                    f"iat is {iat - now:.1f} s ahead of this server's clock and LEEWAY "
-                    f"is {leeway:g} s: the issuer's clock or this one is off (LEEWAY 5 absorbs it)"
-                )
-            },
-        )
-        if "nbf" in original:
-            self._line(
-                "nbf",
-                failed,
-                lambda: f"valid since {round(now - nbf)} s",
-                {"not_yet_valid": lambda: f"nbf is {round(nbf - now)} s in the future; LEEWAY is {leeway:g} s"},
+        predicted = [s for s in self.steps if s["status"] == "FAIL"]
+        if exc.reason.startswith(("client_", "token_", "jti_")):
+            self.add("client", "FAIL", exc.description, exc.reason)
+        elif not predicted or predicted[0]["reason"] != exc.reason:
+            self.add(
+                "verifier",
+                "FAIL",
+                f"{exc.description} (no line above predicted {exc.reason}: please report this)",
+                exc.reason,
             )
-        self._line(
-            "aud",
-            failed,
-            lambda: f"{original['aud']!r} holds one of AUDIENCE {sorted(v.audiences)}",
-            {"bad_audience": lambda: self._audience_words(original.get("aud"))},
-        )
-        from drf_m2m_auth.principal import client_id_from_claims
-
-        self._line("sub", failed, lambda: f"{original['sub']!r} (client_id {client_id_from_claims(original)!r})", {})
-        for name in ("client_id", "azp", "jti"):
-            if name in failed:
-                self.add(name, "FAIL", failed[name].description, failed[name].reason)
-
-    def _line(self, name: str, failed: dict[str, InvalidToken], ok: Any, words: dict[str, Any]) -> None:
-        exc = failed.get(name)
-        if exc is None:
-            self.add(name, "PASS", ok())
-        elif exc.reason != "missing_claim":
-            self.add(name, "FAIL", words[exc.reason]() if exc.reason in words else exc.description, exc.reason)
-
-    def _audience_words(self, aud: Any) -> str:
-        expects = sorted(self.verifier.audiences)
-        words = (
-            f"aud is {aud!r} but AUDIENCE expects {expects[0]!r}"
-            if len(expects) == 1
-            else f"aud is {aud!r} but AUDIENCE expects one of {expects}"
-        )
-        values = [a for a in (aud if type(aud) is list else [aud]) if isinstance(a, str)]
-        if any(a.rstrip("/") == e.rstrip("/") for a in values for e in expects):
-            words += " (they differ only by a trailing slash: the match is exact)"
-        elif any(e.startswith("api://") for e in expects) and any("://" not in a for a in values):
-            words += (
-                " (Entra ID v2 tokens carry the application (client) id as aud, v1 tokens the "
-                "api:// Application ID URI)"
-            )
-        return words
-
-    def check_scopes(self) -> None:
-        claims, configured = self.claims or {}, list(self.verifier.scope_claims)
-        scopes = scopes_from_claims(claims, configured)
-        notes = [f"{n} claim {'present' if n in claims else 'absent'}" for n in configured]
-        ignored = [n for n in SCOPE_LIKE if n in claims and n not in configured]
-        if ignored:
-            notes.append(f"{', '.join(ignored)} present but not in SCOPE_CLAIMS: ignored")
-        if scopes:
-            self.add("scopes", "PASS", f"{' '.join(sorted(scopes))} ({'; '.join(notes)})")
-        else:
-            self.add("scopes", "WARN", f"no scopes: {', '.join(notes)}; every HasScopes view answers 403")
-
-    # --- the verdict: the real request path ---------------------------------------------------
-
-    def verdict(self) -> dict[str, Any]:
-        from drf_m2m_auth import revocation
-        from drf_m2m_auth.authentication import M2MJWTAuthentication
-
-        auth = M2MJWTAuthentication()
-        try:
-            client, token = auth.validate(self.raw)
-            auth.check_client_state(token)
-        except M2MAuthError as exc:
-            verdict = {
-                "accepted": False,
-                "status": STATUS_CODES.get(exc.error, exc.status_code),
-                "error": exc.error,
-                "reason": exc.reason,
-                "description": exc.description,
-            }
-            predicted = [s for s in self.steps if s["status"] == "FAIL"]
-            if exc.reason.startswith(("client_", "token_", "jti_")):
-                self.add("client", "FAIL", exc.description, exc.reason)
-            elif not predicted or predicted[0]["reason"] != exc.reason:
-                self.add(
-                    "verifier",
-                    "FAIL",
-                    f"{exc.description} (no line above predicted {exc.reason}: please report this)",
-                    exc.reason,
-                )
-            return verdict
-        except Exception as exc:  # e.g. no database: the token itself was judged already
-            self.add("client", "SKIP", f"revocation state unavailable: {type(exc).__name__}")
-            return {"accepted": None, "status": None, "error": None, "reason": "unknown", "description": str(exc)}
-        granted = revocation.resources_for(client.client_id)
-        detail = (
-            "not registered (UNREGISTERED_CLIENTS allows it; HasResourceGrant denies it)"
-            if granted is None
-            else f"active, token not revoked; grants: {', '.join(sorted(granted)) or 'none'}"
-        )
-        self.add("client", "PASS", f"{client.client_id!r} {detail}")
-        return {
-            "accepted": True,
-            "status": 200,
-            "error": None,
-            "reason": "accepted",
-            "client_id": client.client_id,
-            "scopes": sorted(token.scopes),
-            "description": "The token is accepted.",
-        }
+        return verdict
+    except Exception as exc:  # e.g. no database: the token itself was judged already
+        self.add("client", "SKIP", f"revocation state unavailable: {type(exc).__name__}")
+        return {"accepted": None, "status": None, "error": None, "reason": "unknown", "description": str(exc)}
+    granted = revocation.resources_for(client.client_id)
+    detail = (
+        "not registered (UNREGISTERED_CLIENTS allows it; HasResourceGrant denies it)"
+        if granted is None
+        else f"active, token not revoked; grants: {', '.join(sorted(granted)) or 'none'}"
+    )
+    self.add("client", "PASS", f"{client.client_id!r} {detail}")
+    return {
+        "accepted": True,
+        "status": 200,
+        "error": None,
+        "reason": "accepted",
+        "client_id": client.client_id,
+        "scopes": sorted(token.scopes),
+        "description": "The token is accepted.",
+    }
 
 
 class Command(BaseCommand):
@@ -426,9 +99,8 @@ class Command(BaseCommand):
             raw = raw[7:].strip()
         if not raw:
             raise CommandError("no token given (pass it as an argument, or '-' and pipe it in)")
-        exp = Explanation(raw)
-        exp.run()
-        verdict = exp.verdict()
+        exp = diagnose(get_verifier(), raw)
+        result = verdict(exp)
         if opts["json"]:
             self.stdout.write(
                 json.dumps(
@@ -438,7 +110,7 @@ class Command(BaseCommand):
                         "header": exp.header,
                         "claims": exp.claims,
                         "steps": exp.steps,
-                        "verdict": verdict,
+                        "verdict": result,
                     },
                     indent=2,
                     sort_keys=True,
@@ -446,11 +118,11 @@ class Command(BaseCommand):
                 )
             )
         else:
-            self.render(raw, exp, verdict)
-        if not verdict["accepted"]:
-            raise CommandError(f"token not accepted ({verdict['reason']})", returncode=1)
+            self.render(raw, exp, result)
+        if not result["accepted"]:
+            raise CommandError(f"token not accepted ({result['reason']})", returncode=1)
 
-    def render(self, raw: str, exp: Explanation, verdict: dict[str, Any]) -> None:
+    def render(self, raw: str, exp: Diagnosis, verdict: dict[str, Any]) -> None:
         out, style = self.stdout, self.style
         out.write(f"token     {fingerprint(raw)}")
         if exp.header is not None:
