@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Quality gates: lint, format, types, migrations, docs markup, packaging.
+# Quality gates: lint, format, types, migrations, docs markup, the Sphinx site, packaging
+# (check-manifest, build + twine), the GitHub workflows' schema, CI's own script checks.
 # The test suites (including the -W error run) are CI's other step (.ci/run, tox -e warnings).
 #
 # Usage: .ci/gates.sh [PYTHON]     PYTHON defaults to .venv/bin/python, else python3.
@@ -22,6 +23,7 @@ if ! "$PY" -c "import drf_m2m_auth, drf_spectacular" 2>/dev/null; then
     "$PY" -m pip install -q -e '.[test]' || { echo "gates: cannot install the package"; exit 2; }
 fi
 "$PY" -m pip install -q ruff mypy django-stubs djangorestframework-stubs types-requests build twine docutils \
+    sphinx furo check-manifest check-jsonschema \
     || { echo "gates: cannot install the tools"; exit 2; }
 
 failed=()
@@ -38,7 +40,7 @@ gate() {
     echo "::endgroup::"
 }
 
-SRC=(drf_m2m_auth tests testproject benchmarks .ci conftest.py)
+SRC=(drf_m2m_auth tests testproject benchmarks docs .ci conftest.py)
 
 gate ruff-check  "$PY" -m ruff check "${SRC[@]}"
 gate ruff-format "$PY" -m ruff format --check "${SRC[@]}"
@@ -67,7 +69,25 @@ for path in sys.argv[1:]:
 sys.exit(1 if bad else 0)
 PYEOF
 }
-gate docs check_rst README.rst CHANGELOG.rst docs/*.rst
+gate docs check_rst README.rst CHANGELOG.rst
+
+# The documentation site: nitpicky (every internal reference must resolve), warnings are errors.
+# External links are not checked: no network here.
+sphinx_site() {
+    local out status
+    out=$(mktemp -d)
+    "$PY" -m sphinx -n -W --keep-going -q -b html docs "$out"
+    status=$?
+    rm -rf "$out"
+    return $status
+}
+gate sphinx sphinx_site
+
+# The sdist holds every tracked file but those setup.cfg [check-manifest] ignores.
+gate check-manifest "$PY" -m check_manifest
+
+# The GitHub workflows against the workflow schema vendored in check-jsonschema (no network).
+gate workflows "$PY" -m check_jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 
 # Build sdist and wheel from a copy of the working tree (so nothing is written into the checkout),
 # then let twine check the metadata and that the README renders on PyPI.

@@ -56,8 +56,14 @@ def test_ci_runs_exactly_the_readme_test_command_and_nothing_else():
     lines = shell_commands(CI_RUN)
     assert "test_cmd=$(python3 .ci/readme_commands.py test)" in lines
     run_at = lines.index('bash -c "$test_cmd"')
-    # After the tests, only the quality gates (lint, types, migrations, docs, build): no other test run.
-    assert [x for x in lines[run_at + 1 :] if not x.startswith("echo ")] == ["bash .ci/gates.sh .venv/bin/python"]
+    # After the tests, only the Django 4.2 leg (the same suite under Django 4.2, in its own venv) and the
+    # quality gates (lint, types, migrations, docs, build).
+    assert [x for x in lines[run_at + 1 :] if not x.startswith("echo ")] == [
+        "bash .ci/django42.sh",
+        "bash .ci/gates.sh .venv/bin/python",
+    ]
+    leg = [x for x in shell_commands(ROOT / ".ci" / "django42.sh") if "pytest" in x]
+    assert len(leg) == 1 and "'Django>=4.2,<5.0'" in (ROOT / ".ci" / "django42.sh").read_text()
     # The gates run pytest once, on this file only (CI's own checks), never the library's suite.
     gates = [x for x in shell_commands(ROOT / ".ci" / "gates.sh") if "pytest" in x]
     assert gates == ['gate ci-scripts "$PY" -m pytest -q -p no:cacheprovider .ci/test_readme_commands.py'], gates

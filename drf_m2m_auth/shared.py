@@ -28,7 +28,7 @@ import tempfile
 import threading
 import uuid
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 __all__ = ["SharedCache", "safe_call", "get_shared_cache", "shared_cache_for", "KEY_FORMAT_VERSION"]
 
@@ -36,13 +36,12 @@ logger = logging.getLogger(__name__)
 
 KEY_FORMAT_VERSION = "v2"  # bump when what a key's parts mean changes: old entries are never read
 
-T = TypeVar("T")
 
 _outage_lock = threading.Lock()
 _in_outage: set[str] = set()  # aliases whose last call failed: log once per outage, and recovery
 
 
-def safe_call(fn: Callable[..., T], *args: Any, default: Any = None, what: str = "cache", **kwargs: Any) -> Any:
+def safe_call(fn: Callable[..., Any], *args: Any, default: Any = None, what: str = "cache", **kwargs: Any) -> Any:
     """``fn(*args, **kwargs)``, or ``default`` when it raises; the failure is logged once per outage.
 
     ``what`` names the resource in the log line (e.g. the cache alias); it must carry no secret.

@@ -54,7 +54,8 @@ def test_dict_spec_by_action_and_by_method(spectacular, tmp_path):
     assert security(schema, "/data/", "get") == [{"m2mOAuth2": ["read:data"]}]  # action "list"
     assert security(schema, "/data/", "post") == [{"m2mOAuth2": ["write:data"]}]  # action "create"
     assert security(schema, "/data/{id}/", "get") == [{"m2mOAuth2": ["read:other"]}]  # method GET
-    assert security(schema, "/data/{id}/", "put") == [{"m2mOAuth2": []}]  # denied: no entry
+    assert security(schema, "/data/{id}/", "put") == [{"m2mOAuth2": []}]  # denied: no entry...
+    assert list(schema["paths"]["/data/{id}/"]["put"]["responses"]) == ["403"]  # ...and shown as such
     assert security(schema, "/echo/", "post") == [{"m2mOAuth2": ["read:data"]}]  # a list: every method
     assert security(schema, "/and-allow/", "get") == [{"m2mOAuth2": ["write:data"]}]  # inside &
     assert security(schema, "/not/", "get") == [{"m2mOAuth2": []}]  # ~HasScopes requires none
@@ -117,3 +118,33 @@ def test_testproject_serves_its_schema(client):
     schema = json.loads(response.content)
     assert schema["components"]["securitySchemes"]["m2mOAuth2"]["type"] == "oauth2"
     assert schema["paths"]["/data/"]["post"]["security"] == [{"m2mOAuth2": ["write:data"]}]
+
+
+def test_an_operation_no_token_can_reach_is_documented_as_403_only(spectacular, tmp_path, capsys):
+    """tests/urls.py's DataViewSet has no entry for update: every PUT is a 403, and the schema says so."""
+    schema = schema_for("tests.urls", tmp_path=tmp_path)
+    put = schema["paths"]["/data/{id}/"]["put"]
+    assert list(put["responses"]) == ["403"]
+    description = put["responses"]["403"]["description"]
+    assert description.startswith("Forbidden for every access token: no scope grants this operation")
+    assert "no entry for action 'update' nor method PUT" in description
+    # the reachable operations of the same view keep their real responses
+    assert list(schema["paths"]["/data/{id}/"]["get"]["responses"]) == ["200"]
+    assert list(schema["paths"]["/data/"]["post"]["responses"]) == ["201"]
+    assert "no entry for action 'update' nor method PUT" in capsys.readouterr().err  # and it warns
+
+
+def test_the_install_guide_viewset_validates_with_fail_on_warn(spectacular, tmp_path):
+    """docs/guide/install.rst's OrderViewSet (run from the document by tests/doc_examples_app)."""
+    schema = schema_for("tests.doc_examples_app.urls", "--fail-on-warn", tmp_path=tmp_path)
+    expected = {
+        ("/orders/", "get"): ["read:orders"],
+        ("/orders/", "post"): ["write:orders"],
+        ("/orders/{id}/", "get"): ["read:orders"],
+        ("/orders/{id}/", "put"): ["write:orders"],
+        ("/orders/{id}/", "patch"): ["write:orders"],
+        ("/orders/{id}/", "delete"): ["admin:orders"],
+    }
+    for (path, method), scopes in expected.items():
+        assert security(schema, path, method) == [{"m2mOAuth2": scopes}], (path, method)
+        assert "403" not in schema["paths"][path][method]["responses"]

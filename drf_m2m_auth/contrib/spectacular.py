@@ -5,6 +5,11 @@ what registers it). The security scheme ``m2mOAuth2`` lists the union of the sco
 needs; each operation's security requirement lists the scopes of its own action and method, read
 through ``HasScopes.get_required_scopes`` so the schema says what the permission enforces.
 
+An operation that no token can reach (``HasScopes`` has no entry for its action nor its method, so
+every request is answered 403) is not shown as open to any token: its only response is a 403 whose
+description says so, and generation warns (``--fail-on-warn`` fails on it, as on any forgotten
+action).
+
 ``tokenUrl`` is ``SPECTACULAR_SETTINGS["OAUTH2_TOKEN_URL"]`` when set, else the ``token_endpoint``
 of the first ISSUER's OIDC discovery document. ``SPECTACULAR_SETTINGS["OAUTH2_SCOPES"]`` (a dict)
 gives the scopes their descriptions.
@@ -22,6 +27,7 @@ from drf_spectacular.drainage import warn
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.plumbing import ResolvedComponent
 from drf_spectacular.settings import spectacular_settings
+from drf_spectacular.utils import OpenApiResponse
 
 from ..conf import as_list, m2m_settings, on_reset
 
@@ -93,30 +99,58 @@ def _scope_permissions(permissions: list[Any]) -> list[Any]:
     return found
 
 
-def operation_scopes(auto_schema: Any) -> list[str]:
-    """The scopes HasScopes requires for this operation (view + action + method)."""
+def required_scopes(auto_schema: Any) -> tuple[list[str], str | None]:
+    """The scopes HasScopes requires for this operation (view + action + method), and, when no token can
+    reach it (a HasScopes with no entry for it, or misconfigured), why."""
     view, method = auto_schema.view, auto_schema.method.upper()
     try:
         permissions = view.get_permissions()
     except Exception:  # a view whose permissions need a real request: nothing to document
-        return []
+        return [], None
     request = SimpleNamespace(method=method)  # what get_required_scopes reads; DRF's generator set view.action
     scopes: set[str] = set()
+    unreachable = None
     for perm in _scope_permissions(permissions):
         try:
             needed = perm.get_required_scopes(request, view)
         except ImproperlyConfigured as exc:
-            warn(str(exc))
+            unreachable = str(exc)
             continue
         if needed is None:
             action = getattr(view, "action", None)
-            warn(
+            unreachable = (
                 f"{type(view).__name__}.required_scopes has no entry for action {action!r} nor method {method}: "
                 "HasScopes denies every such request (403)"
             )
             continue
         scopes |= needed
-    return sorted(scopes)
+    return sorted(scopes), unreachable
+
+
+def operation_scopes(auto_schema: Any) -> list[str]:
+    """The scopes HasScopes requires for this operation (view + action + method)."""
+    return required_scopes(auto_schema)[0]
+
+
+def _answer_403_only(auto_schema: Any, why: str) -> None:
+    """Make this operation's only documented response a 403 saying no token can reach it.
+
+    drf-spectacular computes the responses after the security requirement, on the same AutoSchema;
+    the override answers for this (path, method) only, since a schema instance set on a view class
+    serves each of its operations in turn.
+    """
+    key = (auto_schema.path, auto_schema.method)
+    own = type(auto_schema).get_response_serializers
+    description = (
+        f"Forbidden for every access token: no scope grants this operation, so the server always answers 403. ({why})"
+    )
+
+    def get_response_serializers() -> Any:
+        if (auto_schema.path, auto_schema.method) == key:
+            return {403: OpenApiResponse(description=description)}
+        return own(auto_schema)
+
+    auto_schema.get_response_serializers = get_response_serializers
 
 
 class M2MJWTAuthenticationScheme(OpenApiAuthenticationExtension):
@@ -125,7 +159,11 @@ class M2MJWTAuthenticationScheme(OpenApiAuthenticationExtension):
     match_subclasses = True
 
     def get_security_requirement(self, auto_schema: Any) -> dict[str, list[str]]:
-        return {SCHEME_NAME: operation_scopes(auto_schema)}
+        scopes, unreachable = required_scopes(auto_schema)
+        if unreachable is not None:
+            warn(unreachable)
+            _answer_403_only(auto_schema, unreachable)
+        return {SCHEME_NAME: scopes}
 
     def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:
         scopes = operation_scopes(auto_schema)
