@@ -10,7 +10,12 @@ class DrfM2MAuthConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401  registers the system checks
+        from . import (
+            checks,  # noqa: F401  registers the system checks
+            revocation,
+        )
+
+        revocation.connect()  # the models announce changes by a signal; revocation reloads on it
 
         # drf-spectacular registers an extension when its module is imported; only if installed.
         if importlib.util.find_spec("drf_spectacular") is not None:
