@@ -603,3 +603,15 @@ def test_a_test_transaction_rolled_back_leaves_nothing_behind_for_the_next_one(d
 
     assert in_a_test_transaction(first) == "client_inactive"
     assert in_a_test_transaction(lambda: reason_of(token())) is None  # svc-a is gone: unregistered
+
+
+def test_the_jti_digest_memo_is_bounded(monkeypatch):
+    from drf_m2m_auth import revocation_cache
+
+    monkeypatch.setattr(revocation_cache, "DIGEST_MEMO_SIZE", 3)
+    RevokedToken.objects.revoke("j-9", timezone.now() + dt.timedelta(hours=1))
+    rc = revocation.build()
+    for i in range(10):
+        assert reason_of(token(jti=f"j-{i}"), rc) == ("jti_revoked" if i == 9 else None)
+        assert len(rc._digests) <= 3
+    assert reason_of(token(jti="j-9"), rc) == "jti_revoked"  # from the memo
