@@ -207,3 +207,11 @@ def test_migration_digests_existing_jtis(django_db_blocker):
 
     migration.digest_jtis(Apps(), Editor())
     assert fake.updates == {pk: {"jti_sha256": jti_digest(j), "jti_display": escape(j, 100)} for pk, j in rows.items()}
+
+
+@pytest.mark.parametrize("resource", ["orders\n", "ord\x00ers", "orders\u202e", "or\u200bders", "ordérs", " orders"])
+def test_resource_names_with_control_format_or_non_ascii_characters_are_refused(resource):
+    from drf_m2m_auth.models import validate_resource
+
+    with pytest.raises(ValidationError):
+        validate_resource(resource)
