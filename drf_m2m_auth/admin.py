@@ -111,6 +111,10 @@ class ClientAdmin(admin.ModelAdmin):
     def activate(self, request, queryset):
         self._apply(request, queryset, "activate", "Activated.", str(_("Activated %(count)d client(s).")))
 
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)  # the client and its grants are saved
+        self.message_user(request, propagation_text(), messages.INFO)
+
     # The delete confirmations (templates/admin/drf_m2m_auth/client/) say what deletion does.
     def delete_model(self, request, obj):
         super().delete_model(request, obj)

@@ -59,6 +59,8 @@ def test_add_client_with_grant_inline(admin_client):
     )
     assert response.status_code == 302, response.content.decode()[:2000]
     assert revocation.resources_for("client_id_of_service_a") == {"orders", "invoices"}
+    page = admin_client.get(response.url).content.decode()
+    assert "other processes see it within 60 s (REVOCATION_DB_CHECK_INTERVAL)" in page
     assert LogEntry.objects.filter(object_repr__contains="client_id_of_service_a").exists()
 
 
