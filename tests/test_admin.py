@@ -41,7 +41,11 @@ def test_changelist_search_and_filter(admin_client, clients):
     assert "client_id_of_service_a" in page and "client_id_of_service_b" not in page
 
 
-def test_add_client_with_grant_inline(admin_client):
+LOCMEM = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "admin-msg"}}
+
+
+def test_add_client_with_grant_inline(admin_client, settings):
+    settings.CACHES = LOCMEM  # the message depends on the cache (the PostgreSQL run uses Redis)
     response = admin_client.post(
         reverse("admin:drf_m2m_auth_client_add"),
         {
@@ -211,12 +215,20 @@ def test_bulk_delete_in_the_admin_keeps_revoked_clients_revoked(admin_client, cl
     assert _reason(_token(clients[1].client_id, time.time())) == "client_inactive"
 
 
-def test_admin_messages_say_how_soon_other_processes_see_the_change(admin_client, clients):
+def test_admin_messages_say_how_soon_other_processes_see_the_change(admin_client, clients, settings, tmp_path):
+    settings.CACHES = LOCMEM
     response = admin_client.post(
         reverse(CHANGELIST), {"action": "revoke_tokens_now", "_selected_action": [clients[0].pk]}, follow=True
     )
     page = response.content.decode()
     assert "other processes see it within 60 s (REVOCATION_DB_CHECK_INTERVAL)" in page
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": str(tmp_path)}
+    }
+    response = admin_client.post(
+        reverse(CHANGELIST), {"action": "deactivate", "_selected_action": [clients[0].pk]}, follow=True
+    )
+    assert "Every process sharing the cache &#x27;default&#x27; sees it within about 1 s." in response.content.decode()
 
 
 def test_client_id_with_a_bidi_override_is_refused_in_the_admin(admin_client):

@@ -161,9 +161,13 @@ LOCMEM_NOTICE = {  # testproject's default cache: each process has its own
 }
 
 
-def test_json_output():
+LOCMEM = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "cmd-json"}}
+
+
+def test_json_output(settings):
     import json
 
+    settings.CACHES = LOCMEM  # what the tools say depends on the cache (the PostgreSQL run uses Redis)
     out, _ = run("m2m_grant", "svc-a", "orders", "--create", "--json")
     assert json.loads(out) == {
         "client_id": "svc-a",
@@ -184,6 +188,7 @@ def test_tools_say_how_soon_other_processes_see_a_change(settings, tmp_path):
     """Issue 17: 'announced' only when a cache other processes read accepted the generation."""
     import json
 
+    settings.CACHES = LOCMEM
     Client.objects.create(client_id="svc-a", name="A")
     out, _ = run("m2m_revoke", "--client", "svc-a")
     assert "other processes see it within 60 s (REVOCATION_DB_CHECK_INTERVAL)" in out
