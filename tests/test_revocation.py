@@ -507,8 +507,11 @@ def test_interface_error_before_first_load_is_a_503_not_a_500():
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="closing SQLite's in-memory test database destroys it")
 @pytest.mark.django_db(transaction=True)  # no test transaction on the connection we break
 def test_connection_closed_under_a_cold_process_is_a_503_not_a_500():
-    """The real thing, on PostgreSQL (tests/realservices/test_postgres.py runs this file there):
-    the server-side connection is closed under Django, and a cold process reads the database."""
+    """On PostgreSQL (tests/realservices/test_postgres.py runs this file there): the connection is
+    closed under Django and a cold process reads the database: 503. With psycopg 3 (installed
+    here) a closed connection is an OperationalError, which the old ``except DatabaseError``
+    already caught; psycopg2's is an InterfaceError, which only ``django.db.Error`` catches: the
+    test above injects that one."""
     client_with("svc-a", is_active=False)
     cold = revocation.build()
     connection.ensure_connection()
