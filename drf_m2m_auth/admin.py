@@ -1,18 +1,43 @@
-"""Admin for clients, their grants and the jti deny-list, with the revocation actions.
+"""Admin for clients, their grants, the jti deny-list and deleted clients' tombstones.
 
 Every action goes through the querysets' ``update()`` (one generation bump for the batch) and
-writes one LogEntry per object, so "who revoked what, when" is in the admin's history.
+writes one LogEntry per object, so "who revoked what, when" is in the admin's history. Every
+message that changes access says how soon which processes see it (``revocation.announcement``).
 """
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from .models import Client, ResourceGrant, RevokedToken
+from . import revocation
+from .ids import jti_digest
+from .models import MAX_JTI_LENGTH, Client, DeletedClient, ResourceGrant, RevokedToken, validate_jti
+
+__all__ = ["ClientAdmin", "RevokedTokenAdmin", "DeletedClientAdmin", "propagation_text"]
+
+
+def propagation_text() -> str:
+    """How soon which processes see a change just committed here, given the configured cache."""
+    info = revocation.announcement()
+    if info["announced"]:
+        return (
+            f"Every process sharing the cache {info['cache']!r} sees it within about "
+            f"{info['other_processes_within_s']:g} s."
+        )
+    later = info["other_processes_within_s"]
+    when = f"within {later:g} s (REVOCATION_DB_CHECK_INTERVAL)" if later else "only when they restart"
+    if info["cache"] is None:
+        why = "no shared cache is configured (CACHE is None)"
+    elif info["cross_process_cache"]:
+        why = f"the shared cache {info['cache']!r} could not be reached"
+    else:
+        why = f"the cache {info['cache']!r} is private to each process"
+    return f"This process sees it now; other processes see it {when}, because {why}."
 
 
 def _locked(queryset) -> list[Client]:
@@ -55,7 +80,7 @@ class ClientAdmin(admin.ModelAdmin):
             count = getattr(Client.objects.filter(pk__in=[c.pk for c in clients]), method)()
             for client in clients:
                 self.log_change(request, client, log)
-        self.message_user(request, done % {"count": count}, messages.SUCCESS)
+        self.message_user(request, f"{done % {'count': count}} {propagation_text()}", messages.SUCCESS)
 
     @admin.action(description=_("Revoke all tokens now"), permissions=["change"])
     def revoke_tokens_now(self, request, queryset):
@@ -72,7 +97,9 @@ class ClientAdmin(admin.ModelAdmin):
                 "Revoked every token of %(count)d clients issued before now.",
                 count,
             )
-            % {"count": count},
+            % {"count": count}
+            + " "
+            + propagation_text(),
             messages.SUCCESS,
         )
 
@@ -83,6 +110,47 @@ class ClientAdmin(admin.ModelAdmin):
     @admin.action(description=_("Activate"), permissions=["change"])
     def activate(self, request, queryset):
         self._apply(request, queryset, "activate", "Activated.", str(_("Activated %(count)d client(s).")))
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)  # the client and its grants are saved
+        self.message_user(request, propagation_text(), messages.INFO)
+
+    # The delete confirmations (templates/admin/drf_m2m_auth/client/) say what deletion does.
+    def delete_model(self, request, obj):
+        super().delete_model(request, obj)
+        self._deleted_notice(request, [obj])
+
+    def delete_queryset(self, request, queryset):
+        clients = list(queryset)
+        super().delete_queryset(request, queryset)
+        self._deleted_notice(request, clients)
+
+    def _deleted_notice(self, request, clients) -> None:
+        kept = [c for c in clients if not c.is_active or c.tokens_valid_after is not None]
+        if kept:
+            names = ", ".join(str(c) for c in kept)
+            self.message_user(
+                request,
+                f"Tombstone kept for {names}: their revoked tokens stay rejected. {propagation_text()}",
+                messages.WARNING,
+            )
+
+
+@admin.register(DeletedClient)
+class DeletedClientAdmin(admin.ModelAdmin):
+    """Read only: a tombstone goes away when its client id is registered again."""
+
+    list_display = ("client_id", "was_active", "tokens_valid_after", "deleted")
+    search_fields = ("client_id",)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 class ExpiredFilter(admin.SimpleListFilter):
@@ -100,14 +168,54 @@ class ExpiredFilter(admin.SimpleListFilter):
         return queryset
 
 
+class RevokedTokenForm(forms.ModelForm):
+    """The jti is typed (or pasted) as the token carries it; only its digest is matched."""
+
+    jti = forms.CharField(
+        label=_("jti"),
+        max_length=MAX_JTI_LENGTH,
+        strip=False,
+        validators=[validate_jti],
+        help_text=_("The token's jti claim, exactly (any characters)."),
+    )
+
+    class Meta:
+        model = RevokedToken
+        fields = ("client_id", "exp", "reason")
+
+    def save(self, commit=True):
+        self.instance.set_jti(self.cleaned_data["jti"])
+        return super().save(commit)
+
+
 @admin.register(RevokedToken)
 class RevokedTokenAdmin(admin.ModelAdmin):
-    list_display = ("jti", "client_id", "exp", "reason", "created")
+    list_display = ("jti_display", "client_id", "exp", "reason", "created")
     list_filter = (ExpiredFilter,)
-    search_fields = ("jti", "client_id", "reason")
-    readonly_fields = ("created",)
+    search_fields = ("jti_display", "client_id", "reason")
+    readonly_fields = ("jti_display", "jti_sha256", "created")
     date_hierarchy = "created"
     actions = ["purge_expired"]
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is None:
+            kwargs["form"] = RevokedTokenForm
+        return super().get_form(request, obj, change, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ("jti", "client_id", "exp", "reason")
+        return ("jti_display", "jti_sha256", "client_id", "exp", "reason", "created")
+
+    def get_search_results(self, request, queryset, search_term):
+        found, distinct = super().get_search_results(request, queryset, search_term)
+        if search_term:  # an exact jti, whatever its characters, is found by its digest
+            found = found | queryset.filter(jti_sha256=jti_digest(search_term))
+        return found, distinct
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        self.message_user(request, propagation_text(), messages.INFO)
 
     @admin.action(description=_("Purge expired entries (all of them, not only the selected)"), permissions=["delete"])
     def purge_expired(self, request, queryset):

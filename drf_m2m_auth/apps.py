@@ -16,8 +16,13 @@ class DrfM2MAuthConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401  registers the system checks
+        from . import (
+            checks,  # noqa: F401  registers the system checks
+            revocation,
+        )
         from .conf import m2m_settings
+
+        revocation.connect()  # the models announce changes by a signal; revocation reloads on it
 
         # Validate the settings now and remember every problem. Never raise here: manage.py check
         # must still run to report them (with ids), and a request answers 503 until they are fixed.

@@ -1,101 +1,70 @@
-"""Clients, their resource grants, and the jti deny-list: what revocation.py serves from memory.
+"""Clients, their resource grants, the jti deny-list and deleted clients' tombstones.
 
-Every write goes through one funnel, ``revocation.record_change()``: model saves and deletes
+Every write goes through one funnel, ``RevocationState.objects.stamp()``: model saves and deletes
 (signals, also on cascades and ``QuerySet.delete()``), and the querysets' ``update()`` and
-``bulk_create()``. It stamps the database (same transaction) and, on commit, bumps the shared
-cache's generation so every process reloads what changed within REVOCATION_CHECK_INTERVAL.
+``bulk_create()``. It stamps the database (same transaction) and sends the
+``signals.revocation_changed`` signal; revocation.py (subscribed in ``AppConfig.ready()``) reloads
+this process at once on commit and announces the change to the others. This module imports
+nothing of the request path.
+
+Deleting a client never widens access: a deactivated client, or one whose tokens were revoked,
+leaves a ``DeletedClient`` tombstone that revocation.py honours (every token of a deactivated
+client stays rejected; tokens issued before ``tokens_valid_after`` stay rejected) until the same
+client id is registered again, which inherits the tombstone's cut-off.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-import secrets
-from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
-from django.db import models, router, transaction
+from django.db import models, router
 from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from .ids import JTI_DISPLAY_LENGTH, client_id_problem, escape
+from .querysets import (
+    MAX_JTI_LENGTH,
+    ClientQuerySet,
+    ResourceGrantQuerySet,
+    RevocationStateManager,
+    RevokedTokenQuerySet,
+    atomic_save,
+    inherit_tombstone,
+    jti_fields,
+    new_revision,
+    record,
+    validate_jti,
+)
+
+__all__ = [
+    "Client",
+    "ResourceGrant",
+    "RevokedToken",
+    "RevocationState",
+    "DeletedClient",
+    "new_revision",
+    "MAX_JTI_LENGTH",
+    "validate_client_id",
+    "validate_jti",
+    "validate_resource",
+]
+
 # A resource is what a view names in ``resource_name``: no spaces, so an admin typo stands out.
 RESOURCE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,99}\Z")
-# RFC 7519 4.1.7 says jti is case-sensitive and says nothing else; we refuse blanks and control
-# characters so a pasted token fragment or a stray newline is an error, not a silent no-op.
-JTI_RE = re.compile(r"^[\x21-\x7e]{1,255}\Z")
-
 validate_resource = RegexValidator(
     RESOURCE_RE, _("A resource is 1-100 characters: letters, digits and _ . : / - (no spaces).")
 )
-validate_jti = RegexValidator(JTI_RE, _("A jti is 1-255 printable ASCII characters without spaces."))
 
 
-def new_revision() -> int:
-    """A random stamp, never an increment: two admins saving stale forms cannot collide."""
-    return secrets.randbits(62)
-
-
-def _record(using: str | None, model, *, clients: bool = False, tokens: bool = False) -> None:
-    from . import revocation
-
-    revocation.record_change(using or router.db_for_write(model), clients=clients, tokens=tokens)
-
-
-def _atomic(instance, kwargs):
-    """save() runs in a transaction, so the post_save stamp commits (or rolls back) with the row."""
-    using = kwargs.get("using") or router.db_for_write(type(instance), instance=instance)
-    return transaction.atomic(using=using, savepoint=False)
-
-
-class _StampingQuerySet(models.QuerySet):
-    """Bulk writes skip save() and its signals, so they stamp the revocation state themselves,
-    in the same transaction (revocation.py reloads on the stamp)."""
-
-    stamp: dict[str, bool] = {}
-
-    def _prepare_update(self, kwargs: dict[str, Any]) -> None:
-        pass
-
-    def update(self, **kwargs):
-        self._prepare_update(kwargs)
-        with transaction.atomic(using=self.db, savepoint=False):
-            count = super().update(**kwargs)
-            if count:
-                _record(self.db, self.model, **self.stamp)
-        return count
-
-    update.alters_data = True  # type: ignore[attr-defined]
-
-    def bulk_create(self, objs, *args, **kwargs):
-        with transaction.atomic(using=self.db, savepoint=False):
-            created = super().bulk_create(objs, *args, **kwargs)
-            if created:
-                _record(self.db, self.model, **self.stamp)
-        return created
-
-
-class ClientQuerySet(_StampingQuerySet):
-    stamp = {"clients": True}
-
-    def active(self):
-        return self.filter(is_active=True)
-
-    def _prepare_update(self, kwargs: dict[str, Any]) -> None:
-        # Every bulk update (admin actions, commands, user code) re-stamps the rows it touches.
-        kwargs.setdefault("updated", timezone.now())
-        kwargs["revision"] = new_revision()
-
-    def revoke_tokens(self, at: dt.datetime | None = None) -> int:
-        """Reject every token issued before ``at`` (default: now); returns the rows updated."""
-        return self.update(tokens_valid_after=at or timezone.now())
-
-    def deactivate(self) -> int:
-        return self.update(is_active=False)
-
-    def activate(self) -> int:
-        return self.update(is_active=True)
+def validate_client_id(value: str) -> None:
+    """Refuse empty ids, surrounding spaces, over-long ids and control/format characters."""
+    problem = client_id_problem(value)
+    if problem is not None:
+        raise ValidationError(problem[0].upper() + problem[1:] + ".", code="invalid_client_id")
 
 
 class Client(models.Model):
@@ -105,6 +74,7 @@ class Client(models.Model):
         _("client id"),
         max_length=255,
         unique=True,
+        validators=[validate_client_id],
         help_text=_(
             "The OAuth client id as the issuer's dashboard shows it (for Auth0, without "
             "the '@clients' suffix of the token's sub)."
@@ -136,15 +106,17 @@ class Client(models.Model):
 
     def __str__(self) -> str:
         if self.name and self.name != self.client_id:
-            return f"{self.name} ({self.client_id})"
-        return self.client_id
+            return f"{escape(self.name)} ({escape(self.client_id)})"
+        return escape(self.client_id)
 
     def save(self, *args, **kwargs):
         self.revision = new_revision()
         update_fields = kwargs.get("update_fields")
         if update_fields is not None:
             kwargs["update_fields"] = {*update_fields, "revision", "updated"}
-        with _atomic(self, kwargs):
+        with atomic_save(self, kwargs):
+            if self._state.adding:
+                inherit_tombstone(self, kwargs.get("using") or router.db_for_write(Client, instance=self))
             super().save(*args, **kwargs)
 
     def clean(self):
@@ -169,33 +141,6 @@ class Client(models.Model):
         return sorted(g.resource for g in self.grants.all())
 
 
-class ResourceGrantQuerySet(models.QuerySet):
-    def _touch_clients(self, client_pks) -> None:
-        Client.objects.using(self.db).filter(pk__in=set(client_pks)).update()
-
-    def update(self, **kwargs):
-        with transaction.atomic(using=self.db, savepoint=False):
-            pks: list[Any] | None = list(self.values_list("client_id", flat=True).distinct())
-            count = super().update(**kwargs)
-            if "client" in kwargs or "client_id" in kwargs:
-                pks = None  # moved between clients: reload them all
-            if count:
-                if pks is None:
-                    _record(self.db, Client, clients=True)
-                else:
-                    self._touch_clients(pks)
-        return count
-
-    update.alters_data = True  # type: ignore[attr-defined]
-
-    def bulk_create(self, objs, *args, **kwargs):
-        with transaction.atomic(using=self.db, savepoint=False):
-            created = super().bulk_create(objs, *args, **kwargs)
-            if created:
-                self._touch_clients(o.client_id for o in created)  # type: ignore[attr-defined]
-        return created
-
-
 class ResourceGrant(models.Model):
     """A row present means: this client may use this resource (a view's ``resource_name``)."""
 
@@ -217,54 +162,19 @@ class ResourceGrant(models.Model):
         return self.resource
 
     def save(self, *args, **kwargs):
-        with _atomic(self, kwargs):
+        with atomic_save(self, kwargs):
             super().save(*args, **kwargs)
-
-
-class RevokedTokenQuerySet(_StampingQuerySet):
-    stamp = {"tokens": True}
-
-    def unexpired(self, now: dt.datetime | None = None):
-        return self.filter(exp__gt=now or timezone.now())
-
-    def expired(self, now: dt.datetime | None = None):
-        return self.filter(exp__lte=now or timezone.now())
-
-    def purge_expired(self, now: dt.datetime | None = None) -> int:
-        """Delete entries whose token has expired anyway; returns how many."""
-        count, _ = self.expired(now).delete()
-        return count
-
-    def revoke(self, jti: str, exp: dt.datetime, *, client_id: str = "", reason: str = ""):
-        """Deny ``jti`` until ``exp``; idempotent. Returns ``(entry, created)``.
-
-        Re-revoking keeps the later expiry, so a retry with a shorter ``exp`` never shortens it.
-        Entries whose token has expired anyway are purged on the way, so the list stays small.
-        """
-        validate_jti(jti)
-        if timezone.is_naive(exp):
-            raise ValidationError("exp must be timezone-aware")
-        with transaction.atomic(using=self.db):
-            self.purge_expired()
-            entry = self.select_for_update().filter(jti=jti).first()
-            if entry is None:
-                return self.create(jti=jti, exp=exp, client_id=client_id, reason=reason), True
-            changed = []
-            if exp > entry.exp:
-                entry.exp = exp
-                changed.append("exp")
-            if client_id and not entry.client_id:
-                entry.client_id = client_id
-                changed.append("client_id")
-            if changed:
-                entry.save(update_fields=changed)
-            return entry, False
 
 
 class RevokedToken(models.Model):
     """The jti deny-list: one token revoked until it would have expired anyway."""
 
-    jti = models.CharField(_("jti"), max_length=255, unique=True, validators=[validate_jti])
+    jti_sha256 = models.CharField(
+        _("jti SHA-256"), max_length=64, unique=True, help_text=_("The digest of the jti; what is matched.")
+    )
+    jti_display = models.CharField(
+        _("jti"), max_length=JTI_DISPLAY_LENGTH, blank=True, help_text=_("The jti, escaped and shortened for reading.")
+    )
     client_id = models.CharField(
         _("client id"),
         max_length=255,
@@ -286,11 +196,16 @@ class RevokedToken(models.Model):
         ordering = ["-created"]
 
     def __str__(self) -> str:
-        return self.jti
+        return self.jti_display or self.jti_sha256
 
     def save(self, *args, **kwargs):
-        with _atomic(self, kwargs):
+        with atomic_save(self, kwargs):
             super().save(*args, **kwargs)
+
+    def set_jti(self, jti: str) -> None:
+        validate_jti(jti)
+        for name, value in jti_fields(jti).items():
+            setattr(self, name, value)
 
 
 class RevocationState(models.Model):
@@ -304,6 +219,8 @@ class RevocationState(models.Model):
     clients_stamp = models.BigIntegerField(default=0)
     tokens_stamp = models.BigIntegerField(default=0)
 
+    objects = RevocationStateManager()
+
     class Meta:
         verbose_name = _("revocation state")
         default_permissions = ()
@@ -312,8 +229,53 @@ class RevocationState(models.Model):
         return f"clients={self.clients_stamp} tokens={self.tokens_stamp}"
 
 
+class DeletedClient(models.Model):
+    """A deleted client's revocation state, so that deleting never widens access.
+
+    Written when a deactivated client, or one with ``tokens_valid_after``, is deleted. While it
+    exists: every token of a client that was deactivated is rejected (``client_inactive``), and
+    tokens issued before ``tokens_valid_after`` are rejected (``token_revoked``); newer tokens of a
+    client that was active are treated as an unregistered client's. Registering the client id
+    again removes the tombstone and carries its cut-off into the new client's
+    ``tokens_valid_after``, so no token issued before the deletion comes back either way.
+    """
+
+    client_id = models.CharField(_("client id"), max_length=255, unique=True)
+    was_active = models.BooleanField(_("was active"))
+    tokens_valid_after = models.DateTimeField(_("tokens valid after"), null=True, blank=True)
+    deleted = models.DateTimeField(_("deleted"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("deleted client (tombstone)")
+        verbose_name_plural = _("deleted clients (tombstones)")
+        ordering = ["-deleted"]
+
+    def __str__(self) -> str:
+        return escape(self.client_id)
+
+    @property
+    def cut_off(self) -> dt.datetime | None:
+        """Tokens issued before this moment stay rejected after re-registration."""
+        if not self.was_active:
+            return self.deleted
+        return self.tokens_valid_after
+
+
 def _client_changed(sender, instance, using, **kwargs):
-    _record(using, Client, clients=True)
+    record(using, Client, clients=True)
+
+
+def _client_deleted(sender, instance, using, **kwargs):
+    if not instance.is_active or instance.tokens_valid_after is not None:
+        DeletedClient.objects.using(using).update_or_create(
+            client_id=instance.client_id,
+            defaults={
+                "was_active": instance.is_active,
+                "tokens_valid_after": instance.tokens_valid_after,
+                "deleted": timezone.now(),
+            },
+        )
+    record(using, Client, clients=True)
 
 
 def _grant_changed(sender, instance, using, **kwargs):
@@ -322,10 +284,12 @@ def _grant_changed(sender, instance, using, **kwargs):
 
 
 def _token_changed(sender, instance, using, **kwargs):
-    _record(using, RevokedToken, tokens=True)
+    record(using, RevokedToken, tokens=True)
 
 
+post_save.connect(_client_changed, sender=Client, dispatch_uid="drf_m2m_auth.client.post_save")
+post_delete.connect(_client_deleted, sender=Client, dispatch_uid="drf_m2m_auth.client.post_delete")
+post_delete.connect(_client_changed, sender=DeletedClient, dispatch_uid="drf_m2m_auth.tombstone.post_delete")
 for _signal in (post_save, post_delete):
-    _signal.connect(_client_changed, sender=Client, dispatch_uid=f"drf_m2m_auth.client.{_signal}")
     _signal.connect(_grant_changed, sender=ResourceGrant, dispatch_uid=f"drf_m2m_auth.grant.{_signal}")
     _signal.connect(_token_changed, sender=RevokedToken, dispatch_uid=f"drf_m2m_auth.token.{_signal}")

@@ -18,3 +18,7 @@ jwks_refreshed = Signal()
 jwks_fetch_failed = Signal()
 
 JWKS_SIGNALS = {"jwks_refreshed": jwks_refreshed, "jwks_fetch_failed": jwks_fetch_failed}
+# Sent by the models (RevocationState.objects.stamp) inside the writer's transaction after a change
+# to clients, grants, tombstones or the deny-list: using (the database alias), clients, tokens
+# (which sections changed). revocation.py subscribes in AppConfig.ready().
+revocation_changed = Signal()

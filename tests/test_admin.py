@@ -14,6 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from drf_m2m_auth import revocation
+from drf_m2m_auth.ids import jti_digest
 from drf_m2m_auth.models import Client, ResourceGrant, RevokedToken
 
 pytestmark = pytest.mark.django_db
@@ -40,7 +41,11 @@ def test_changelist_search_and_filter(admin_client, clients):
     assert "client_id_of_service_a" in page and "client_id_of_service_b" not in page
 
 
-def test_add_client_with_grant_inline(admin_client):
+LOCMEM = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "admin-msg"}}
+
+
+def test_add_client_with_grant_inline(admin_client, settings):
+    settings.CACHES = LOCMEM  # the message depends on the cache (the PostgreSQL run uses Redis)
     response = admin_client.post(
         reverse("admin:drf_m2m_auth_client_add"),
         {
@@ -58,6 +63,8 @@ def test_add_client_with_grant_inline(admin_client):
     )
     assert response.status_code == 302, response.content.decode()[:2000]
     assert revocation.resources_for("client_id_of_service_a") == {"orders", "invoices"}
+    page = admin_client.get(response.url).content.decode()
+    assert "other processes see it within 60 s (REVOCATION_DB_CHECK_INTERVAL)" in page
     assert LogEntry.objects.filter(object_repr__contains="client_id_of_service_a").exists()
 
 
@@ -131,10 +138,12 @@ def test_revoked_token_admin_and_purge(admin_client):
     assert "expired-1" not in admin_client.get(url, {"state": "active"}).content.decode()
     assert "live-1" in admin_client.get(url, {"q": "svc-a"}).content.decode()
     response = admin_client.post(
-        url, {"action": "purge_expired", "_selected_action": [RevokedToken.objects.get(jti="live-1").pk]}, follow=True
+        url,
+        {"action": "purge_expired", "_selected_action": [RevokedToken.objects.denying("live-1").get().pk]},
+        follow=True,
     )
     assert "Purged 1 expired entry" in response.content.decode()
-    assert list(RevokedToken.objects.values_list("jti", flat=True)) == ["live-1"]
+    assert list(RevokedToken.objects.values_list("jti_display", flat=True)) == ["live-1"]
     assert LogEntry.objects.get(action_flag=DELETION).object_repr == "expired-1"
 
 
@@ -151,9 +160,89 @@ def test_add_revoked_token_in_admin_takes_effect(admin_client):
         },
     )
     assert response.status_code == 302, response.content.decode()[:3000]
-    assert "leaked-jti" in revocation._sync(wait=True).jtis
+    assert jti_digest("leaked-jti") in revocation.process_cache().sync(wait=True).jtis
     bad = admin_client.post(
         reverse("admin:drf_m2m_auth_revokedtoken_add"),
-        {"jti": "has space", "exp_0": exp.strftime("%Y-%m-%d"), "exp_1": exp.strftime("%H:%M:%S")},
+        {"jti": "", "exp_0": exp.strftime("%Y-%m-%d"), "exp_1": exp.strftime("%H:%M:%S")},
     )
-    assert bad.status_code == 200 and "printable ASCII" in bad.content.decode()
+    assert bad.status_code == 200 and "This field is required" in bad.content.decode()
+
+
+def _token(client_id, iat):
+    from drf_m2m_auth.principal import AccessToken
+
+    claims = {"sub": f"{client_id}@clients", "iss": "https://issuer.example/", "aud": "api", "iat": iat}
+    return AccessToken({**claims, "exp": iat + 3600}, frozenset())
+
+
+def _reason(tok):
+    from drf_m2m_auth.errors import InvalidToken
+
+    try:
+        revocation.check(tok)
+    except InvalidToken as exc:
+        return exc.reason
+    return None
+
+
+def test_deleting_a_deactivated_client_in_the_admin_never_re_enables_its_tokens(admin_client, clients):
+    """Issue 12 item 7, through the admin: the confirmation says what happens, and it happens."""
+    b = clients[1]
+    tok = _token(b.client_id, time.time())
+    assert _reason(tok) == "client_inactive"
+    url = reverse("admin:drf_m2m_auth_client_delete", args=[b.pk])
+    page = admin_client.get(url).content.decode()
+    assert "Deleting a client does not re-enable its tokens" in page
+    response = admin_client.post(url, {"post": "yes"}, follow=True)
+    assert response.status_code == 200 and not Client.objects.filter(pk=b.pk).exists()
+    assert "Tombstone kept for Service B (client_id_of_service_b)" in response.content.decode()
+    assert _reason(tok) == "client_inactive"  # before the fix: None (unregistered, accepted)
+    tombstones = admin_client.get(reverse("admin:drf_m2m_auth_deletedclient_changelist")).content.decode()
+    assert "client_id_of_service_b" in tombstones
+
+
+def test_bulk_delete_in_the_admin_keeps_revoked_clients_revoked(admin_client, clients):
+    a = clients[0]
+    Client.objects.filter(pk=a.pk).revoke_tokens()
+    before = _token(a.client_id, time.time() - 60)
+    assert _reason(before) == "token_revoked"
+    data = {"action": "delete_selected", "_selected_action": [a.pk, clients[1].pk]}
+    page = admin_client.post(reverse(CHANGELIST), data).content.decode()
+    assert "Deleting a client does not re-enable its tokens" in page
+    response = admin_client.post(reverse(CHANGELIST), {**data, "post": "yes"}, follow=True)
+    assert not Client.objects.exists() and "Tombstone kept for" in response.content.decode()
+    assert _reason(before) == "token_revoked"
+    assert _reason(_token(clients[1].client_id, time.time())) == "client_inactive"
+
+
+def test_admin_messages_say_how_soon_other_processes_see_the_change(admin_client, clients, settings, tmp_path):
+    settings.CACHES = LOCMEM
+    response = admin_client.post(
+        reverse(CHANGELIST), {"action": "revoke_tokens_now", "_selected_action": [clients[0].pk]}, follow=True
+    )
+    page = response.content.decode()
+    assert "other processes see it within 60 s (REVOCATION_DB_CHECK_INTERVAL)" in page
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": str(tmp_path)}
+    }
+    response = admin_client.post(
+        reverse(CHANGELIST), {"action": "deactivate", "_selected_action": [clients[0].pk]}, follow=True
+    )
+    assert "Every process sharing the cache &#x27;default&#x27; sees it within about 1 s." in response.content.decode()
+
+
+def test_client_id_with_a_bidi_override_is_refused_in_the_admin(admin_client):
+    response = admin_client.post(
+        reverse("admin:drf_m2m_auth_client_add"),
+        {
+            "client_id": "svc\u202eA",
+            "name": "x",
+            "is_active": "on",
+            "grants-TOTAL_FORMS": "0",
+            "grants-INITIAL_FORMS": "0",
+            "grants-MIN_NUM_FORMS": "0",
+            "grants-MAX_NUM_FORMS": "1000",
+        },
+    )
+    assert response.status_code == 200 and "U+202E" in response.content.decode()
+    assert not Client.objects.exists()

@@ -45,6 +45,22 @@ def test_discovery_then_shared_cache_then_forced_refresh(settings):
         assert code == 0 and "from shared cache" in out and server.jwks_requests == 1
         code, out, _ = jwks("--refresh")
         assert code == 0 and "from network" in out and server.jwks_requests == 2
+        assert "refreshed this process only, because the cache 'default' is private to each process" in out
+
+
+def test_refresh_says_whether_it_reached_the_fleet(settings, tmp_path, m2m_issuer, m2m_jwks_server):
+    """Issue 17: --refresh says whether every worker gets the keys (a shared cache) or only itself."""
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": str(tmp_path)}
+    }
+    code, out, _ = jwks("--refresh")
+    assert code == 0 and "refreshed for the fleet: the keys are in the shared cache 'default'" in out
+    code, out, _ = jwks("--refresh", "--json")
+    assert json.loads(out)[0]["refreshed"] == "fleet"
+    settings.DRF_M2M_AUTH = {**settings.DRF_M2M_AUTH, "CACHE": None}
+    code, out, _ = jwks("--refresh", "--json")
+    assert json.loads(out)[0]["refreshed"] == "this process"
+    assert "refreshed" not in json.loads(jwks("--json")[1])[0]
 
 
 def test_json(m2m_issuer, m2m_jwks_server):

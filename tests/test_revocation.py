@@ -7,19 +7,18 @@ the same database and cache); the real multi-process runs are in tests/realservi
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
-import sys
 import threading
 import time
 
 import pytest
 from django.core.cache import caches
 from django.core.cache.backends.locmem import LocMemCache
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, InterfaceError, connection, transaction
 from django.utils import timezone
 
 from drf_m2m_auth import revocation
-from drf_m2m_auth.errors import InvalidToken, KeysUnavailable
+from drf_m2m_auth.errors import InvalidToken, RevocationUnavailable
+from drf_m2m_auth.ids import jti_digest
 from drf_m2m_auth.models import Client, ResourceGrant, RevocationState, RevokedToken
 from drf_m2m_auth.principal import AccessToken
 
@@ -61,26 +60,27 @@ class FakeClock:
 
 
 @pytest.fixture
-def clock(monkeypatch):
+def clock():
+    """This process's RevocationCache runs on a fake clock (also when a setting change rebuilds it)."""
     fake = FakeClock()
-    monkeypatch.setattr(revocation, "_clock", fake)
-    return fake
+    revocation.use_factory(lambda: revocation.build(clock=fake))
+    yield fake
+    revocation.use_factory(None)
 
 
 @pytest.fixture
 def other_process(clock):
-    """A second copy of revocation.py: its own memory, same database and cache, same clock."""
-    spec = importlib.util.spec_from_file_location("drf_m2m_auth._revocation_other", revocation.__file__)
-    module = importlib.util.module_from_spec(spec)
-    module.__package__ = "drf_m2m_auth"
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    module._clock = clock
-    yield module
-    sys.modules.pop(spec.name, None)
-    from drf_m2m_auth import conf
+    """A second process: its own RevocationCache (own memory), same database and cache, same clock.
+    Only this process's instance hears the models' signal, as only the writer's process would."""
+    return revocation.build(clock=clock)
 
-    conf._reset_callbacks.remove(module.reset)
+
+def generation_key():
+    return revocation.process_cache().generation_key
+
+
+def snapshot():
+    return revocation.process_cache().snapshot
 
 
 def client_with(client_id="svc-a", *resources, **fields):
@@ -97,7 +97,7 @@ def commit_elsewhere(sql, params=()):
     RevocationState.objects.filter(pk=1).update(
         clients_stamp=revocation.new_generation(), tokens_stamp=revocation.new_generation()
     )
-    caches["default"].set(revocation.GENERATION_KEY, revocation.new_generation(), None)
+    caches["default"].set(generation_key(), revocation.new_generation(), None)
 
 
 # --- the answers ---------------------------------------------------------------------------------
@@ -156,9 +156,9 @@ def test_expired_deny_list_entries_are_not_loaded_and_are_purged():
     RevokedToken.objects.create(jti="old", exp=now - dt.timedelta(seconds=1))
     RevokedToken.objects.create(jti="live", exp=now + dt.timedelta(hours=1))
     revocation.check(token())
-    assert revocation._snap.jtis == frozenset({"live"})
+    assert snapshot().jtis == frozenset({jti_digest("live")})
     assert RevokedToken.objects.purge_expired() == 1
-    assert list(RevokedToken.objects.values_list("jti", flat=True)) == ["live"]
+    assert list(RevokedToken.objects.values_list("jti_display", flat=True)) == ["live"]
 
 
 def test_error_carries_the_claim_for_logs():
@@ -204,18 +204,82 @@ def test_generation_change_reloads_only_the_changed_client(clock, django_assert_
     for i in range(60):
         client_with(f"svc-{i}", "orders")
     revocation.check(token("svc-0"))
-    before = dict(revocation._snap.clients)
+    before = dict(snapshot().clients)
     commit_elsewhere(
         "UPDATE drf_m2m_auth_client SET is_active = %s, revision = revision + 1 WHERE client_id = %s", [False, "svc-7"]
     )
     assert reason_of(token("svc-7")) is None  # not yet: the interval has not passed
     clock.advance(1.01)
-    # stamps, (pk, client_id, revision) scan, that one client, its grants, the deny-list
-    with django_assert_num_queries(5):
+    # stamps, (pk, client_id, revision) scan, that one client, its grants, the tombstones, the deny-list
+    with django_assert_num_queries(6):
         assert reason_of(token("svc-7")) == "client_inactive"
-    after = revocation._snap.clients
+    after = snapshot().clients
     assert after["svc-7"] is not before["svc-7"]
     assert all(after[k] is before[k] for k in before if k != "svc-7")
+
+
+@pytest.mark.parametrize(
+    "jti", ["a b", "tab\tand\nnewline", "é-ü-日本", "x" * 300, "\u202eevil", "lone-\ud800-surrogate"]
+)
+def test_any_jti_can_be_revoked(jti):
+    """RFC 7519 4.1.7: a jti is any string. Before: 'malformed' for all of these, so unrevocable."""
+    RevokedToken.objects.revoke(jti, timezone.now() + dt.timedelta(hours=1), reason="leaked")
+    assert reason_of(token(jti=jti)) == "jti_revoked"
+    assert reason_of(token(jti=jti + "x")) is None
+    entry = RevokedToken.objects.denying(jti).get()
+    assert len(entry.jti_sha256) == 64 and len(entry.jti_display) <= 100
+    assert "\n" not in entry.jti_display and "\u202e" not in entry.jti_display
+
+
+# --- deleting a client never widens access (issue 12 item 7) -----------------------------------------
+
+
+@pytest.mark.parametrize("how", ["instance", "queryset"])
+def test_deleting_a_deactivated_client_keeps_its_tokens_rejected(clock, other_process, how):
+    client = client_with("svc-a", "orders", is_active=False)
+    assert reason_of(token()) == "client_inactive"
+    client.delete() if how == "instance" else Client.objects.filter(pk=client.pk).delete()
+    assert reason_of(token()) == "client_inactive"
+    assert reason_of(token(iat=time.time() + 3600)) == "client_inactive"  # not even a newer token
+    assert reason_of(token(), other_process) == "client_inactive"
+    assert revocation.resources_for("svc-a") is None  # no grant survives
+
+
+def test_deleting_a_revoked_client_keeps_its_old_tokens_rejected(clock):
+    cut = timezone.now()
+    client_with("svc-a", "orders", tokens_valid_after=cut)
+    old, new = token(iat=cut.timestamp() - 10), token(iat=cut.timestamp() + 10)
+    assert (reason_of(old), reason_of(new)) == ("token_revoked", None)
+    Client.objects.filter(client_id="svc-a").delete()
+    assert (reason_of(old), reason_of(new)) == ("token_revoked", None)  # new: unregistered, allowed
+
+
+def test_deleted_revoked_client_with_deny_policy_rejects_every_token(clock, settings):
+    settings.DRF_M2M_AUTH = {**settings.DRF_M2M_AUTH, "UNREGISTERED_CLIENTS": "deny"}
+    cut = timezone.now()
+    client_with("svc-a", tokens_valid_after=cut).delete()
+    assert reason_of(token(iat=cut.timestamp() - 10)) == "token_revoked"
+    assert reason_of(token(iat=cut.timestamp() + 10)) == "client_unregistered"
+
+
+def test_registering_a_deleted_client_again_keeps_the_cut_off(clock):
+    from drf_m2m_auth.models import DeletedClient
+
+    client_with("svc-a", is_active=False).delete()
+    assert DeletedClient.objects.filter(client_id="svc-a").exists()
+    before = token(iat=time.time() - 5)
+    client_with("svc-a", "orders")  # registered again, active
+    assert not DeletedClient.objects.exists()
+    assert reason_of(before) == "token_revoked"  # issued before the deletion: stays rejected
+    assert reason_of(token(iat=time.time() + 1)) is None
+
+
+def test_deleting_an_active_client_leaves_no_tombstone(clock):
+    from drf_m2m_auth.models import DeletedClient
+
+    client_with("svc-a", "orders").delete()
+    assert not DeletedClient.objects.exists()
+    assert reason_of(token()) is None and revocation.resources_for("svc-a") is None
 
 
 def test_deleted_client_becomes_unregistered(clock):
@@ -269,16 +333,16 @@ def test_grant_changes_are_seen_at_once(clock, change):
 
 def test_generation_moves_only_when_the_transaction_commits(django_capture_on_commit_callbacks):
     cache = caches["default"]
-    before = cache.get(revocation.GENERATION_KEY)
+    before = cache.get(generation_key())
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         client = client_with("svc-a")
         client.deactivate()
         client.revoke_tokens()
         ResourceGrant.objects.create(client=client, resource="orders")
-    assert cache.get(revocation.GENERATION_KEY) == before
+    assert cache.get(generation_key()) == before
     assert len(callbacks) == 1  # one announcement per transaction, however many writes
     callbacks[0]()
-    assert cache.get(revocation.GENERATION_KEY) not in (None, before)
+    assert cache.get(generation_key()) not in (None, before)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -300,12 +364,12 @@ def test_deny_list_change_does_not_reload_clients(clock, other_process, django_a
     other_process.check(token())
     clock.advance(1.0)
     other_process.check(token())
-    clients_before = other_process._snap.clients
+    clients_before = other_process.snapshot.clients
     RevokedToken.objects.revoke("j1", timezone.now() + dt.timedelta(minutes=5))
     clock.advance(1.0)
     with django_assert_num_queries(2):  # stamps + deny-list
         assert reason_of(token(jti="j1"), other_process) == "jti_revoked"
-    assert other_process._snap.clients is clients_before
+    assert other_process.snapshot.clients is clients_before
 
 
 @pytest.mark.django_db(transaction=True)
@@ -386,9 +450,10 @@ def test_change_while_cache_is_down_by_a_writer_that_then_exits(clock, flaky_cac
     assert reason_of(token(), other_process) == "client_inactive"
 
 
-def test_change_never_announced_is_found_by_the_database_check_interval(clock, other_process, settings):
+def test_change_never_announced_is_found_by_the_database_check_interval(clock, settings):
     """A writer could not reach the cache (a partition) and died: the periodic database check bounds it."""
     settings.DRF_M2M_AUTH = {**settings.DRF_M2M_AUTH, "REVOCATION_DB_CHECK_INTERVAL": 30}
+    other_process = revocation.build(clock=clock)
     client_with("svc-a")
     assert reason_of(token(), other_process) is None
     clock.advance(1.0)
@@ -409,32 +474,63 @@ def test_flushed_cache_generation_is_recreated(clock, other_process):
     cache.clear()
     clock.advance(1.0)
     other_process.check(token())
-    assert cache.get(revocation.GENERATION_KEY) is not None
+    assert cache.get(generation_key()) is not None
 
 
 # --- the database goes away -------------------------------------------------------------------------
 
 
-def test_database_down_before_first_load_is_a_503_not_an_accept(monkeypatch):
-    def broken(new):
-        raise DatabaseError("connection refused")
+class BrokenLoader:
+    def __init__(self, error=None):
+        self.error = error or DatabaseError("connection refused")
 
-    monkeypatch.setattr(revocation, "_reload", broken)
-    with pytest.raises(KeysUnavailable) as info:
-        revocation.check(token())
+    def reload(self, new):
+        raise self.error
+
+
+def test_database_down_before_first_load_is_a_503_not_an_accept():
+    cold = revocation.build(loader=BrokenLoader())
+    with pytest.raises(RevocationUnavailable) as info:
+        cold.check(token())
     assert info.value.reason == "revocation_unavailable"
     assert info.value.status_code == 503
+
+
+def test_interface_error_before_first_load_is_a_503_not_a_500():
+    """django.db.InterfaceError (psycopg's "connection already closed") is not a DatabaseError."""
+    cold = revocation.build(loader=BrokenLoader(InterfaceError("connection already closed")))
+    with pytest.raises(RevocationUnavailable) as info:
+        cold.check(token())
+    assert info.value.reason == "revocation_unavailable" and info.value.status_code == 503
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="closing SQLite's in-memory test database destroys it")
+@pytest.mark.django_db(transaction=True)  # no test transaction on the connection we break
+def test_connection_closed_under_a_cold_process_is_a_503_not_a_500():
+    """On PostgreSQL (tests/realservices/test_postgres.py runs this file there): the connection is
+    closed under Django and a cold process reads the database: 503. With psycopg 3 (installed
+    here) a closed connection is an OperationalError, which the old ``except DatabaseError``
+    already caught; psycopg2's is an InterfaceError, which only ``django.db.Error`` catches: the
+    test above injects that one."""
+    client_with("svc-a", is_active=False)
+    cold = revocation.build()
+    connection.ensure_connection()
+    connection.connection.close()  # the server side went away under Django
+    try:
+        with pytest.raises(RevocationUnavailable) as info:
+            cold.check(token())
+        assert info.value.reason == "revocation_unavailable" and info.value.status_code == 503
+    finally:
+        connection.close()
+    assert reason_of(token(), revocation.build()) == "client_inactive"  # reconnects on its own
 
 
 def test_database_down_later_keeps_the_last_known_state(clock, monkeypatch, caplog):
     client_with("svc-a", is_active=False)
     assert reason_of(token()) == "client_inactive"
 
-    def broken(new):
-        raise DatabaseError("connection refused")
-
-    monkeypatch.setattr(revocation, "_reload", broken)
-    caches["default"].set(revocation.GENERATION_KEY, 1, None)
+    revocation.process_cache().loader = BrokenLoader()
+    caches["default"].set(generation_key(), 1, None)
     clock.advance(5)
     assert reason_of(token()) == "client_inactive"
     assert "cannot read the database" in caplog.text
@@ -468,16 +564,17 @@ def test_threads_never_see_an_empty_table_on_first_load(settings):
 def test_setting_change_clears_process_memory(settings):
     client_with("svc-a")
     revocation.check(token())
-    assert revocation._snap.loaded
+    assert snapshot().loaded
     settings.DRF_M2M_AUTH = {**settings.DRF_M2M_AUTH, "REVOCATION_CHECK_INTERVAL": 2.0}
-    assert not revocation._snap.loaded
+    assert not snapshot().loaded
 
 
 @pytest.mark.django_db(transaction=True)
 def test_without_a_shared_cache_processes_compare_the_database_stamps_each_interval(
-    clock, other_process, settings, django_assert_num_queries
+    clock, settings, django_assert_num_queries
 ):
     settings.DRF_M2M_AUTH = {**settings.DRF_M2M_AUTH, "CACHE": None}
+    other_process = revocation.build(clock=clock)
     client = client_with("svc-a")
     assert reason_of(token(), other_process) is None
     clock.advance(1.0)
@@ -509,3 +606,15 @@ def test_a_test_transaction_rolled_back_leaves_nothing_behind_for_the_next_one(d
 
     assert in_a_test_transaction(first) == "client_inactive"
     assert in_a_test_transaction(lambda: reason_of(token())) is None  # svc-a is gone: unregistered
+
+
+def test_the_jti_digest_memo_is_bounded(monkeypatch):
+    from drf_m2m_auth import revocation_cache
+
+    monkeypatch.setattr(revocation_cache, "DIGEST_MEMO_SIZE", 3)
+    RevokedToken.objects.revoke("j-9", timezone.now() + dt.timedelta(hours=1))
+    rc = revocation.build()
+    for i in range(10):
+        assert reason_of(token(jti=f"j-{i}"), rc) == ("jti_revoked" if i == 9 else None)
+        assert len(rc._digests) <= 3
+    assert reason_of(token(jti="j-9"), rc) == "jti_revoked"  # from the memo

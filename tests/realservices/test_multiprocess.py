@@ -80,6 +80,7 @@ def test_commands_reach_every_worker(deployment):
     result = deployment.manage("m2m_revoke", "--jti", jti, "--exp", str(int(time.time()) + 3600), "--deactivate", b)
     since = time.monotonic()  # measured from the command's exit: its commit came a little earlier
     assert "rejected until" in result.stdout and "now inactive" in result.stdout
+    assert "Every process sharing the cache" in result.stdout  # Redis or a file cache: announced
     report("m2m_revoke --jti (from exit)", deployment, deployment.wait_everywhere("/orders/", leaked, 401, since))
     deployment.wait_everywhere("/orders/", token_b, 401, since, timeout=BOUND)
     assert deployment.statuses("/orders/", other) == [200] * len(deployment.workers)
@@ -91,7 +92,9 @@ def test_commands_reach_every_worker(deployment):
 
 def test_bad_command_input_is_a_clear_error(redis_deployment):
     result = redis_deployment.manage("m2m_revoke", "--client", "no-such-client", "--jti", "x y", check=False)
-    assert result.returncode == 1 and "malformed" in result.stderr
+    assert result.returncode == 1 and "--jti needs --exp" in result.stderr
+    result = redis_deployment.manage("m2m_grant", "svc\nforged", "orders", "--create", check=False)
+    assert result.returncode == 1 and "control or format characters (U+000A)" in result.stderr
     result = redis_deployment.manage("m2m_grant", "no-such-client", "orders", check=False)
     assert result.returncode == 1 and "unknown client id 'no-such-client'" in result.stderr
 

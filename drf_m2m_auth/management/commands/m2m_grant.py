@@ -14,6 +14,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from drf_m2m_auth import revocation
+from drf_m2m_auth.admin import propagation_text
+from drf_m2m_auth.ids import client_id_problem, escape
 from drf_m2m_auth.models import Client, ResourceGrant, validate_resource
 
 audit = logging.getLogger("drf_m2m_auth.audit")
@@ -46,19 +48,19 @@ class Command(BaseCommand):
                 client = Client(client_id=client_id, name=name or client_id)
                 client.full_clean()
                 client.save()
-                audit.info("registered client %s", client_id)
+                audit.info("registered client %s", escape(client_id))
                 self._say({"action": "register", "client_id": client_id}, f"client {client_id!r}: registered")
             have = set(client.grants.values_list("resource", flat=True))
             if remove:
                 self._remove(client, resources, have)
             else:
                 self._add(client, resources, have)
-        announced = not revocation.publish_pending()
+        info = revocation.announcement()
         if self.json:
-            self.stdout.write(
-                json.dumps({"client_id": client_id, "changes": self.events, "announced": announced}, indent=2)
-            )
-        if not announced:
+            self.stdout.write(json.dumps({"client_id": client_id, "changes": self.events, **info}, indent=2))
+        elif any(e["changed"] for e in self.events):
+            self.stdout.write(propagation_text())
+        if not info["announced"] and info["cross_process_cache"]:
             self.stderr.write(
                 self.style.WARNING(
                     "warning: the shared cache is unreachable, so workers were not notified; the change is "
@@ -67,8 +69,9 @@ class Command(BaseCommand):
             )
 
     def _validate(self, client_id, resources, remove, create, name) -> None:
-        if not client_id.strip() or client_id != client_id.strip():
-            raise CommandError(f"client id {client_id!r} is empty or has surrounding spaces")
+        problem = client_id_problem(client_id)
+        if problem is not None:
+            raise CommandError(f"{problem}: {escape(client_id, 80)!r} (nothing was changed)")
         if client_id.endswith("@clients"):
             raise CommandError(
                 f"give the client id without Auth0's '@clients' suffix: {client_id[: -len('@clients')]!r}"
@@ -102,7 +105,7 @@ class Command(BaseCommand):
             if resource in have:
                 self._say(event, f"client {client.client_id!r}: already granted {resource!r}", changed=False)
             else:
-                audit.info("granted %s to client %s", resource, client.client_id)
+                audit.info("granted %s to client %s", resource, escape(client.client_id))
                 self._say(event, f"client {client.client_id!r}: granted {resource!r}")
 
     def _remove(self, client, resources, have) -> None:
@@ -110,7 +113,7 @@ class Command(BaseCommand):
         for resource in resources:
             event = {"action": "remove", "resource": resource}
             if resource in have:
-                audit.info("removed grant %s from client %s", resource, client.client_id)
+                audit.info("removed grant %s from client %s", resource, escape(client.client_id))
                 self._say(event, f"client {client.client_id!r}: removed {resource!r}")
             else:
                 self._say(event, f"client {client.client_id!r}: had no grant for {resource!r}", changed=False)

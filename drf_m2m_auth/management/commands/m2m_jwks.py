@@ -1,8 +1,10 @@
 """m2m_jwks: each issuer's signing keys as this service sees them: where from, how old, when next fetched.
 
 Without ``--refresh`` the keys are loaded the way a worker loads them (the shared cache if it holds
-a fresh copy, else the network); with ``--refresh`` they are fetched from the issuer now and the
-shared cache is updated, so every worker picks them up at its next refresh.
+a fresh copy, else the network); with ``--refresh`` they are fetched from the issuer now and, when the
+configured cache is shared between processes (not LocMem or Dummy), written to it, so every
+worker picks them up at its next refresh; otherwise only this process has refreshed, and the
+output says so.
 
 Exit status: 0 every issuer has keys and no fetch failed, 1 otherwise, 2 usage error.
 """
@@ -17,6 +19,26 @@ from django.core.management.base import BaseCommand, CommandError
 
 from drf_m2m_auth.conf import get_verifier
 from drf_m2m_auth.errors import KeysUnavailable
+from drf_m2m_auth.shared import get_shared_cache
+
+
+def refresh_scope() -> tuple[str, str]:
+    """(``"fleet"`` | ``"this process"``, a sentence): what a --refresh reached, given the cache."""
+    shared = get_shared_cache()
+    if shared is not None and shared.cross_process:
+        return "fleet", (
+            f"refreshed for the fleet: the keys are in the shared cache {shared.alias!r}; "
+            "every worker picks them up at its next refresh"
+        )
+    why = (
+        "no shared cache is configured (CACHE is None)"
+        if shared is None
+        else (f"the cache {shared.alias!r} is private to each process")
+    )
+    return (
+        "this process",
+        f"refreshed this process only, because {why}; other workers keep their keys until they refresh",
+    )
 
 
 def _iso(ts: float) -> str | None:
@@ -105,11 +127,17 @@ class Command(BaseCommand):
                 reports.append(describe(source, failures.get(issuer)))
         finally:
             jwks_fetch_failed.disconnect(dispatch_uid="m2m_jwks")
+        if opts["refresh"]:
+            scope, sentence = refresh_scope()
+            for report in reports:
+                report["refreshed"] = scope
         if opts["json"]:
             self.stdout.write(json.dumps(reports, indent=2))
         else:
             for report in reports:
                 self.render(report)
+            if opts["refresh"]:
+                self.stdout.write(sentence)
         failed = [r["issuer"] for r in reports if not r["ok"]]
         if failed:
             raise CommandError(f"no keys or a failed fetch for: {', '.join(failed)}", returncode=1)

@@ -19,6 +19,8 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from drf_m2m_auth import revocation
+from drf_m2m_auth.admin import propagation_text
+from drf_m2m_auth.ids import escape
 from drf_m2m_auth.models import Client, RevokedToken, validate_jti
 
 audit = logging.getLogger("drf_m2m_auth.audit")
@@ -73,8 +75,10 @@ def parse_exp(value: str, now: dt.datetime) -> dt.datetime:
 class Command(BaseCommand):
     help = (
         "Revoke access tokens: every token of a client issued before now (--client), one token "
-        "by its jti (--jti with --exp), or (de)activate a client. Workers everywhere reject the "
-        "tokens within about REVOCATION_CHECK_INTERVAL seconds."
+        "by its jti (--jti with --exp), or (de)activate a client. With a cache shared by every "
+        "process (Redis, Memcached, file or database cache), every worker rejects the tokens within "
+        "about REVOCATION_CHECK_INTERVAL seconds; with a per-process cache (LocMem, Dummy) or none, "
+        "within REVOCATION_DB_CHECK_INTERVAL seconds. The output says which applies."
     )
 
     def add_arguments(self, parser):
@@ -125,13 +129,13 @@ class Command(BaseCommand):
         jti, exp = opts["jti"], None
         if jti is None and (opts["exp"] or opts["jti_client"] or opts["reason"]):
             raise CommandError("--exp, --jti-client and --reason go with --jti")
-        if not any([opts["client"], jti, opts["deactivate"], opts["activate"], opts["purge_expired"]]):
+        if not any([opts["client"], jti is not None, opts["deactivate"], opts["activate"], opts["purge_expired"]]):
             raise CommandError("nothing to do: give --client, --jti/--exp, --deactivate, --activate or --purge-expired")
         if jti is not None:
             try:
                 validate_jti(jti)
             except ValidationError:
-                raise CommandError(f"--jti {jti!r} is malformed: 1-255 printable ASCII characters, no spaces") from None
+                raise CommandError("--jti is empty (or longer than any accepted token's jti)") from None
             if not opts["exp"]:
                 raise CommandError("--jti needs --exp, the token's exp, so the entry can be purged after it")
             exp = parse_exp(opts["exp"], now)
@@ -162,7 +166,7 @@ class Command(BaseCommand):
         missing = sorted(set(ids) - set(found))
         if missing:
             raise CommandError(
-                f"unknown client id(s): {', '.join(missing)} (register them first, e.g. "
+                f"unknown client id(s): {', '.join(escape(m, 80) for m in missing)} (register them first, e.g. "
                 "m2m_grant --create ID RESOURCE; nothing was changed)"
             )
         return found
@@ -174,36 +178,39 @@ class Command(BaseCommand):
 
     def _revoke_client(self, client: Client, now: dt.datetime) -> None:
         client.revoke_tokens(now)
-        audit.info("revoked tokens of client %s issued before %s", client.client_id, now.isoformat())
+        audit.info("revoked tokens of client %s issued before %s", escape(client.client_id), now.isoformat())
         self._say(
             {"action": "revoke_tokens", "client_id": client.client_id, "issued_before": now.isoformat()},
-            f"client {client.client_id!r}: every token issued before {now.isoformat()} is now rejected",
+            f"client '{escape(client.client_id)}': every token issued before {now.isoformat()} is rejected",
         )
 
     def _set_active(self, client: Client, active: bool) -> None:
         word = "active" if active else "inactive"
         event = {"action": "activate" if active else "deactivate", "client_id": client.client_id}
         if client.is_active == active:
-            self._say(event, f"client {client.client_id!r}: already {word}", changed=False)
+            self._say(event, f"client '{escape(client.client_id)}': already {word}", changed=False)
             return
         client.activate() if active else client.deactivate()
-        audit.info("client %s set %s", client.client_id, word)
-        self._say(event, f"client {client.client_id!r}: now {word}")
+        audit.info("client %s set %s", escape(client.client_id), word)
+        self._say(event, f"client '{escape(client.client_id)}': now {word}")
 
     def _revoke_jti(self, jti: str, exp: dt.datetime, client_id: str, reason: str) -> None:
         entry, created = RevokedToken.objects.revoke(jti, exp, client_id=client_id, reason=reason)
-        event = {"action": "revoke_jti", "jti": jti, "exp": entry.exp.isoformat()}
+        shown = entry.jti_display
+        event = {"action": "revoke_jti", "jti": shown, "jti_sha256": entry.jti_sha256, "exp": entry.exp.isoformat()}
         if created:
-            audit.info("revoked jti %s until %s", jti, entry.exp.isoformat())
-            self._say(event, f"jti {jti!r}: rejected until {entry.exp.isoformat()}")
+            audit.info("revoked jti %s until %s", shown, entry.exp.isoformat())
+            self._say(event, f"jti {shown!r}: rejected until {entry.exp.isoformat()}")
         else:
-            self._say(event, f"jti {jti!r}: already rejected until {entry.exp.isoformat()}", changed=False)
+            self._say(event, f"jti {shown!r}: already rejected until {entry.exp.isoformat()}", changed=False)
 
     def _announce(self) -> None:
-        announced = not revocation.publish_pending()
+        info = revocation.announcement()
         if self.json:
-            self.stdout.write(json.dumps({"changes": self.events, "announced": announced}, indent=2))
-        if not announced:
+            self.stdout.write(json.dumps({"changes": self.events, **info}, indent=2))
+        elif any(e["changed"] for e in self.events):
+            self.stdout.write(propagation_text())
+        if not info["announced"] and info["cross_process_cache"]:
             self.stderr.write(
                 self.style.WARNING(
                     "warning: the shared cache is unreachable, so workers were not notified; the change is "

@@ -1,0 +1,236 @@
+"""The querysets and managers of models.py: every bulk write stamps the revocation state.
+
+Bulk writes skip ``save()`` and its signals, so ``update()`` and ``bulk_create()`` stamp
+``RevocationState`` themselves, in the same transaction; ``RevocationStateManager.stamp`` is the
+one funnel, and it sends ``signals.revocation_changed``. Sibling models are looked up in the app
+registry (models.py imports this module, not the other way round).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import models, router, transaction
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from .ids import JTI_DISPLAY_LENGTH, escape, jti_digest
+from .signals import revocation_changed
+
+__all__ = [
+    "ClientQuerySet",
+    "ResourceGrantQuerySet",
+    "RevokedTokenQuerySet",
+    "RevocationStateManager",
+    "MAX_JTI_LENGTH",
+    "atomic_save",
+    "inherit_tombstone",
+    "jti_fields",
+    "new_revision",
+    "record",
+    "validate_jti",
+]
+
+MAX_JTI_LENGTH = 8192  # MAX_TOKEN_BYTES' default: no token that passes carries a longer jti
+
+
+def validate_jti(value: str) -> None:
+    """RFC 7519 4.1.7: any string. Only an empty one (or an absurdly long one) is refused."""
+    if not isinstance(value, str) or not value:
+        raise ValidationError(_("A jti cannot be empty."), code="invalid_jti")
+    if len(value) > MAX_JTI_LENGTH:
+        raise ValidationError(_("A jti this long cannot come from an accepted token."), code="invalid_jti")
+
+
+def new_revision() -> int:
+    """A random stamp, never an increment: two admins saving stale forms cannot collide."""
+    return secrets.randbits(62)
+
+
+def _model(model, name: str):
+    """A sibling model of this app (looked up in the registry: models.py imports this module)."""
+    return model._meta.apps.get_model(model._meta.app_label, name)
+
+
+def record(using: str | None, model, *, clients: bool = False, tokens: bool = False) -> None:
+    """Stamp the revocation state for a change to ``model``'s rows (same transaction)."""
+    state = _model(model, "RevocationState")
+    state.objects.stamp(using or router.db_for_write(model), clients=clients, tokens=tokens)
+
+
+def atomic_save(instance, kwargs):
+    """save() runs in a transaction, so the post_save stamp commits (or rolls back) with the row."""
+    using = kwargs.get("using") or router.db_for_write(type(instance), instance=instance)
+    return transaction.atomic(using=using, savepoint=False)
+
+
+class _StampingQuerySet(models.QuerySet):
+    """Bulk writes skip save() and its signals, so they stamp the revocation state themselves,
+    in the same transaction (revocation.py reloads on the stamp)."""
+
+    stamp: dict[str, bool] = {}
+
+    def _prepare_update(self, kwargs: dict[str, Any]) -> None:
+        pass
+
+    def update(self, **kwargs):
+        self._prepare_update(kwargs)
+        with transaction.atomic(using=self.db, savepoint=False):
+            count = super().update(**kwargs)
+            if count:
+                record(self.db, self.model, **self.stamp)
+        return count
+
+    update.alters_data = True  # type: ignore[attr-defined]
+
+    def _prepare_create(self, objs) -> None:
+        pass
+
+    def bulk_create(self, objs, *args, **kwargs):
+        objs = list(objs)
+        with transaction.atomic(using=self.db, savepoint=False):
+            self._prepare_create(objs)
+            created = super().bulk_create(objs, *args, **kwargs)
+            if created:
+                record(self.db, self.model, **self.stamp)
+        return created
+
+
+class ClientQuerySet(_StampingQuerySet):
+    stamp = {"clients": True}
+
+    def _prepare_create(self, objs) -> None:
+        for obj in objs:
+            inherit_tombstone(obj, self.db)
+
+    def active(self):
+        return self.filter(is_active=True)
+
+    def _prepare_update(self, kwargs: dict[str, Any]) -> None:
+        # Every bulk update (admin actions, commands, user code) re-stamps the rows it touches.
+        kwargs.setdefault("updated", timezone.now())
+        kwargs["revision"] = new_revision()
+
+    def revoke_tokens(self, at: dt.datetime | None = None) -> int:
+        """Reject every token issued before ``at`` (default: now); returns the rows updated."""
+        return self.update(tokens_valid_after=at or timezone.now())
+
+    def deactivate(self) -> int:
+        return self.update(is_active=False)
+
+    def activate(self) -> int:
+        return self.update(is_active=True)
+
+
+class ResourceGrantQuerySet(models.QuerySet):
+    def _touch_clients(self, client_pks) -> None:
+        _model(self.model, "Client").objects.using(self.db).filter(pk__in=set(client_pks)).update()
+
+    def update(self, **kwargs):
+        with transaction.atomic(using=self.db, savepoint=False):
+            pks: list[Any] | None = list(self.values_list("client_id", flat=True).distinct())
+            count = super().update(**kwargs)
+            if "client" in kwargs or "client_id" in kwargs:
+                pks = None  # moved between clients: reload them all
+            if count:
+                if pks is None:
+                    record(self.db, _model(self.model, "Client"), clients=True)
+                else:
+                    self._touch_clients(pks)
+        return count
+
+    update.alters_data = True  # type: ignore[attr-defined]
+
+    def bulk_create(self, objs, *args, **kwargs):
+        with transaction.atomic(using=self.db, savepoint=False):
+            created = super().bulk_create(objs, *args, **kwargs)
+            if created:
+                self._touch_clients(o.client_id for o in created)  # type: ignore[attr-defined]
+        return created
+
+
+class RevokedTokenQuerySet(_StampingQuerySet):
+    stamp = {"tokens": True}
+
+    def unexpired(self, now: dt.datetime | None = None):
+        return self.filter(exp__gt=now or timezone.now())
+
+    def expired(self, now: dt.datetime | None = None):
+        return self.filter(exp__lte=now or timezone.now())
+
+    def purge_expired(self, now: dt.datetime | None = None) -> int:
+        """Delete entries whose token has expired anyway; returns how many."""
+        count, _ = self.expired(now).delete()
+        return count
+
+    def create(self, **kwargs):
+        """``create(jti=..., exp=...)``: the jti is stored as its digest and an escaped display."""
+        jti = kwargs.pop("jti", None)
+        if jti is not None:
+            kwargs.update(jti_fields(jti))
+        return super().create(**kwargs)
+
+    def denying(self, jti: str):
+        """The entries that deny ``jti`` (matched by digest)."""
+        return self.filter(jti_sha256=jti_digest(jti))
+
+    def revoke(self, jti: str, exp: dt.datetime, *, client_id: str = "", reason: str = ""):
+        """Deny ``jti`` until ``exp``; idempotent. Returns ``(entry, created)``.
+
+        Re-revoking keeps the later expiry, so a retry with a shorter ``exp`` never shortens it.
+        Entries whose token has expired anyway are purged on the way, so the list stays small.
+        """
+        validate_jti(jti)
+        if timezone.is_naive(exp):
+            raise ValidationError("exp must be timezone-aware")
+        with transaction.atomic(using=self.db):
+            self.purge_expired()
+            entry = self.select_for_update().filter(jti_sha256=jti_digest(jti)).first()
+            if entry is None:
+                return self.create(jti=jti, exp=exp, client_id=client_id, reason=reason), True
+            changed = []
+            if exp > entry.exp:
+                entry.exp = exp
+                changed.append("exp")
+            if client_id and not entry.client_id:
+                entry.client_id = client_id
+                changed.append("client_id")
+            if changed:
+                entry.save(update_fields=changed)
+            return entry, False
+
+
+class RevocationStateManager(models.Manager):
+    def stamp(self, using: str, *, clients: bool = False, tokens: bool = False) -> None:
+        """Call inside the writer's transaction after any change to clients, grants, tombstones or
+        the deny-list (the models do it for you). Stamps the database now, so the stamp commits or
+        rolls back with the change, and sends ``signals.revocation_changed``."""
+        values = {}
+        if clients:
+            values["clients_stamp"] = new_revision()
+        if tokens:
+            values["tokens_stamp"] = new_revision()
+        if not values:
+            return
+        manager = self.using(using)
+        if not manager.filter(pk=1).update(**values):
+            manager.update_or_create(pk=1, defaults=values)
+        revocation_changed.send(sender=self.model, using=using, clients=clients, tokens=tokens)
+
+
+def jti_fields(jti: str) -> dict[str, str]:
+    return {"jti_sha256": jti_digest(jti), "jti_display": escape(jti, JTI_DISPLAY_LENGTH)}
+
+
+def inherit_tombstone(client: Any, using: str) -> None:
+    """A re-registered client keeps the deleted one's cut-off: deletion never re-enables a token."""
+    tombstone = _model(type(client), "DeletedClient").objects.using(using).filter(client_id=client.client_id).first()
+    if tombstone is None:
+        return
+    cut_off = tombstone.cut_off
+    if cut_off is not None and (client.tokens_valid_after is None or client.tokens_valid_after < cut_off):
+        client.tokens_valid_after = cut_off
+    tombstone.delete()
