@@ -48,6 +48,15 @@ DEFAULTS: dict[str, Any] = {
     "DPOP_FORWARDED_HEADERS": False,
     "TRUSTED_PROXIES": [],
     "MTLS_CERT_HEADER": None,
+    # Token Status List (draft-ietf-oauth-status-list-20): revocation that starts at the issuer.
+    "STATUS_LIST": "if_present",
+    "STATUS_LIST_HOSTS": None,
+    "STATUS_LIST_MIN_TTL": 5,
+    "STATUS_LIST_MAX_TTL": 3600,
+    "STATUS_LIST_MAX_BYTES": 1024 * 1024,
+    "STATUS_LIST_MAX_INFLATED_BYTES": 4 * 1024 * 1024,
+    "STATUS_LIST_STALE_IF_ERROR": 300,
+    "STATUS_LIST_UNAVAILABLE": "reject",
 }
 
 ALLOWED_ALGORITHMS = frozenset(
