@@ -56,6 +56,16 @@ class StatusListUnavailable(KeysUnavailable):
         self.reason = "token_status_unavailable"
 
 
+def _refusal(value: int | None) -> InvalidToken:
+    if value == INVALID:
+        return InvalidToken("The token has been revoked by its issuer.", reason="token_status_invalid")
+    if value == SUSPENDED:
+        return InvalidToken("The token is suspended by its issuer.", reason="token_status_suspended")
+    if value is None:
+        return status_unknown("The token's status list index is outside its status list.")
+    return status_unknown("The token's status in its issuer's status list is not VALID.")
+
+
 class _Entry:
     __slots__ = ("status_list", "fresh_until", "stale_until", "fetched_at")
 
@@ -116,8 +126,23 @@ class StatusChecker:
         mode = self.mode_for(issuer)
         if mode == "ignore":
             return
-        ref = parse_status_claim(claims)
-        if ref is None:
+        # The hot path (a fresh list in memory): a few type checks, one dict lookup, bit operations.
+        status = claims.get("status")
+        ref = status.get("status_list") if type(status) is dict else None
+        if type(ref) is dict:
+            uri, idx = ref.get("uri"), ref.get("idx")
+            if type(uri) is str and type(idx) is int:
+                entry = self._lists.get((issuer, uri))
+                if entry is not None and self.clock() < entry.fresh_until:
+                    value = entry.status_list.status(idx)
+                    if value == VALID:
+                        return
+                    raise _refusal(value)
+        self._check_slowly(claims, issuer, mode)
+
+    def _check_slowly(self, claims: dict[str, Any], issuer: str, mode: str) -> None:
+        parsed = parse_status_claim(claims)
+        if parsed is None:
             if mode == "required":
                 raise InvalidToken(
                     "The token has no status list claim, which its issuer's entry requires.",
@@ -125,21 +150,14 @@ class StatusChecker:
                     claim="status",
                 )
             return
-        entry = self._lists.get((issuer, ref.uri))
+        entry = self._lists.get((issuer, parsed.uri))
         if entry is None or self.clock() >= entry.fresh_until:
-            entry = self._refresh(issuer, ref.uri)
+            entry = self._refresh(issuer, parsed.uri)
             if entry is None:  # unobtainable and STATUS_LIST_UNAVAILABLE = "accept"
                 return
-        value = entry.status_list.status(ref.idx)
-        if value == VALID:
-            return
-        if value == INVALID:
-            raise InvalidToken("The token has been revoked by its issuer.", reason="token_status_invalid")
-        if value == SUSPENDED:
-            raise InvalidToken("The token is suspended by its issuer.", reason="token_status_suspended")
-        if value is None:
-            raise status_unknown("The token's status list index is outside its status list.")
-        raise status_unknown("The token's status in its issuer's status list is not VALID.")
+        value = entry.status_list.status(parsed.idx)
+        if value != VALID:
+            raise _refusal(value)
 
     def clear(self) -> None:
         self._lists.clear()
@@ -151,13 +169,18 @@ class StatusChecker:
         lock = self._locks.get(key)
         if lock is None:
             with self._locks_lock:
+                if len(self._locks) >= 4 * MAX_LISTS:  # bounded; a forgotten lock only costs a fetch
+                    self._locks.clear()
+                    self._failures.clear()
+                    self._outage_logged.clear()
                 lock = self._locks.setdefault(key, threading.Lock())
         return lock
 
     def _refresh(self, issuer: str, uri: str) -> _Entry | None:
         key = (issuer, uri)
         check_list_uri(uri, self.allowed_hosts_for(issuer), self.insecure_hosts)
-        if not self._lock(key).acquire(timeout=self.lock_wait + 1):
+        lock = self._lock(key)
+        if not lock.acquire(timeout=self.lock_wait + 1):
             return self._failed(key, "unobtainable", "another thread is still fetching the status list")
         try:
             now = self.clock()
@@ -169,7 +192,7 @@ class StatusChecker:
                 return self._failed(key, failure[1], "the status list could not be refreshed recently")
             return self._obtain(issuer, uri, key)
         finally:
-            self._lock(key).release()
+            lock.release()
 
     def _obtain(self, issuer: str, uri: str, key: tuple[str, str]) -> _Entry | None:
         shared = self.shared
@@ -232,8 +255,11 @@ class StatusChecker:
         fresh_until = min(now + fresh_for, expires)
         return _Entry(verified.status_list, fresh_until, min(fresh_until + self.stale_if_error, expires), now)
 
-    def _from_shared(self, issuer: str, uri: str) -> _Entry | None:
-        """The fleet's copy: re-verified here; an entry for another issuer or uri is refused."""
+    def _from_shared(self, issuer: str, uri: str, *, fresh_only: bool = True) -> _Entry | None:
+        """The fleet's copy: re-verified here; an entry for another issuer or uri is refused.
+
+        ``fresh_only``: None for a copy past its fresh time, before paying for its verification.
+        """
         shared = self.shared
         if shared is None:
             return None
@@ -242,6 +268,8 @@ class StatusChecker:
             return None
         fetched_at, fresh_until, jws = doc.get("fetched_at"), doc.get("fresh_until"), doc.get("jws")
         if type(fetched_at) is not float or type(fresh_until) is not float or type(jws) is not str:
+            return None
+        if fresh_only and self.clock() >= fresh_until:
             return None
         try:
             verified = self._verify(jws, issuer, uri, self.clock())
@@ -286,7 +314,7 @@ class StatusChecker:
                 self.shared.set(self.shared.key("statuslist-failure", *key), doc, self.retry)
         entry = self._lists.get(key)
         if entry is None:
-            entry = self._from_shared(*key)
+            entry = self._from_shared(*key, fresh_only=False)
             if entry is not None:
                 self._lists[key] = entry
         if entry is not None and now < entry.stale_until:

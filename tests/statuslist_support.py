@@ -68,6 +68,7 @@ class StatusListServer:
     def __init__(self) -> None:
         self.bodies: dict[str, bytes] = {}
         self.max_age: int | None = None
+        self.encoding: str | None = None  # a Content-Encoding: the body is sent as given, labelled so
         self.mode = "ok"
         self.delay = 0.0
         self.requests: dict[str, int] = {}
@@ -125,6 +126,8 @@ class StatusListServer:
                 self.send_header("Content-Length", str(len(body)))
                 if server.max_age is not None:
                     self.send_header("Cache-Control", f"max-age={server.max_age}")
+                if server.encoding is not None and code == 200:
+                    self.send_header("Content-Encoding", server.encoding)
                 self.end_headers()
                 try:
                     self.wfile.write(body)

@@ -1,5 +1,6 @@
 """Token Status List (draft-ietf-oauth-status-list-20), resource-server side, against real lists over HTTP."""
 
+import gzip
 import hashlib
 import hmac
 import json
@@ -259,6 +260,23 @@ def test_zip_bomb_list_is_refused(fake, lists, make_checker):
     bomb = zlib.compress(b"\0" * (64 << 20), 9)  # 64 MiB inflated, ~64 KiB on the wire
     lists.publish(uri, list_token(fake, uri, lst=b64url(bomb)))
     assert reason_of(make_checker(max_inflated=1 << 20), fake, uri, 0) == "token_status_unknown"
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+def test_content_encoding_is_decoded(encoding, fake, lists, make_checker):
+    uri = lists.url(1)
+    token = list_token(fake, uri, {0: 1}).encode()
+    lists.publish(uri, gzip.compress(token) if encoding == "gzip" else zlib.compress(token))
+    lists.encoding = encoding
+    assert reason_of(make_checker(), fake, uri, 0) == "token_status_invalid"
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "br"])
+def test_content_encoding_bomb_or_unknown_is_refused(encoding, fake, lists, make_checker):
+    uri = lists.url(1)
+    lists.publish(uri, gzip.compress(b"a" * (16 << 20), 1))  # 16 MiB once decoded, ~70 KiB sent
+    lists.encoding = encoding
+    assert reason_of(make_checker(max_bytes=1 << 20), fake, uri, 0) == "token_status_unknown"
 
 
 def test_redirect_is_not_followed(fake, lists, make_checker):
