@@ -233,7 +233,7 @@ class StatusChecker:
             raw,
             uri=uri,
             issuer=issuer,
-            key_resolver=self.key_resolver_for(issuer),
+            key_resolver=lambda kid, alg: self.key_resolver_for(issuer)(kid, alg),  # keys down: unobtainable
             algorithms=self.algorithms,
             now=now,
             leeway=self.leeway,

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from django.core.exceptions import ImproperlyConfigured
 
 from .conf import as_list, get_verifier, m2m_settings, on_reset
+from .errors import KeysUnavailable
 from .principal import AccessToken
 
 _checker: Any = None  # None: not built yet; False: STATUS_LIST is "ignore"
@@ -59,7 +60,10 @@ def build_checker() -> Any:
         return [host] if host else []
 
     def key_resolver_for(issuer: str) -> Any:
-        return get_verifier().sources[issuer].get_key
+        source = get_verifier().sources.get(issuer)
+        if source is None:  # settings changed between the token's verification and this check
+            raise KeysUnavailable("The token issuer is no longer configured.", retry_after=1)
+        return source.get_key
 
     def fetch(uri: str) -> tuple[str, int | None]:
         return fetch_status_list(uri, timeout=timeout, max_bytes=max_bytes, insecure_hosts=insecure)

@@ -425,3 +425,11 @@ def test_core_modules_import_no_django():
         "assert 'django' not in sys.modules and 'rest_framework' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_issuer_keys_unobtainable_makes_the_list_unavailable(fake, jwks, lists, make_checker):
+    uri = lists.url(1)
+    lists.publish(uri, list_token(fake, uri))
+    jwks.mode = "down"
+    with pytest.raises(StatusListUnavailable):
+        make_checker().check(claims(uri, 0), fake.issuer)
