@@ -22,6 +22,7 @@ from .exceptions import (
 )
 from .principal import AccessToken, ServiceClient
 from .signals import token_accepted, token_rejected
+from .token_status import check_token_status
 
 __all__ = ["M2MJWTAuthentication", "SenderPolicy", "get_policy"]
 
@@ -149,6 +150,7 @@ class M2MJWTAuthentication(BaseAuthentication):
             if token.cnf is not None or scheme is not _plain_bearer:
                 self.check_sender_constraint(request, scheme, raw, token)
             self.check_client_state(token)
+            check_token_status(token)
         except M2MAuthError as exc:
             if scheme is DPOP and not hasattr(exc, "challenge"):
                 _tagged(exc, DPOP)  # RFC 9449 7.2: the mechanism is known, so its challenge explains

@@ -177,6 +177,23 @@ def database_alias(value: Any, ctx: Context) -> str:
     return value
 
 
+def status_list_hosts(value: Any, ctx: Context) -> Any:
+    """None (each issuer's own host), a list of hosts, or a dict issuer -> list of hosts."""
+    if value is None:
+        return None
+    lists = value.values() if isinstance(value, Mapping) else [value]
+    keys_ok = all(isinstance(k, str) and k for k in value) if isinstance(value, Mapping) else True
+    if not keys_ok or not all(
+        isinstance(hosts, (list, tuple)) and all(isinstance(h, str) and h and "/" not in h for h in hosts)
+        for hosts in lists
+    ):
+        raise Invalid(
+            f"must be None, a list of host names, or a dict {{issuer: [host, ...]}}, not {value!r}",
+            "For example ['issuer.example.com'].",
+        )
+    return {k: list(v) for k, v in value.items()} if isinstance(value, Mapping) else list(value)
+
+
 def trusted_proxies(value: Any, ctx: Context) -> list[str]:
     items = as_list(value)
     for address in items:

@@ -2,8 +2,8 @@
 
 from django.contrib import admin, messages
 
-from . import keys
-from .models import Api, ClientGrant, OAuthClient, SigningKey
+from . import keys, statuslists
+from .models import Api, ClientGrant, IssuedToken, OAuthClient, SigningKey
 
 
 @admin.register(Api)
@@ -61,3 +61,39 @@ class SigningKeyAdmin(admin.ModelAdmin):
     def rotate(self, request, queryset):
         old, new = keys.rotate()
         self.message_user(request, f"Signing key rotated: {old} -> {new}")
+
+
+@admin.register(IssuedToken)
+class IssuedTokenAdmin(admin.ModelAdmin):
+    """Minted tokens and their status-list slot; the actions change what the next list says."""
+
+    list_display = ("jti", "client", "audience", "list_number", "idx", "status", "expires_at")
+    list_filter = ("status", "list_number")
+    search_fields = ("jti", "client__client_id", "audience")
+    fields = ("jti", "client", "audience", "list_number", "idx", "status", "issued_at", "expires_at")
+    readonly_fields = fields
+    actions = ["revoke", "suspend", "mark_valid"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def _set(self, request, queryset, status, verb):
+        count = queryset.update(status=status)
+        self.message_user(
+            request, f"{count} token(s) {verb}: APIs refuse them within {statuslists.list_ttl()} s (the list's ttl)."
+        )
+
+    @admin.action(description="Revoke the selected tokens (status list: INVALID)")
+    def revoke(self, request, queryset):
+        self._set(request, queryset, IssuedToken.INVALID, "revoked")
+
+    @admin.action(description="Suspend the selected tokens (status list: SUSPENDED)")
+    def suspend(self, request, queryset):
+        self._set(request, queryset, IssuedToken.SUSPENDED, "suspended")
+
+    @admin.action(description="Mark the selected tokens valid again")
+    def mark_valid(self, request, queryset):
+        self._set(request, queryset, IssuedToken.VALID, "marked valid")

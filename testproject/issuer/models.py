@@ -150,3 +150,31 @@ class SigningKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kid} ({self.state})"
+
+
+class IssuedToken(models.Model):
+    """One minted access token's place in the issuer's Token Status List (draft-ietf-oauth-status-list-20).
+
+    Every token gets the next free (``list_number``, ``idx``) slot; its ``status`` is what the list
+    at ``statuslists/<list_number>`` says at ``idx``: 0 VALID, 1 INVALID (revoked), 2 SUSPENDED.
+    """
+
+    VALID, INVALID, SUSPENDED = 0, 1, 2
+    STATUSES = [(VALID, "valid"), (INVALID, "revoked (invalid)"), (SUSPENDED, "suspended")]
+
+    jti = models.CharField(max_length=64, unique=True)
+    client = models.ForeignKey(OAuthClient, on_delete=models.CASCADE, related_name="issued_tokens")
+    audience = models.CharField(max_length=255)
+    list_number = models.PositiveIntegerField(default=0)
+    idx = models.PositiveIntegerField(default=0)
+    status = models.PositiveSmallIntegerField(choices=STATUSES, default=VALID)
+    issued_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "issued token"
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["list_number", "idx"], name="issuer_token_status_slot")]
+
+    def __str__(self) -> str:
+        return f"{self.jti} (list {self.list_number}, idx {self.idx}: {self.get_status_display()})"

@@ -16,7 +16,7 @@ from authlib.oauth2.rfc6749 import errors
 from authlib.oauth2.rfc6749.grants import ClientCredentialsGrant
 from joserfc import jwt
 
-from . import keys
+from . import keys, statuslists
 from .conf import issuer_url
 from .models import Api, ClientGrant, OAuthClient
 
@@ -65,6 +65,9 @@ def mint_access_token(
     }
     if jkt is not None:
         claims["cnf"] = {"jkt": jkt}  # RFC 9449 6.1: bound to the key of the token request's DPoP proof
+    if statuslists.enabled():
+        # draft-ietf-oauth-status-list-20 6.2: where resource servers read this token's status.
+        claims["status"] = statuslists.allocate(claims["jti"], client, api.identifier, claims["iat"], claims["exp"])
     return jwt.encode(header, claims, key, algorithms=[keys.ALG]), header, claims
 
 

@@ -10,6 +10,7 @@ urlpatterns = [
     path("", views.index, name="index"),
     path("oauth/token", views.token, name="token"),
     path(".well-known/jwks.json", views.jwks, name="jwks"),
+    path("statuslists/<int:number>", views.status_list, name="status-list"),
     path(".well-known/openid-configuration", views.discovery, name="openid-configuration"),
     path(".well-known/oauth-authorization-server", views.discovery, name="oauth-authorization-server"),
 ]

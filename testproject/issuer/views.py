@@ -6,11 +6,11 @@ import ipaddress
 import json
 
 from authlib.oauth2.rfc6749.errors import InsecureTransportError
-from django.http import HttpRequest, HttpResponseForbidden, JsonResponse, QueryDict
+from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, HttpResponseNotFound, JsonResponse, QueryDict
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from . import keys
+from . import keys, statuslists
 from .conf import issuer_url
 from .models import Api
 from .server import get_server
@@ -68,6 +68,17 @@ def token(request: HttpRequest):
 def jwks(request: HttpRequest):
     response = JsonResponse(keys.jwks())
     response["Cache-Control"] = "public, max-age=300"
+    return response
+
+
+@require_GET
+@loopback_only
+def status_list(request: HttpRequest, number: int):
+    """draft-ietf-oauth-status-list-20 8.2: the signed Status List Token, statuslist+jwt."""
+    if not statuslists.exists(number):
+        return HttpResponseNotFound("No such status list.", content_type="text/plain")
+    response = HttpResponse(statuslists.status_list_token(number), content_type=statuslists.MEDIA_TYPE)
+    response["Cache-Control"] = f"max-age={statuslists.list_ttl()}"
     return response
 
 
