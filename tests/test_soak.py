@@ -66,15 +66,20 @@ def test_an_invalid_token_answered_200_is_a_false_accept(kind):
 
 
 def test_a_refused_valid_token_is_a_false_reject_timed_from_an_emergency_rotation():
-    gens = [{"generation": 0, "published": 50.0}, {"generation": 1, "published": 100.0, "emergency": True}]
+    gens = [
+        {"generation": 0, "started": 40.0, "published": 50.0},
+        {"generation": 1, "started": 99.5, "published": 100.0, "emergency": True},
+    ]
     history = [
         req(100.05, 401, gen=1),  # the new key, refused: the known unknown-kid race
         req(100.06, 200, gen=0),  # the withdrawn key after the rotation: not judged
-        req(99.9, 200, gen=0),  # the old key before it: fine
+        req(99.4, 401, gen=0, dt=0.2),  # answered after the rotation began: either answer, not judged
+        req(99.2, 200, gen=0),  # the old key before it: judged, fine
+        req(99.3, 401, gen=0),  # ...and refused before it began: a false reject
     ]
     result = check(history, timeline(generations=gens))
-    assert len(result.false_rejects) == 1 and result.unjudged == 1
-    assert "(+50 ms)" in result.violations[0]
+    assert len(result.false_rejects) == 2 and result.unjudged == 2
+    assert "(+50 ms from the emergency rotation)" in result.violations[0]
 
 
 def test_a_revocation_has_its_bound_and_its_propagation_is_measured():
@@ -87,6 +92,7 @@ def test_a_revocation_has_its_bound_and_its_propagation_is_measured():
     result = check(ok, timeline(changes=[change]))
     assert result.violations == []
     assert result.propagation[0]["longest"] == pytest.approx(0.8)
+    assert result.propagation[0]["per_worker"] == {"?": pytest.approx(0.8)}
     late = ok + [req(100.7, 200, client="watch-revoke", kind="watch_revoke")]  # 1.7 s after the commit
     result = check(late, timeline(changes=[change]))
     assert len(result.false_accepts) == 1
@@ -117,6 +123,11 @@ def test_only_requests_in_flight_at_a_worker_kill_may_fail():
     assert len(result.failures) == 1
     result = check([in_flight, req(99.98, 502, dt=0.1)], timeline(faults=[kill]))  # more than one
     assert any("more than the 1" in v for v in result.violations)
+
+
+def test_a_fault_that_left_no_trace_is_a_violation():
+    result = check([req(100.0, 200)], timeline(evidence={"jwks_down": 3, "redis_down": 0}))
+    assert result.violations == ["fault redis_down left no trace in the logs"]
 
 
 @pytest.mark.parametrize("status", [0, 500, 502, 503])

@@ -47,6 +47,7 @@ class Result:
     propagation: list = field(default_factory=list)  # one dict per change
     latency: dict = field(default_factory=dict)
     kills: list = field(default_factory=list)
+    evidence: dict = field(default_factory=dict)  # fault -> log lines showing it happened
 
     @property
     def violations(self) -> list[str]:
@@ -61,6 +62,7 @@ class Result:
                 f"{len(self.in_flight_at_kill)} requests failed at a worker kill, more than the "
                 f"{allowed} a killed worker can have in flight"
             )
+        out += [f"fault {name} left no trace in the logs" for name, count in self.evidence.items() if count <= 0]
         for change in self.propagation:
             if change["late"]:
                 out.append(
@@ -82,6 +84,7 @@ class Result:
             "false_reject_times": [r["t0"] for r in self.false_rejects],
             "unjudged": self.unjudged,
             "propagation": self.propagation,
+            "evidence": self.evidence,
             "latency": self.latency,
             "violations": self.violations,
             "examples": {
@@ -97,7 +100,7 @@ def describe(record: dict) -> str:
     return (
         f"{record.get('kind')} {record.get('client', '')} gen {record.get('gen')} -> {record['status']}"
         f"{' ' + record['error'] if record.get('error') else ''} at t0={record['t0']:.3f}{where}"
-        + (f" (+{record['_since'] * 1000:.0f} ms)" if "_since" in record else "")
+        + (f" ({record['_since'] * 1000:+.0f} ms from the emergency rotation)" if "_since" in record else "")
         + (f" [{record['www']}]" if record.get("www") else "")
     )
 
@@ -118,10 +121,9 @@ def _expected_for_change(change: dict) -> tuple[set[int], set[int]]:
 
 
 def _fault_at(t: float, faults: list[dict]) -> str | None:
-    for fault in faults:
-        if fault["start"] <= t <= fault["end"] + 1.0:
-            return fault["name"]
-    return None
+    """The faults under way at ``t`` (or ended less than a second before), with the time since each began."""
+    names = [f"{f['name']} +{t - f['start']:.3f}s" for f in faults if f["start"] <= t <= f["end"] + 1.0]
+    return ", ".join(names) or None
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -139,15 +141,19 @@ def check(history: list[dict], timeline: dict) -> Result:
         c["client"]: dict(c, bound=change_bound(c, settings), committed=c.get("committed", c["end"]))
         for c in timeline.get("changes", [])
     }
-    withdrawn = {}  # generation -> when an emergency rotation withdrew its key
-    for gen in sorted(timeline.get("generations", []), key=lambda g: g["generation"]):
+    # An emergency rotation withdraws the older generations' key at its commit, somewhere between
+    # the rotation's start and its publication: a request of such a generation answered after that
+    # start may meet either key set, so it is not judged.
+    withdrawn: dict = {}
+    generations = sorted(timeline.get("generations", []), key=lambda g: g["generation"])
+    for gen in generations:
         if gen.get("emergency"):
-            for older in timeline["generations"]:
+            for older in generations:
                 if older["generation"] < gen["generation"]:
-                    withdrawn.setdefault(older["generation"], gen["published"])
-    emergencies = [g["published"] for g in timeline.get("generations", []) if g.get("emergency")]
-    result = Result(kills=kills)
-    per_change = {c: {"old_after_end": [], "late": 0} for c in changes}
+                    withdrawn.setdefault(older["generation"], gen.get("started", gen["published"]))
+    emergencies = [g["published"] for g in generations if g.get("emergency")]
+    result = Result(kills=kills, evidence=timeline.get("evidence", {}))
+    per_change = {c: {"old_after_end": [], "late": 0, "per_worker": {}} for c in changes}
     auth_ms, floor_ms = [], []
     for r in history:
         result.requests += 1
@@ -191,17 +197,20 @@ def check(history: list[dict], timeline: dict) -> Result:
                 expected = old | new
             if t0 > change["committed"] and status in old:
                 per_change[r["client"]]["old_after_end"].append(t0 - change["committed"])
+                workers = per_change[r["client"]]["per_worker"]
+                pid = r.get("pid") or "?"
+                workers[pid] = round(max(workers.get(pid, 0.0), t0 - change["committed"]), 3)
             if status not in expected:
                 if status in old and expected == new:
                     per_change[r["client"]]["late"] += 1
                 (result.false_accepts if status == 200 else result.false_rejects).append(r)
             continue
         gen = r.get("gen")
-        if gen in withdrawn and t0 >= withdrawn[gen]:
+        if gen in withdrawn and r["t1"] >= withdrawn[gen]:
             result.unjudged += 1
             continue
         if status != 200:
-            since = [t0 - e for e in emergencies if 0 <= t0 - e < 60]
+            since = [t0 - e for e in emergencies if -1 <= t0 - e < 60]
             if since:
                 r["_since"] = min(since)
             result.false_rejects.append(r)
@@ -219,6 +228,7 @@ def check(history: list[dict], timeline: dict) -> Result:
                 "written_after_s": round(change["committed"] - change["start"], 3),
                 "longest": round(max(seen), 3) if seen else 0.0,
                 "late": per_change[client]["late"],
+                "per_worker": per_change[client]["per_worker"],
             }
         )
     result.latency = {

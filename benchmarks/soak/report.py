@@ -52,9 +52,11 @@ def table(summary: dict) -> str:
         first = starts.get(w["pid"])
         before = f"{first['rss_mb']} MB, {first['fds']} fds" if first else "respawned"
         rows.append((f"worker {w['pid']} RSS, fds (start -> end)", f"{before} -> {w['rss_mb']} MB, {w['fds']} fds"))
+    evidence = summary.get("evidence", {})
     for fault in timeline["faults"]:
         start = fault["start"] - timeline["load_start"]
-        rows.append((f"fault {fault['name']}", f"at {start:.1f} s for {fault['end'] - fault['start']:.2f} s"))
+        seen = f"; {evidence[fault['name']]} log line(s) show it" if fault["name"] in evidence else ""
+        rows.append((f"fault {fault['name']}", f"at {start:.1f} s for {fault['end'] - fault['start']:.2f} s{seen}"))
     width = max(len(r[0]) for r in rows)
     lines = [f"| {'what'.ljust(width)} | figure |", f"| {'-' * width} | --- |"]
     lines += [f"| {name.ljust(width)} | {value} |" for name, value in rows]

@@ -475,6 +475,7 @@ class Soak:
             SOAK_RATE=str(p.rate),
             SOAK_MAX_REQUESTS=str(int(p.users * p.rate * p.duration * 1.2)),
             SOAK_TIMEOUT="10",
+            SOAK_WATCH_SHARE="0.2",  # about 7 requests/s per watched client: propagation to ~0.15 s
         )
         locust_args = [sys.executable, "-m", "locust", "-f", str(HERE / "locustfile.py"), "--headless"]
         locust_args += ["-u", str(p.users), "-r", str(p.users), "-t", f"{int(p.duration)}s", "--stop-timeout", "5"]
@@ -490,6 +491,7 @@ class Soak:
         locust.wait(p.duration + 60)
         self.timeline["load_end"] = time.time()
         self.timeline["workers"]["end"] = [process_sample(pid) for pid in self.service.worker_pids()]
+        self.timeline["evidence"] = self.evidence()
         (self.out / "timeline.json").write_text(json.dumps(self.timeline, indent=1))
         records = [json.loads(line) for line in history.read_text().splitlines() if line.strip()]
         result = check(records, self.timeline)
@@ -497,6 +499,17 @@ class Soak:
         (self.out / "result.json").write_text(json.dumps(summary, indent=1, default=str))
         (self.out / "report.md").write_text(report.table(summary))
         return {"summary": summary, "records": records}
+
+    def evidence(self) -> dict[str, int]:
+        """How often each fault shows in the logs: a fault that left no trace did not happen."""
+        service = (self.tmp / "service-b.log").read_text(errors="replace")
+        postgres = self.pg.log.read_text(errors="replace")
+        return {
+            "jwks_down": service.count("Cannot refresh JWKS"),
+            "redis_down": service.count("cannot read the cache"),
+            "postgres_restart": postgres.count("database system is ready to accept connections") - 1,
+            "worker_kill": service.count("Booting worker") - WORKERS,
+        }
 
 
 class _Stoppable:
