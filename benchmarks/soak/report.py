@@ -68,6 +68,11 @@ def table(summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
 def plot(records: list[dict], summary: dict, path: Path) -> Path:
     """Per-second p50/p99 of the authenticated endpoint and of the floor, fault windows shaded."""
     import matplotlib
@@ -85,14 +90,11 @@ def plot(records: list[dict], summary: dict, path: Path) -> Path:
         elif r.get("kind") == "valid" or r["status"] == 0 or r["status"] >= 500:
             errors.append((r["t0"] - t_start, r["status"]))
     fig, ax = plt.subplots(figsize=(12, 5))
-    for path, colour in (("auth", "tab:blue"), ("floor", "tab:grey")):
-        seconds = sorted(s for p, s in buckets if p == path)
+    for endpoint, colour in (("auth", "tab:blue"), ("floor", "tab:grey")):
+        seconds = sorted(s for p, s in buckets if p == endpoint)
         for q, style in ((0.5, "-"), (0.99, ":")):
-            values = [
-                sorted(buckets[(path, s)])[min(len(buckets[(path, s)]) - 1, int(q * len(buckets[(path, s)])))]
-                for s in seconds
-            ]
-            ax.plot(seconds, values, style, color=colour, label=f"{path} p{int(q * 100)}")
+            values = [_quantile(buckets[(endpoint, s)], q) for s in seconds]
+            ax.plot(seconds, values, style, color=colour, label=f"{endpoint} p{int(q * 100)}")
     for fault in summary["timeline"]["faults"]:
         start, end = fault["start"] - t_start, max(fault["end"] - t_start, fault["start"] - t_start + 0.5)
         ax.axvspan(start, end, alpha=0.15, color="tab:red")
