@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass, field
+from typing import Any
 
 INVALID_KINDS = frozenset({"expired", "wrong_aud", "tampered", "revoked_client"})
 CONTROL_PLANE_SLACK = 0.5  # issue 16: control-plane changes within REVOCATION_CHECK_INTERVAL + 0.5 s
@@ -153,7 +154,7 @@ def check(history: list[dict], timeline: dict) -> Result:
                     withdrawn.setdefault(older["generation"], gen.get("started", gen["published"]))
     emergencies = [g["published"] for g in generations if g.get("emergency")]
     result = Result(kills=kills, evidence=timeline.get("evidence", {}))
-    per_change = {c: {"old_after_end": [], "late": 0, "per_worker": {}} for c in changes}
+    per_change: dict[str, dict[str, Any]] = {c: {"old_after_end": [], "late": 0, "per_worker": {}} for c in changes}
     auth_ms, floor_ms = [], []
     for r in history:
         result.requests += 1

@@ -250,8 +250,8 @@ def restart_postgres(pg: PostgresServer) -> None:
 
 
 class Soak:
-    def __init__(self, profile: Profile, out: Path, service_settings: str):
-        self.profile, self.out, self.service_settings = profile, out, service_settings
+    def __init__(self, profile: Profile, out: Path, service_settings: str, nginx_bin: str):
+        self.profile, self.out, self.service_settings, self.nginx_bin = profile, out, service_settings, nginx_bin
         self.tmp = Path(tempfile.mkdtemp(prefix="m2m-soak-"))
         self.timeline: dict = {"faults": [], "changes": [], "generations": [], "workers": {}}
         self.started: list = []  # things to stop, in reverse order
@@ -547,8 +547,7 @@ def main(argv: list[str] | None = None) -> int:
         print("SKIP: not installed: " + ", ".join(missing), flush=True)
         return SKIP
     args.out.mkdir(parents=True, exist_ok=True)
-    soak = Soak(LONG if args.long else SHORT, args.out, args.service_settings)
-    soak.nginx_bin = find_nginx()
+    soak = Soak(LONG if args.long else SHORT, args.out, args.service_settings, find_nginx() or "nginx")
     try:
         began = time.monotonic()
         print(f"soak: starting the topology in {soak.tmp}", flush=True)
