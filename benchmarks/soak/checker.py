@@ -83,6 +83,7 @@ class Result:
             "in_flight_at_kill": len(self.in_flight_at_kill),
             "responses_503": len(self.responses_503),
             "false_reject_times": [r["t0"] for r in self.false_rejects],
+            "false_reject_reasons": sorted({str(r.get("www") or r["status"]) for r in self.false_rejects}),
             "unjudged": self.unjudged,
             "propagation": self.propagation,
             "evidence": self.evidence,
