@@ -1,0 +1,126 @@
+"""The soak run's report: a Markdown table from result.json, and a latency-over-time PNG.
+
+``python benchmarks/soak/report.py RESULTS_DIR [--plot]`` re-renders a saved run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+
+def _ms(value) -> str:
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.1f} ms"
+
+
+def table(summary: dict) -> str:
+    timeline = summary["timeline"]
+    seconds = max(1e-9, timeline.get("load_end", 0) - timeline.get("load_start", 0))
+    lat = summary["latency"]
+    rows = [
+        (
+            "requests (auth / floor)",
+            f"{summary['requests']} ({summary['auth_requests']} / {summary['floor_requests']})",
+        ),
+        ("throughput", f"{summary['requests'] / seconds:.0f} req/s over {seconds:.0f} s"),
+        ("auth p50 / p99", f"{_ms(lat.get('auth_p50_ms'))} / {_ms(lat.get('auth_p99_ms'))}"),
+        ("floor p50 / p99", f"{_ms(lat.get('floor_p50_ms'))} / {_ms(lat.get('floor_p99_ms'))}"),
+        (
+            "p50 / p99 ratio to the floor",
+            f"{lat.get('p50_ratio', float('nan')):.2f} / {lat.get('p99_ratio', float('nan')):.2f}",
+        ),
+        ("false accepts (must be 0)", str(summary["false_accepts"])),
+        ("false rejects (must be 0)", str(summary["false_rejects"])),
+        ("5xx and timeouts outside the bounds (must be 0)", str(summary["failures"])),
+        ("failed while in flight on the killed worker", str(summary["in_flight_at_kill"])),
+        ("503 answers", str(summary["responses_503"])),
+        ("not judged (key withdrawn by the emergency rotation)", str(summary["unjudged"])),
+    ]
+    for change in summary["propagation"]:
+        where = "Redis down" if change["redis_down"] else "Redis up"
+        rows.append(
+            (
+                f"propagation: {change['what']} {change['client']} ({where})",
+                f"{change['longest']:.3f} s after its commit (bound {change['bound']:.2f} s; command "
+                f"{change['command_s']:.2f} s; late answers {change['late']})",
+            )
+        )
+    starts = {w["pid"]: w for w in timeline["workers"].get("start", [])}
+    for w in timeline["workers"].get("end", []):
+        first = starts.get(w["pid"])
+        before = f"{first['rss_mb']} MB, {first['fds']} fds" if first else "respawned"
+        rows.append((f"worker {w['pid']} RSS, fds (start -> end)", f"{before} -> {w['rss_mb']} MB, {w['fds']} fds"))
+    evidence = summary.get("evidence", {})
+    for fault in timeline["faults"]:
+        start = fault["start"] - timeline["load_start"]
+        seen = f"; {evidence[fault['name']]} log line(s) show it" if fault["name"] in evidence else ""
+        rows.append((f"fault {fault['name']}", f"at {start:.1f} s for {fault['end'] - fault['start']:.2f} s{seen}"))
+    width = max(len(r[0]) for r in rows)
+    lines = [f"| {'what'.ljust(width)} | figure |", f"| {'-' * width} | --- |"]
+    lines += [f"| {name.ljust(width)} | {value} |" for name, value in rows]
+    if summary["violations"]:
+        lines += ["", "Violated bounds:"] + [f"- {v}" for v in summary["violations"]]
+    for name, examples in summary.get("examples", {}).items():
+        if examples:
+            lines += ["", f"{name} (first {len(examples)}):"] + [f"  {e}" for e in examples]
+    return "\n".join(lines) + "\n"
+
+
+def _quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def plot(records: list[dict], summary: dict, path: Path) -> Path:
+    """Per-second p50/p99 of the authenticated endpoint and of the floor, fault windows shaded."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t_start = summary["timeline"]["load_start"]
+    buckets: dict[tuple[str, int], list[float]] = {}
+    errors: list[tuple[float, int]] = []
+    for r in records:
+        second = int(r["t0"] - t_start)
+        if r["status"] == 200 and r.get("kind") in ("valid", "floor"):
+            buckets.setdefault((r["path"], second), []).append((r["t1"] - r["t0"]) * 1000)
+        elif r.get("kind") == "valid" or r["status"] == 0 or r["status"] >= 500:
+            errors.append((r["t0"] - t_start, r["status"]))
+    fig, ax = plt.subplots(figsize=(12, 5))
+    for endpoint, colour in (("auth", "tab:blue"), ("floor", "tab:grey")):
+        seconds = sorted(s for p, s in buckets if p == endpoint)
+        for q, style in ((0.5, "-"), (0.99, ":")):
+            values = [_quantile(buckets[(endpoint, s)], q) for s in seconds]
+            ax.plot(seconds, values, style, color=colour, label=f"{endpoint} p{int(q * 100)}")
+    for fault in summary["timeline"]["faults"]:
+        start, end = fault["start"] - t_start, max(fault["end"] - t_start, fault["start"] - t_start + 0.5)
+        ax.axvspan(start, end, alpha=0.15, color="tab:red")
+        ax.text(start, ax.get_ylim()[1] * 0.95, fault["name"], rotation=90, va="top", fontsize=8)
+    if errors:
+        ax.scatter([e[0] for e in errors], [1] * len(errors), marker="x", color="tab:red", label="refused or failed")
+    ax.set_yscale("log")
+    ax.set_xlabel("seconds since the load started")
+    ax.set_ylabel("latency (ms), per second")
+    ax.set_title("soak run: service-b under load and faults")
+    ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def main(argv: list[str]) -> int:
+    directory = Path(argv[0])
+    summary = json.loads((directory / "result.json").read_text())
+    print(table(summary))
+    if "--plot" in argv:
+        history = (directory / "history.jsonl").read_text().splitlines()
+        print(plot([json.loads(line) for line in history if line.strip()], summary, directory / "latency.png"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
