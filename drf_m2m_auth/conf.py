@@ -20,6 +20,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 
 from .errors import ConfigurationInvalid
+from .issuers import IssuerPolicy, build_policies
 from .settings_table import DEFAULTS, SETTINGS, Setting
 from .validation import ALLOWED_ALGORITHMS, Context, Invalid, as_list, did_you_mean
 
@@ -32,6 +33,11 @@ __all__ = [
     "Problem",
     "m2m_settings",
     "validate",
+    "validate_full",
+    "Validated",
+    "IssuerPolicy",
+    "issuer_policies",
+    "issuer_policy",
     "ensure_valid",
     "realm",
     "as_list",
@@ -56,9 +62,27 @@ class Problem(NamedTuple):
 
 def validate(user: Any, cache_aliases: Any = (), database_aliases: Any = None) -> tuple[dict[str, Any], list[Problem]]:
     """(converted values of the valid keys, every problem), for a DRF_M2M_AUTH value."""
+    result = validate_full(user, cache_aliases, database_aliases)
+    return result.values, result.problems
+
+
+class Validated(NamedTuple):
+    """Everything one validation finds: values, errors, the trusted issuers, and warnings."""
+
+    values: dict[str, Any]
+    problems: list[Problem]
+    policies: list[IssuerPolicy]
+    warnings: list[Problem]
+    by_issuer: dict[str, IssuerPolicy]  # every exact iss (issuers and aliases) -> its policy
+
+
+def validate_full(user: Any, cache_aliases: Any = (), database_aliases: Any = None) -> Validated:
+    """The rows of SETTINGS, then the trusted issuers (issuers.build_policies) and their key URLs."""
     prefix = SETTINGS_NAME
     if not isinstance(user, Mapping):
-        return {}, [Problem(None, "drf_m2m_auth.E001", f"{prefix} must be a dict, not {type(user).__name__}.")]
+        return Validated(
+            {}, [Problem(None, "drf_m2m_auth.E001", f"{prefix} must be a dict, not {type(user).__name__}.")], [], [], {}
+        )
     problems = [
         Problem(
             str(key),
@@ -80,12 +104,61 @@ def validate(user: Any, cache_aliases: Any = (), database_aliases: Any = None) -
             problems.append(
                 Problem(name, f"drf_m2m_auth.{row.check_id}", f"{prefix}[{name!r}] {exc.message}", exc.hint)
             )
-    return values, problems
+    policies, issuer_problems, warnings = _issuer_policies(
+        {k: val for k, val in user.items() if k in SETTINGS}, raw, problems
+    )
+    problems += issuer_problems
+    if problems:
+        policies = []
+    by_issuer = {iss: policy for policy in policies for iss in policy.issuers}
+    return Validated(values, problems, policies, warnings, by_issuer)
 
 
-class _Loaded(NamedTuple):
-    values: dict[str, Any]
-    problems: list[Problem]
+def _where(where: str) -> tuple[str, str]:
+    """("ISSUERS", "DRF_M2M_AUTH['ISSUERS'][1]['audience']") for "ISSUERS[1]['audience']"."""
+    name, bracket, rest = where.partition("[")
+    return name, f"{SETTINGS_NAME}[{name!r}]{bracket}{rest}"
+
+
+def _issuer_policies(
+    given: dict[str, Any], raw: dict[str, Any], row_problems: list[Problem]
+) -> tuple[list, list[Problem], list[Problem]]:
+    """(policies, errors, warnings): each issuers.Problem names its entry and key, with its check id."""
+    from .validation import url_problem
+
+    policies, found = build_policies(given, allowed_algorithms=ALLOWED_ALGORITHMS)
+    already = {p.key for p in row_problems}
+    errors: list[Problem] = []
+    warnings: list[Problem] = []
+    for p in found:
+        name, label = _where(p.where)
+        if p.warning:
+            warnings.append(Problem(name, "drf_m2m_auth.W030", f"{label}: {p.message}"))
+        elif not (p.where == name and name in already):  # the row's own validator said it already
+            check_id = SETTINGS[name].check_id if p.where == name and name in SETTINGS else "E030"
+            errors.append(Problem(name, f"drf_m2m_auth.{check_id}", f"{label}: {p.message}"))
+    entries = raw.get("ISSUERS")
+    if isinstance(entries, (list, tuple)):  # the shorthand's URLs are JWKS_URL's and ISSUER's rows
+        insecure = [h for h in as_list(raw.get("INSECURE_JWKS_HOSTS")) if isinstance(h, str)]
+        index = {e.get("issuer"): i for i, e in enumerate(entries) if isinstance(e, Mapping)}
+        for policy in policies:
+            key = "jwks_url" if policy.jwks_url else "issuer"
+            problem = url_problem(policy.jwks_url or policy.issuer, insecure)
+            if problem:
+                label = f"{SETTINGS_NAME}['ISSUERS'][{index.get(policy.issuer)}][{key!r}]"
+                how = "" if policy.jwks_url else " (no jwks_url: its keys are found by OIDC discovery from it)"
+                errors.append(
+                    Problem(
+                        "ISSUERS",
+                        "drf_m2m_auth.E006",
+                        f"{label}{how}: {problem}",
+                        "JWKS must be fetched over https (loopback hosts and INSECURE_JWKS_HOSTS excepted).",
+                    )
+                )
+    return policies, errors, warnings
+
+
+_Loaded = Validated
 
 
 class M2MSettings:
@@ -107,7 +180,7 @@ class M2MSettings:
                 if self._loaded is None:
                     aliases = getattr(django_settings, "CACHES", None) or {}
                     databases = getattr(django_settings, "DATABASES", None) or {}
-                    self._loaded = _Loaded(*validate(self.user_settings(), aliases, databases))
+                    self._loaded = validate_full(self.user_settings(), aliases, databases)
                 loaded = self._loaded
         return loaded
 
@@ -145,12 +218,22 @@ class M2MSettings:
             raise ConfigurationInvalid("The API's authentication is misconfigured.")
 
     @property
+    def issuer_policies(self) -> list[IssuerPolicy]:
+        """One IssuerPolicy per trusted issuer (ISSUERS, or the ISSUER shorthand); raises when invalid."""
+        loaded = self.load()
+        if loaded.problems:
+            raise ImproperlyConfigured(" ".join(p.message for p in loaded.problems))
+        return list(loaded.policies)
+
+    @property
     def issuers(self) -> list[str]:
-        return [str(i) for i in as_list(self.ISSUER)]
+        """Every trusted ``iss`` value (entries' issuers and their aliases)."""
+        return [iss for policy in self.issuer_policies for iss in policy.issuers]
 
     @property
     def audiences(self) -> list[str]:
-        return [str(a) for a in as_list(self.AUDIENCE)]
+        """Every audience of every trusted issuer (sorted; per issuer, see issuer_policies)."""
+        return sorted({aud for policy in self.issuer_policies for aud in policy.audiences})
 
     def reload(self) -> None:
         with self._lock:
@@ -160,6 +243,19 @@ class M2MSettings:
 
 m2m_settings = M2MSettings()
 ensure_valid = m2m_settings.ensure_valid
+
+
+def issuer_policies() -> list[IssuerPolicy]:
+    """The trusted issuers' policies, in settings order (ImproperlyConfigured while the settings are invalid)."""
+    return m2m_settings.issuer_policies
+
+
+def issuer_policy(iss: str) -> IssuerPolicy | None:
+    """The policy whose issuer or alias is exactly ``iss``, or None (ImproperlyConfigured when invalid)."""
+    loaded = m2m_settings.load()
+    if loaded.problems:
+        raise ImproperlyConfigured(" ".join(p.message for p in loaded.problems))
+    return loaded.by_issuer.get(iss)
 
 
 def realm() -> str:
@@ -214,20 +310,18 @@ def build_verifier():
     from .fetch import HTTPFetcher
     from .jwks import JWKSource
     from .shared import get_shared_cache
-    from .tokens import TokenVerifier
+    from .tokens import IssuerTrust, TokenVerifier
 
     ensure_valid()
     s = m2m_settings
     fetch = HTTPFetcher(timeout=s.HTTP_TIMEOUT, max_bytes=s.JWKS_MAX_BYTES, insecure_hosts=s.INSECURE_JWKS_HOSTS)
     cache = get_shared_cache()
-    jwks_url = s.JWKS_URL
-    sources = {}
-    for issuer in s.issuers:
-        url = jwks_url.get(issuer) if isinstance(jwks_url, dict) else jwks_url
-        sources[issuer] = JWKSource(
-            issuer,
-            jwks_url=url,
-            algorithms=s.ALGORITHMS,
+    trusts = []
+    for policy in s.issuer_policies:
+        source = JWKSource(
+            policy.issuer,
+            jwks_url=policy.jwks_url,
+            algorithms=policy.algorithms,
             fetch=fetch,
             shared_cache=cache,
             default_ttl=s.JWKS_DEFAULT_TTL,
@@ -239,16 +333,8 @@ def build_verifier():
             lock_wait=s.HTTP_TIMEOUT,
             on_event=send_jwks_signal,
         )
-    return TokenVerifier(
-        sources=sources,
-        audiences=s.audiences,
-        algorithms=s.ALGORITHMS,
-        leeway=s.LEEWAY,
-        scope_claims=s.SCOPE_CLAIMS,
-        max_token_bytes=s.MAX_TOKEN_BYTES,
-        require_at_jwt=s.REQUIRE_AT_JWT_TYP,
-        cache_size=s.VERIFIED_TOKEN_CACHE_SIZE,
-    )
+        trusts.append(IssuerTrust.from_policy(policy, source))  # aliases share the entry's JWKSource
+    return TokenVerifier(trusts=trusts, max_token_bytes=s.MAX_TOKEN_BYTES, cache_size=s.VERIFIED_TOKEN_CACHE_SIZE)
 
 
 def get_verifier():

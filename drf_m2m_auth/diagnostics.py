@@ -13,7 +13,6 @@ from typing import Any
 
 from .errors import InvalidToken, KeysUnavailable
 from .jose import b64url_decode, json_object, verify_signature
-from .principal import client_id_from_claims
 from .scopes import scopes_from_claims
 from .tokens import CLAIM_RULES, HEADER_RULES, REQUIRED_CLAIMS
 
@@ -50,6 +49,9 @@ class Diagnosis:
         self.claims: dict[str, Any] | None = None
         self.signature = b""
         self.fetch_errors: list[str] = []
+        # Whose rules apply: the token's issuer's, else (unknown iss) the first trusted issuer's,
+        # so the other lines still say something.
+        self.trust: Any = None
 
     def add(self, check: str, status: str, detail: str, reason: str = "") -> None:
         self.steps.append({"check": check, "status": status, "reason": reason, "detail": detail})
@@ -70,15 +72,16 @@ class Diagnosis:
             self.add("size", "PASS", f"{len(raw)} chars <= MAX_TOKEN_BYTES {v.max_token_bytes}")
         if len(raw) > max(MAX_EXPLAINED, v.max_token_bytes) or not self.decode():
             return
+        trust = self.check_issuer()  # the verifier's order: iss picks the issuer before anything else
+        self.trust = trust or (v.trust_list[0] if v.trust_list else None)
         alg_ok = self.check_header()
-        source = self.check_issuer()
         key = None
         if not alg_ok:
             self.add("key", "SKIP", "not looked up: the header is unusable")
-        elif source is None:
-            self.add("key", "SKIP", "not looked up: keys are only fetched for a configured ISSUER")
+        elif trust is None:
+            self.add("key", "SKIP", "not looked up: keys are only fetched for a trusted issuer")
         else:
-            key = self.check_key(source)
+            key = self.check_key(trust.source)
         if key is None:
             self.add("signature", "SKIP", "not checked: no key to check it with")
         else:
@@ -110,7 +113,7 @@ class Diagnosis:
         return True
 
     def check_header(self) -> bool:
-        v = self.verifier
+        v = self.trust
         failed = self._run(HEADER_RULES, self.header or {})
         original = self.header or {}
         alg, typ = original.get("alg"), original.get("typ")
@@ -148,10 +151,13 @@ class Diagnosis:
 
     def check_issuer(self) -> Any:
         iss = (self.claims or {}).get("iss")
-        configured = list(self.verifier.sources)
-        if type(iss) is str and iss in self.verifier.sources:
-            self.add("iss", "PASS", f"{iss!r} is a configured ISSUER")
-            return self.verifier.sources[iss]
+        trusts = self.verifier.trusts
+        configured = list(trusts)
+        if type(iss) is str and iss in trusts:
+            trust = trusts[iss]
+            alias = "" if iss == trust.issuer else f" (an alias of {trust.issuer!r})"
+            self.add("iss", "PASS", f"{iss!r} is a trusted issuer{alias}; its own rules apply below")
+            return trust
         self.add("iss", "FAIL", self._issuer_words(iss, configured), "bad_issuer")
         return None
 
@@ -239,7 +245,7 @@ class Diagnosis:
         self.add("signature", "PASS", f"{header['alg']} signature verifies with key {key.kid!r}")
 
     def check_claims(self) -> None:
-        v, now = self.verifier, self.now
+        v, now = self.trust, self.now
         failed = self._run(CLAIM_RULES, self.claims or {})
         original, leeway = self.claims or {}, v.leeway
         for name in REQUIRED_CLAIMS:
@@ -277,7 +283,7 @@ class Diagnosis:
             lambda: f"{original['aud']!r} holds one of AUDIENCE {sorted(v.audiences)}",
             {"bad_audience": lambda: self._audience_words(original.get("aud"))},
         )
-        self._line("sub", failed, lambda: f"{original['sub']!r} (client_id {client_id_from_claims(original)!r})", {})
+        self._line("sub", failed, lambda: f"{original['sub']!r} (client_id {v.client_id(original)!r})", {})
         for name in ("client_id", "azp", "jti", "cnf", "client id"):
             if name in failed:
                 self.add(name, "FAIL", failed[name].description, failed[name].reason)
@@ -287,7 +293,7 @@ class Diagnosis:
         failed: dict[str, InvalidToken] = {}
         for rule in rules:
             try:
-                rule.check(self.verifier, members, self.now)
+                rule.check(self.trust, members, self.now)
             except InvalidToken as exc:
                 failed.setdefault(exc.claim or "client id", exc)
             except Exception as exc:  # noqa: BLE001 -- a diagnostic must report, never crash
@@ -302,7 +308,7 @@ class Diagnosis:
             self.add(name, "FAIL", words[exc.reason]() if exc.reason in words else exc.description, exc.reason)
 
     def _audience_words(self, aud: Any) -> str:
-        expects = sorted(self.verifier.audiences)
+        expects = sorted(self.trust.audiences)
         words = (
             f"aud is {aud!r} but AUDIENCE expects {expects[0]!r}"
             if len(expects) == 1
@@ -319,7 +325,7 @@ class Diagnosis:
         return words
 
     def check_scopes(self) -> None:
-        claims, configured = self.claims or {}, list(self.verifier.scope_claims)
+        claims, configured = self.claims or {}, list(self.trust.scope_claims)
         scopes = scopes_from_claims(claims, configured)
         notes = [f"{n} claim {'present' if n in claims else 'absent'}" for n in configured]
         ignored = [n for n in SCOPE_LIKE if n in claims and n not in configured]

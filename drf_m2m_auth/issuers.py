@@ -126,12 +126,15 @@ def raw_entries(settings: Mapping[str, Any], problems: list[Problem]) -> list[tu
     issuer = settings.get("ISSUER")
     if issuer is None:
         problems.append(Problem("ISSUER", "no trusted issuer: set ISSUER and AUDIENCE, or ISSUERS."))
+        if settings.get("AUDIENCE") is None:
+            problems.append(Problem("AUDIENCE", "required with ISSUER: this API's identifier (a token's aud)."))
         return []
     jwks_url = settings.get("JWKS_URL")
     if isinstance(issuer, str):
-        if isinstance(jwks_url, Mapping):
-            problems.append(Problem("JWKS_URL", "must be a URL string when ISSUER is a single issuer."))
-            jwks_url = None
+        if isinstance(jwks_url, Mapping):  # {issuer: url} with one issuer: accepted as it always was
+            if not isinstance(jwks_url.get(issuer), str):
+                problems.append(Problem("JWKS_URL", f"has no URL for issuer {issuer!r}."))
+            jwks_url = jwks_url.get(issuer)
         return [("ISSUER", {"issuer": issuer, "audience": settings.get("AUDIENCE"), "jwks_url": jwks_url})]
     if not _is_str_list(issuer):
         problems.append(Problem("ISSUER", "must be an issuer URL string (or use ISSUERS for several)."))
@@ -247,6 +250,10 @@ def _build_one(  # noqa: C901 -- one straight list of per-key rules reads better
     if status_list not in STATUS_LIST_MODES:
         bad("status_list", f"must be one of {', '.join(map(repr, STATUS_LIST_MODES))}.")
     hosts = _value(entry, preset, settings, "status_list_hosts")
+    if hosts is None:  # the top-level default: each issuer's own host
+        hosts = ()
+    elif isinstance(hosts, Mapping) and "status_list_hosts" not in entry:  # top-level {issuer: [host, ...]}
+        hosts = hosts.get(issuer, ())
     if not _is_str_list(hosts, allow_empty=True):
         bad("status_list_hosts", "must be a list of host names.")
         hosts = ()

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
-__all__ = ["AccessToken", "ServiceClient", "client_id_from_claims"]
+__all__ = ["AccessToken", "ServiceClient", "client_id_from_claims", "issuer_tag"]
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 AUTH0_CLIENT_SUFFIX = "@clients"
+
+
+def issuer_tag(issuer: str) -> str:
+    """12 hex characters naming an issuer in a key (sha256 of it): ServiceClient.pk's issuer part."""
+    return hashlib.sha256(issuer.encode("utf-8", "surrogatepass")).hexdigest()[:12]
 
 
 def client_id_from_claims(claims: Mapping[str, Any]) -> str:
@@ -58,14 +64,18 @@ class AccessToken:
         token_hash: str = "",
         digest: bytes = b"",
         kid: str | None = None,
+        issuer: str | None = None,
+        client_id: str | None = None,
     ):
         self.claims = claims
         self.scopes = scopes
         # The verifier does not keep the JOSE header (kid is kept below): a cached token costs memory.
         self.header: Mapping[str, Any] = header if header is not None else _EMPTY
-        self.client_id = client_id_from_claims(claims)
+        # The verifier passes the trusted entry's issuer (an alias's token names its entry) and the
+        # client id under that issuer's rule; built by hand, both come from the claims.
+        self.client_id = client_id_from_claims(claims) if client_id is None else client_id
         self.subject: str = claims["sub"]
-        self.issuer: str = claims["iss"]
+        self.issuer: str = claims["iss"] if issuer is None else issuer
         self.exp: float = claims["exp"]
         self.iat: float = claims["iat"]
         jti = claims.get("jti")
@@ -109,7 +119,8 @@ class AccessToken:
 class ServiceClient:
     """The calling service (``request.user``): not a Django User.
 
-    ``pk`` equals ``client_id`` so DRF's UserRateThrottle throttles per client.
+    A client is (``issuer``, ``client_id``): equality and hashing use both, and so does ``pk``, so
+    DRF's UserRateThrottle gives two issuers' clients that share an id two separate buckets.
     """
 
     is_authenticated = True
@@ -118,19 +129,34 @@ class ServiceClient:
     is_staff = False
     is_superuser = False
 
-    def __init__(self, client_id: str, *, subject: str, scopes: frozenset[str], claims: Mapping[str, Any]):
+    def __init__(
+        self,
+        client_id: str,
+        *,
+        subject: str,
+        scopes: frozenset[str],
+        claims: Mapping[str, Any],
+        issuer: str | None = None,
+    ):
         self.client_id = client_id
         self.subject = subject
         self.scopes = scopes
         self.claims = claims
+        iss = claims.get("iss") if issuer is None else issuer
+        self.issuer: str = iss if isinstance(iss, str) else ""
+        # "<client_id>@<12 hex of sha256(issuer)>": a cache-key-safe, bounded issuer part (an issuer
+        # URL may be long); the client id alone when no issuer is known (a hand-made principal).
+        self._pk = f"{client_id}@{issuer_tag(self.issuer)}" if self.issuer else client_id
 
     @classmethod
     def from_token(cls, token: AccessToken) -> ServiceClient:
-        return cls(token.client_id, subject=token.subject, scopes=token.scopes, claims=token.claims)
+        return cls(
+            token.client_id, subject=token.subject, scopes=token.scopes, claims=token.claims, issuer=token.issuer
+        )
 
     @property
     def pk(self) -> str:
-        return self.client_id
+        return self._pk
 
     id = pk
 
@@ -145,13 +171,13 @@ class ServiceClient:
         return False
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, ServiceClient) and other.client_id == self.client_id
+        return isinstance(other, ServiceClient) and other.client_id == self.client_id and other.issuer == self.issuer
 
     def __hash__(self) -> int:
-        return hash(("ServiceClient", self.client_id))
+        return hash(("ServiceClient", self.issuer, self.client_id))
 
     def __str__(self) -> str:
         return self.client_id
 
     def __repr__(self) -> str:
-        return f"<ServiceClient {self.client_id!r} scopes={sorted(self.scopes)!r}>"
+        return f"<ServiceClient {self.client_id!r} iss={self.issuer!r} scopes={sorted(self.scopes)!r}>"

@@ -25,18 +25,32 @@ class Setting:
 
 
 SETTINGS: dict[str, Setting] = {
+    "ISSUERS": Setting(
+        None,
+        v.issuers,
+        "E030",
+        """The trusted issuers, one dict per issuer: ``issuer`` (required, the exact
+``iss``), ``audience`` (required in every entry: a string or a list), and optionally
+``issuer_aliases``, ``jwks_url`` (else OIDC discovery), ``algorithms``, ``scope_claims``,
+``client_id_claims``, ``leeway``, ``require_at_jwt_typ``, ``unregistered_clients``,
+``status_list``, ``status_list_hosts`` and ``preset`` (``"auth0"``, ``"okta"``, ``"entra"``,
+``"keycloak"``). A key left out comes from the preset, then from the top-level setting. A token's
+``iss`` picks its entry before any key is fetched; an ``iss`` no entry names is a 401. Cannot be
+combined with ``ISSUER``, ``AUDIENCE`` or ``JWKS_URL``. See :doc:`/guide/issuers`.""",
+    ),
     "ISSUER": Setting(
         None,
-        v.strings(),
+        v.strings(required=False),
         "E003",
-        """Required. The ``iss`` your tokens carry, exactly: a string or a list.
-Auth0's ends with a slash (``https://tenant.auth0.com/``).""",
+        """The one-issuer shorthand (with ``AUDIENCE``): the ``iss`` your tokens carry,
+exactly. Auth0's ends with a slash (``https://tenant.auth0.com/``). A list of issuers still
+works but is deprecated (warning ``W030``): use ``ISSUERS``.""",
     ),
     "AUDIENCE": Setting(
         None,
-        v.strings(),
+        v.strings(required=False),
         "E004",
-        """Required. Your API's identifier; a string or a list. A token's ``aud``
+        """With ``ISSUER``: your API's identifier; a string or a list. A token's ``aud``
 (a string or a list) must hold one of them.""",
     ),
     "JWKS_URL": Setting(

@@ -14,6 +14,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 
 from .errors import InvalidToken
+from .issuers import IssuerPolicy
 from .jose import SIGNATURE_VERIFIERS, b64url_decode, is_numeric_date, json_object
 from .jwks import JWKSource
 from .keys import VerifyKey
@@ -42,24 +43,26 @@ def _fail(description: str, reason: str, claim: str | None = None) -> InvalidTok
 class Rule:
     """One header or claim rule: ``check`` raises InvalidToken (with ``reason``) or returns None.
 
+    ``check(trust, header_or_claims, now)`` judges by the token's own issuer's rules (IssuerTrust).
+
     A rule only judges what it names: when the member it reads is absent or of the wrong type and
     another rule owns that failure, it passes, so diagnostics can run every rule and report each
     problem once.
     """
 
     name: str
-    check: Callable[[TokenVerifier, dict[str, Any], float], None]
+    check: Callable[[IssuerTrust, dict[str, Any], float], None]
     reason: str
 
 
-def _alg_allowed(v: TokenVerifier, header: dict[str, Any], now: float) -> None:
+def _alg_allowed(v: IssuerTrust, header: dict[str, Any], now: float) -> None:
     alg = header.get("alg")
     # RFC 8725 3.1: an allow-list; "none" and HS* can never be in it (see jose.ALG_KEY_TYPES).
     if type(alg) is not str or alg not in v.algorithms:
         raise _fail("The token's signing algorithm is not allowed.", "alg_not_allowed", "alg")
 
 
-def _crit_understood(v: TokenVerifier, header: dict[str, Any], now: float) -> None:
+def _crit_understood(v: IssuerTrust, header: dict[str, Any], now: float) -> None:
     if "crit" in header:
         crit = header["crit"]
         if type(crit) is not list or not crit or any(type(c) is not str or c not in UNDERSTOOD_CRIT for c in crit):
@@ -68,7 +71,7 @@ def _crit_understood(v: TokenVerifier, header: dict[str, Any], now: float) -> No
             )
 
 
-def _typ_accepted(v: TokenVerifier, header: dict[str, Any], now: float) -> None:
+def _typ_accepted(v: IssuerTrust, header: dict[str, Any], now: float) -> None:
     typ = header.get("typ")
     if typ is None:
         if v.accepted_types is ACCESS_TOKEN_TYPES:
@@ -78,7 +81,7 @@ def _typ_accepted(v: TokenVerifier, header: dict[str, Any], now: float) -> None:
         raise _fail("The token's typ is not an access token type.", "bad_typ", "typ")
 
 
-def _kid_string(v: TokenVerifier, header: dict[str, Any], now: float) -> None:
+def _kid_string(v: IssuerTrust, header: dict[str, Any], now: float) -> None:
     kid = header.get("kid")
     if kid is not None and type(kid) is not str:
         raise _fail("The token's kid is not a string.", "malformed", "kid")
@@ -93,16 +96,16 @@ HEADER_RULES: tuple[Rule, ...] = (
 )
 
 
-def _required(name: str) -> Callable[[TokenVerifier, dict[str, Any], float], None]:
-    def check(v: TokenVerifier, claims: dict[str, Any], now: float) -> None:
+def _required(name: str) -> Callable[[IssuerTrust, dict[str, Any], float], None]:
+    def check(v: IssuerTrust, claims: dict[str, Any], now: float) -> None:
         if name not in claims:
             raise _fail(f"The token has no {name} claim.", "missing_claim", name)
 
     return check
 
 
-def _numeric(name: str) -> Callable[[TokenVerifier, dict[str, Any], float], None]:
-    def check(v: TokenVerifier, claims: dict[str, Any], now: float) -> None:
+def _numeric(name: str) -> Callable[[IssuerTrust, dict[str, Any], float], None]:
+    def check(v: IssuerTrust, claims: dict[str, Any], now: float) -> None:
         # bool is an int in Python but not a NumericDate; NaN, inf and 1e30 are not dates either.
         if name in claims and not is_numeric_date(claims[name]):
             raise _fail(f"The {name} claim is not a valid NumericDate.", "bad_claim", name)
@@ -115,25 +118,25 @@ def _date(claims: dict[str, Any], name: str) -> float | None:
     return float(value) if is_numeric_date(value) else None
 
 
-def _not_expired(v: TokenVerifier, claims: dict[str, Any], now: float) -> None:
+def _not_expired(v: IssuerTrust, claims: dict[str, Any], now: float) -> None:
     exp = _date(claims, "exp")
     if exp is not None and now >= exp + v.leeway:
         raise _fail("The token has expired.", "expired", "exp")
 
 
-def _not_issued_in_future(v: TokenVerifier, claims: dict[str, Any], now: float) -> None:
+def _not_issued_in_future(v: IssuerTrust, claims: dict[str, Any], now: float) -> None:
     iat = _date(claims, "iat")
     if iat is not None and iat > now + v.leeway:
         raise _fail("The token was issued in the future (check clock skew / LEEWAY).", "iat_in_future", "iat")
 
 
-def _valid_yet(v: TokenVerifier, claims: dict[str, Any], now: float) -> None:
+def _valid_yet(v: IssuerTrust, claims: dict[str, Any], now: float) -> None:
     nbf = _date(claims, "nbf")
     if nbf is not None and nbf > now + v.leeway:
         raise _fail("The token is not valid yet.", "not_yet_valid", "nbf")
 
 
-def _audience(v: TokenVerifier, claims: dict[str, Any], now: float) -> None:
+def _audience(v: IssuerTrust, claims: dict[str, Any], now: float) -> None:
     if "aud" not in claims:
         return
     aud = claims["aud"]
@@ -147,13 +150,13 @@ def _audience(v: TokenVerifier, claims: dict[str, Any], now: float) -> None:
         raise _fail("The token is not meant for this API (aud).", "bad_audience", "aud")
 
 
-def _subject(v: TokenVerifier, claims: dict[str, Any], now: float) -> None:
+def _subject(v: IssuerTrust, claims: dict[str, Any], now: float) -> None:
     if "sub" in claims and (type(claims["sub"]) is not str or not claims["sub"].strip()):
         raise _fail("The token's sub is not a non-empty string.", "bad_claim", "sub")
 
 
-def _string(name: str) -> Callable[[TokenVerifier, dict[str, Any], float], None]:
-    def check(v: TokenVerifier, claims: dict[str, Any], now: float) -> None:
+def _string(name: str) -> Callable[[IssuerTrust, dict[str, Any], float], None]:
+    def check(v: IssuerTrust, claims: dict[str, Any], now: float) -> None:
         if name in claims and type(claims[name]) is not str:
             raise _fail(f"The token's {name} is not a string.", "bad_claim", name)
 
@@ -163,7 +166,7 @@ def _string(name: str) -> Callable[[TokenVerifier, dict[str, Any], float], None]
 CONFIRMATION_METHODS = ("jkt", "x5t#S256")  # RFC 9449 6.1, RFC 8705 3.1
 
 
-def _confirmation(v: TokenVerifier, claims: dict[str, Any], now: float) -> None:
+def _confirmation(v: IssuerTrust, claims: dict[str, Any], now: float) -> None:
     if "cnf" not in claims:
         return
     cnf = claims["cnf"]
@@ -178,11 +181,13 @@ def _confirmation(v: TokenVerifier, claims: dict[str, Any], now: float) -> None:
 _UNSAFE = frozenset({"Cc", "Cf", "Zl", "Zp"})
 
 
-def _client_id_printable(v: TokenVerifier, claims: dict[str, Any], now: float) -> None:
+def _client_id_printable(v: IssuerTrust, claims: dict[str, Any], now: float) -> None:
     # A client id names grants, revocations and log lines: a newline can forge an audit line, a
     # bidi control can make one id look like another. Refuse control, format and line/paragraph
     # separator characters (Cc, Cf, Zl, Zp) outright.
-    client_id = client_id_from_claims(claims)
+    client_id = v.client_id(claims)
+    if type(client_id) is not str:
+        return
     if client_id and not client_id.isprintable() and any(unicodedata.category(c) in _UNSAFE for c in client_id):
         raise _fail("The token's client id contains control or format characters.", "invalid_client_id")
 
@@ -201,6 +206,74 @@ CLAIM_RULES: tuple[Rule, ...] = (
     Rule("cnf can be checked", _confirmation, "bad_cnf"),
     Rule("client id is printable", _client_id_printable, "invalid_client_id"),
 )
+
+
+def _sub_client_id(claims: dict[str, Any]) -> Any:
+    return client_id_from_claims(claims)
+
+
+class IssuerTrust:
+    """One trusted issuer as the verifier applies it: its JWKSource and its own claim rules.
+
+    Aliases (Entra's v1 issuer beside v2) are extra ``iss`` values of the same trust: they share its
+    JWKSource. ``issuer`` is the entry's issuer, what AccessToken.issuer and ServiceClient.issuer say.
+    """
+
+    __slots__ = (
+        "issuer",
+        "issuers",
+        "source",
+        "audiences",
+        "algorithms",
+        "leeway",
+        "scope_claims",
+        "accepted_types",
+        "client_id",
+        "policy",
+    )
+
+    def __init__(
+        self,
+        issuer: str,
+        source: JWKSource,
+        *,
+        audiences: Iterable[str],
+        aliases: Iterable[str] = (),
+        algorithms: Iterable[str] = ("RS256",),
+        leeway: float = 0,
+        scope_claims: Iterable[str] = DEFAULT_SCOPE_CLAIMS,
+        require_at_jwt: bool = False,
+        client_id: Callable[[dict[str, Any]], Any] = _sub_client_id,
+        policy: IssuerPolicy | None = None,
+    ):
+        self.issuer = issuer
+        self.issuers = (issuer, *aliases)
+        self.source = source
+        self.audiences = frozenset(audiences)
+        self.algorithms = frozenset(a for a in algorithms if a in SIGNATURE_VERIFIERS)
+        self.leeway = float(leeway)
+        self.scope_claims = tuple(scope_claims)
+        self.accepted_types = ACCESS_TOKEN_TYPES if require_at_jwt else ACCEPTED_TYPES
+        self.client_id = client_id
+        self.policy = policy
+
+    @classmethod
+    def from_policy(cls, policy: IssuerPolicy, source: JWKSource) -> IssuerTrust:
+        return cls(
+            policy.issuer,
+            source,
+            audiences=policy.audiences,
+            aliases=policy.aliases,
+            algorithms=policy.algorithms,
+            leeway=policy.leeway,
+            scope_claims=policy.scope_claims,
+            require_at_jwt=policy.require_at_jwt_typ,
+            client_id=policy.client_id,
+            policy=policy,
+        )
+
+    def __repr__(self) -> str:
+        return f"<IssuerTrust {self.issuer!r} audiences={sorted(self.audiences)!r}>"
 
 
 class _CacheEntry:
@@ -225,16 +298,20 @@ class _CacheEntry:
 class TokenVerifier:
     """Verifies access tokens for a fixed configuration; one instance per process (see conf.py).
 
-    ``sources`` maps each accepted issuer to its JWKSource. Every request re-checks exp and nbf
-    (with ``leeway``); a cache hit skips only the parsing and the signature, and only while the
-    signing key is still in the issuer's JWKS. Failures are never cached.
+    ``trusts`` are the trusted issuers (IssuerTrust): a token's ``iss`` picks one before any key is
+    fetched, then only that issuer's JWKS, algorithms, audiences, leeway, typ rule, scope claims and
+    client-id claims apply. (``sources`` + ``audiences`` + ... is the older form: every issuer with
+    the same rules.) Every request re-checks exp and nbf (with the issuer's leeway); a cache hit
+    skips only the parsing and the signature, and only while the signing key is still in the
+    issuer's JWKS. Failures are never cached.
     """
 
     def __init__(
         self,
         *,
-        sources: dict[str, JWKSource],
-        audiences: Iterable[str],
+        trusts: Iterable[IssuerTrust] | None = None,
+        sources: dict[str, JWKSource] | None = None,
+        audiences: Iterable[str] = (),
         algorithms: Iterable[str] = ("RS256",),
         leeway: float = 0,
         scope_claims: Iterable[str] = DEFAULT_SCOPE_CLAIMS,
@@ -243,18 +320,42 @@ class TokenVerifier:
         cache_size: int = 10000,
         clock: Callable[[], float] = time.time,
     ):
-        self.sources = dict(sources)
-        self.audiences = frozenset(audiences)
-        self.algorithms = frozenset(a for a in algorithms if a in SIGNATURE_VERIFIERS)
-        self.leeway = float(leeway)
-        self.scope_claims = tuple(scope_claims)
+        if trusts is None:
+            audiences, algorithms, scope_claims = tuple(audiences), tuple(algorithms), tuple(scope_claims)
+            trusts = [
+                IssuerTrust(
+                    issuer,
+                    source,
+                    audiences=audiences,
+                    algorithms=algorithms,
+                    leeway=leeway,
+                    scope_claims=scope_claims,
+                    require_at_jwt=require_at_jwt,
+                )
+                for issuer, source in (sources or {}).items()
+            ]
+        self.trust_list: tuple[IssuerTrust, ...] = tuple(trusts)
+        # every exact iss (issuers and aliases) -> its trust; a token's iss is looked up here only
+        self.trusts: dict[str, IssuerTrust] = {iss: t for t in self.trust_list for iss in t.issuers}
+        self.sources: dict[str, JWKSource] = {iss: t.source for iss, t in self.trusts.items()}
         self.max_token_bytes = max_token_bytes
-        self.accepted_types = ACCESS_TOKEN_TYPES if require_at_jwt else ACCEPTED_TYPES
         self.cache_size = cache_size
         self.clock = clock
         self._cache: dict[bytes, _CacheEntry] = {}
         self._scope_memo: dict[tuple, frozenset[str]] = {}
         self._cache_lock = threading.Lock()
+
+    def _only(self) -> IssuerTrust:
+        if len(self.trust_list) != 1:
+            raise AttributeError("several issuers are trusted: read verifier.trusts[iss] for one issuer's rules")
+        return self.trust_list[0]
+
+    # One-issuer conveniences (tools, benchmarks): the single trusted issuer's rules.
+    audiences = property(lambda self: self._only().audiences)
+    algorithms = property(lambda self: self._only().algorithms)
+    leeway = property(lambda self: self._only().leeway)
+    scope_claims = property(lambda self: self._only().scope_claims)
+    accepted_types = property(lambda self: self._only().accepted_types)
 
     # --- the per-request entry points --------------------------------------------------------
 
@@ -310,50 +411,53 @@ class TokenVerifier:
         except (ValueError, TypeError, RecursionError, UnicodeError) as exc:
             raise InvalidToken("The access token is not valid base64url-encoded JSON.", reason="malformed") from exc
 
-        alg, kid = self._check_header(header)
         issuer = claims.get("iss")
-        source = self.sources.get(issuer) if type(issuer) is str else None
-        if source is None:
-            # Checked before the key lookup: iss only picks which allow-listed JWKS to use.
+        trust = self.trusts.get(issuer) if type(issuer) is str else None
+        if trust is None:
+            # Before any key is fetched: iss only picks which allow-listed issuer's rules and JWKS apply.
             raise InvalidToken(
                 "The token was issued by an issuer this API does not trust.", reason="bad_issuer", claim="iss"
             )
+        alg, kid = self._check_header(trust, header)
+        source = trust.source
         key = source.get_key(kid, alg)
         try:
             SIGNATURE_VERIFIERS[alg](key.public_key, signature, raw[: len(header_b64) + 1 + len(payload_b64)].encode())
         except (InvalidSignature, ValueError, TypeError) as exc:
             raise InvalidToken("The token signature is invalid.", reason="bad_signature") from exc
 
-        exp, nbf = self._check_claims(claims)
-        scopes = self._scopes(claims)
-        token = AccessToken(claims, scopes, digest=digest, kid=kid)
+        exp, nbf = self._check_claims(trust, claims)
+        scopes = self._scopes(trust.scope_claims, claims)
+        client_id = trust.client_id(claims)
+        client_id = client_id if type(client_id) is str else ""
+        token = AccessToken(claims, scopes, digest=digest, kid=kid, issuer=trust.issuer, client_id=client_id)
         client = ServiceClient.from_token(token)
-        self._remember(digest, _CacheEntry(token, client, exp, nbf, self.leeway, key, source))
+        self._remember(digest, _CacheEntry(token, client, exp, nbf, trust.leeway, key, source))
         return client, token
 
-    def _check_header(self, header: dict[str, Any]) -> tuple[str, str | None]:
-        """Run HEADER_RULES in order; the first failure is raised. Returns (alg, kid)."""
+    def _check_header(self, trust: IssuerTrust, header: dict[str, Any]) -> tuple[str, str | None]:
+        """Run HEADER_RULES in order (``trust``'s rules); the first failure is raised. Returns (alg, kid)."""
         for rule in HEADER_RULES:
-            rule.check(self, header, 0.0)
+            rule.check(trust, header, 0.0)
         return header["alg"], header.get("kid")
 
-    def _check_claims(self, claims: dict[str, Any]) -> tuple[float, float]:
-        """Run CLAIM_RULES in order; the first failure is raised. Returns (exp, nbf)."""
+    def _check_claims(self, trust: IssuerTrust, claims: dict[str, Any]) -> tuple[float, float]:
+        """Run CLAIM_RULES in order (``trust``'s rules); the first failure is raised. Returns (exp, nbf)."""
         now = self.clock()
         for rule in CLAIM_RULES:
-            rule.check(self, claims, now)
+            rule.check(trust, claims, now)
         return float(claims["exp"]), float(claims.get("nbf", -math.inf))
 
-    def _scopes(self, claims: dict[str, Any]) -> frozenset[str]:
+    def _scopes(self, scope_claims: tuple[str, ...], claims: dict[str, Any]) -> frozenset[str]:
         # Tokens of one client carry the same scope string: share one frozenset between them
         # (a cached token costs memory, and a cache of 10,000 distinct sets costs cache misses).
         try:
-            key = tuple(claims.get(name) for name in self.scope_claims)
+            key = (scope_claims, *(claims.get(name) for name in scope_claims))
             scopes = self._scope_memo.get(key)
         except TypeError:  # an array claim (scp, permissions): not hashable, computed each time
-            return scopes_from_claims(claims, self.scope_claims)
+            return scopes_from_claims(claims, scope_claims)
         if scopes is None:
-            scopes = scopes_from_claims(claims, self.scope_claims)
+            scopes = scopes_from_claims(claims, scope_claims)
             if len(self._scope_memo) >= 1024:
                 self._scope_memo.clear()
             self._scope_memo[key] = scopes
@@ -386,6 +490,7 @@ __all__ = [
     "ACCESS_TOKEN_TYPES",
     "CLAIM_RULES",
     "HEADER_RULES",
+    "IssuerTrust",
     "REQUIRED_CLAIMS",
     "Rule",
     "TokenVerifier",

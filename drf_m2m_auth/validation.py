@@ -177,6 +177,18 @@ def database_alias(value: Any, ctx: Context) -> str:
     return value
 
 
+def issuers(value: Any, ctx: Context) -> Any:
+    """None, or a list of dicts; each entry's keys are checked by issuers.build_policies (conf.validate)."""
+    if value is None:
+        return None
+    if not isinstance(value, (list, tuple)) or not value or not all(isinstance(e, Mapping) for e in value):
+        raise Invalid(
+            f"must be a non-empty list of dicts, one per trusted issuer, not {value!r}",
+            'For example [{"issuer": "https://tenant.auth0.com/", "audience": "https://api.example.com"}].',
+        )
+    return [dict(e) for e in value]
+
+
 def status_list_hosts(value: Any, ctx: Context) -> Any:
     """None (each issuer's own host), a list of hosts, or a dict issuer -> list of hosts."""
     if value is None:
@@ -230,6 +242,8 @@ def jwks_url(value: Any, ctx: Context) -> Any:
     """None (discovery from each ISSUER), one URL, or {issuer: url}; every URL fetchable."""
     insecure = [h for h in as_list(ctx.raw.get("INSECURE_JWKS_HOSTS")) if isinstance(h, str)]
     if value is None:
+        if ctx.raw.get("ISSUERS") is not None:
+            return None  # each ISSUERS entry's URL is checked by conf.validate
         for issuer in as_list(ctx.raw.get("ISSUER")):
             problem = url_problem(issuer, insecure) if isinstance(issuer, str) and issuer else None
             if problem:

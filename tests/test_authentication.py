@@ -10,7 +10,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from rest_framework.test import APIClient, APIRequestFactory
 
-from drf_m2m_auth.principal import AccessToken, ServiceClient
+from drf_m2m_auth.principal import AccessToken, ServiceClient, issuer_tag
 from drf_m2m_auth.testing import FakeIssuer, JWKSServer
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.urls")]
@@ -32,7 +32,8 @@ def challenge(response):
 def test_valid_token(api, m2m_issuer):
     response = api.get("/echo/", **bearer(m2m_issuer.token(sub="svc-a@clients")))
     assert response.status_code == 200, response.content
-    assert response.json() == {"client_id": "svc-a", "pk": "svc-a", "scopes": ["read:data"], "sub": "svc-a@clients"}
+    pk = f"svc-a@{issuer_tag(m2m_issuer.issuer)}"  # the issuer is part of a client's identity
+    assert response.json() == {"client_id": "svc-a", "pk": pk, "scopes": ["read:data"], "sub": "svc-a@clients"}
 
 
 @pytest.mark.parametrize("scheme", ["bearer", "BEARER", "BeArEr"])
@@ -185,8 +186,10 @@ def test_principal_shapes(m2m_issuer):
     assert isinstance(user, ServiceClient) and isinstance(auth, AccessToken)
     assert (
         user.is_authenticated
-        and user.pk == "svc-a"
-        and user == ServiceClient("svc-a", subject="", scopes=frozenset(), claims={})
+        and user.pk == f"svc-a@{issuer_tag(m2m_issuer.issuer)}"
+        and user.issuer == auth.issuer == m2m_issuer.issuer
+        and user == ServiceClient("svc-a", subject="", scopes=frozenset(), claims={}, issuer=m2m_issuer.issuer)
+        and user != ServiceClient("svc-a", subject="", scopes=frozenset(), claims={}, issuer="https://other.example/")
     )
     assert auth.client_id == "svc-a" and auth.jti
 

@@ -110,7 +110,7 @@ def test_client_id_claims_of_the_wrong_type_fall_through_to_sub():
         ({"ISSUERS": [{"issuer": "https://a/", "audience": "x", "require_at_jwt_typ": "yes"}]}, "require_at_jwt_typ"),
         ({"ISSUERS": [{"issuer": "https://a/", "audience": "x", "scope_claims": "scope"}]}, "scope_claims"),
         ({"ISSUER": "https://a/", "AUDIENCE": None}, "AUDIENCE: required"),
-        ({"ISSUER": "https://a/", "AUDIENCE": "x", "JWKS_URL": {"https://a/": "u"}}, "JWKS_URL: must be a URL"),
+        ({"ISSUER": "https://a/", "AUDIENCE": "x", "JWKS_URL": {"https://b/": "u"}}, "JWKS_URL: has no URL"),
         ({}, "no trusted issuer"),
     ],
 )
