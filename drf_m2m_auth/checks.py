@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 
-from .conf import DEFAULTS, SETTINGS_NAME, as_list, validate
+from .conf import DEFAULTS, SETTINGS_NAME, as_list, validate, validate_full
 
 __all__ = ["check_settings", "check_cache", "check_deploy_transport", "check_deploy_leeway"]
 
@@ -26,15 +26,23 @@ def check_settings(app_configs=None, **kwargs) -> list:
                 id="drf_m2m_auth.E001",
             )
         ]
-    values, problems = validate(
-        user, getattr(settings, "CACHES", None) or {}, getattr(settings, "DATABASES", None) or {}
-    )
+    result = validate_full(user, getattr(settings, "CACHES", None) or {}, getattr(settings, "DATABASES", None) or {})
+    problems = result.problems
     messages: list = [Error(p.message, hint=p.hint, id=p.check_id) for p in problems]
     if problems:
         messages[0].hint = (messages[0].hint + " " if messages[0].hint else "") + (
             "While any setting is invalid, every request that carries a token is answered 503."
         )
-    return messages + _proxy_warnings(values)
+    # Issuer warnings (the deprecated ISSUER list): the configuration works, but say how to move on.
+    messages += [
+        Warning(
+            w.message,
+            hint='ISSUERS = [{"issuer": ..., "audience": ..., "jwks_url": ...}, ...], one entry per issuer.',
+            id=w.check_id,
+        )
+        for w in result.warnings
+    ]
+    return messages + _proxy_warnings(result.values)
 
 
 def _proxy_warnings(values: dict) -> list:
@@ -108,7 +116,19 @@ def check_cache(app_configs=None, **kwargs) -> list:
 
 
 def _jwks_transport_urls(s: dict) -> list[tuple[str, str]]:
-    """(setting, url) for every URL keys are fetched from: JWKS_URL, or each ISSUER's discovery."""
+    """(setting, url) for every URL keys are fetched from: JWKS_URL, or each issuer's discovery.
+
+    One per trusted issuer: an ISSUERS entry's jwks_url, else its issuer (OIDC discovery).
+    """
+    entries = s.get("ISSUERS")
+    if isinstance(entries, (list, tuple)):
+        out = []
+        for i, entry in enumerate(entries):
+            if isinstance(entry, dict):
+                key = "jwks_url" if entry.get("jwks_url") is not None else "issuer"
+                if isinstance(entry.get(key), str):
+                    out.append((f"ISSUERS'][{i}]['{key}", entry[key]))
+        return out
     jwks_url = s["JWKS_URL"]
     if jwks_url is None:
         return [("ISSUER", i) for i in as_list(s["ISSUER"]) if isinstance(i, str)]

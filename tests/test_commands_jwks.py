@@ -97,7 +97,7 @@ def test_failed_refresh_keeps_serving_and_still_fails_the_command(m2m_issuer, m2
 
 def test_unknown_issuer_is_an_error(m2m_issuer):
     code, _, message = jwks("--issuer", "https://nope/")
-    assert code == 1 and "not a configured ISSUER: 'https://nope/'" in message
+    assert code == 1 and "not a trusted issuer: 'https://nope/'" in message
 
 
 @pytest.mark.parametrize("args", [(), ("--json",)])

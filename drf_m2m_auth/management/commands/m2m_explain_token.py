@@ -22,6 +22,7 @@ from django.core.management.base import BaseCommand, CommandError
 from drf_m2m_auth.conf import get_verifier, m2m_settings
 from drf_m2m_auth.diagnostics import Diagnosis, diagnose
 from drf_m2m_auth.errors import M2MAuthError
+from drf_m2m_auth.management.commands.m2m_jwks import chosen_trusts
 
 STATUS_CODES = {"invalid_token": 401, "invalid_request": 400, "temporarily_unavailable": 503}
 
@@ -76,6 +77,7 @@ def verdict(self: Diagnosis) -> dict[str, Any]:
         "error": None,
         "reason": "accepted",
         "client_id": client.client_id,
+        "issuer": client.issuer,
         "scopes": sorted(token.scopes),
         "description": "The token is accepted.",
     }
@@ -90,23 +92,48 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("token", help="the JWT, 'Bearer <jwt>', or '-' for stdin")
+        parser.add_argument(
+            "--issuer",
+            metavar="ISSUER",
+            help="the issuer the token should come from (an alias names its entry): its rules explain the "
+            "token; required when several issuers are trusted",
+        )
         parser.add_argument("--json", action="store_true", help="machine-readable output")
 
     def handle(self, *args, **opts):
+        from drf_m2m_auth.tokens import TokenVerifier
+
+        everyone = verifier = get_verifier()
+        (trust,) = chosen_trusts(verifier, [opts["issuer"]] if opts["issuer"] else [])
         given = opts["token"]
         raw = (sys.stdin.read() if given == "-" else given).strip()
         if raw[:7].lower() == "bearer ":
             raw = raw[7:].strip()
         if not raw:
             raise CommandError("no token given (pass it as an argument, or '-' and pipe it in)")
-        exp = diagnose(get_verifier(), raw)
-        result = verdict(exp)
+        if len(verifier.trust_list) > 1:  # explain against the named issuer only, with its own JWKSource
+            verifier = TokenVerifier(trusts=[trust], max_token_bytes=verifier.max_token_bytes, clock=verifier.clock)
+        exp = diagnose(verifier, raw)
+        iss = (exp.claims or {}).get("iss")
+        if type(iss) is str and iss not in trust.issuers and iss in everyone.trusts:
+            # Another trusted issuer's token: its own rules judge it, not the named issuer's.
+            other = everyone.trusts[iss].issuer
+            result = {
+                "accepted": False,
+                "status": 401,
+                "error": "invalid_token",
+                "reason": "bad_issuer",
+                "description": f"The token is issuer {other!r}'s, not {trust.issuer!r}'s: run with --issuer {other}.",
+            }
+        else:
+            result = verdict(exp)
         if opts["json"]:
             self.stdout.write(
                 json.dumps(
                     {
                         "token": fingerprint(raw),
                         "issuers": m2m_settings.issuers,
+                        "issuer": trust.issuer,
                         "header": exp.header,
                         "claims": exp.claims,
                         "steps": exp.steps,
@@ -138,7 +165,7 @@ class Command(BaseCommand):
             out.write(
                 style.SUCCESS(
                     f"verdict   ACCEPTED: client {verdict['client_id']!r}, "
-                    f"scopes {' '.join(verdict['scopes']) or '(none)'}"
+                    f"scopes {' '.join(verdict['scopes']) or '(none)'}, issuer {verdict['issuer']!r}"
                 )
             )
         elif verdict["accepted"] is None:

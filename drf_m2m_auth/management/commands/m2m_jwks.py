@@ -41,6 +41,25 @@ def refresh_scope() -> tuple[str, str]:
     )
 
 
+def chosen_trusts(verifier: Any, wanted: list[str]) -> list[Any]:
+    """The trusted issuers ``--issuer`` names (aliases resolve to their entry); CommandError otherwise.
+
+    Optional when one issuer is trusted; required (nothing done without it) when several are.
+    """
+    trusts = verifier.trust_list
+    names = ", ".join(repr(t.issuer) for t in trusts) or "none"
+    if not trusts:
+        raise CommandError("no issuer is configured (DRF_M2M_AUTH['ISSUERS'], or ISSUER and AUDIENCE)")
+    if not wanted:
+        if len(trusts) > 1:
+            raise CommandError(f"several issuers are trusted: name one with --issuer ({names}); nothing was done")
+        return list(trusts)
+    unknown = [i for i in wanted if i not in verifier.trusts]
+    if unknown:
+        raise CommandError(f"not a trusted issuer: {', '.join(map(repr, unknown))} (trusted: {names})")
+    return list(dict.fromkeys(verifier.trusts[i] for i in wanted))
+
+
 def _iso(ts: float) -> str | None:
     return dt.datetime.fromtimestamp(ts, tz=dt.timezone.utc).isoformat(timespec="seconds") if ts else None
 
@@ -93,22 +112,15 @@ class Command(BaseCommand):
             action="append",
             default=[],
             metavar="ISSUER",
-            help="only this issuer (repeatable); default: every ISSUER",
+            help="this issuer (repeatable; an alias names its entry); required when several issuers are trusted",
         )
         parser.add_argument("--json", action="store_true", help="machine-readable output")
 
     def handle(self, *args, **opts):
         from drf_m2m_auth.signals import jwks_fetch_failed
 
-        sources = get_verifier().sources
-        unknown = [i for i in opts["issuer"] if i not in sources]
-        if unknown:
-            raise CommandError(
-                f"not a configured ISSUER: {', '.join(map(repr, unknown))} "
-                f"(configured: {', '.join(map(repr, sources)) or 'none'})"
-            )
-        if not sources:
-            raise CommandError("DRF_M2M_AUTH['ISSUER'] is not set: there are no issuers to fetch keys for")
+        chosen = chosen_trusts(get_verifier(), opts["issuer"])
+        sources = {t.issuer: t.source for t in chosen}  # an alias shares its entry's JWKSource
         failures: dict[str, str] = {}
 
         def heard(sender: Any, issuer: str = "", url: str = "", error: str = "", **kw: Any) -> None:
@@ -118,8 +130,6 @@ class Command(BaseCommand):
         jwks_fetch_failed.connect(heard, weak=False, dispatch_uid="m2m_jwks")
         try:
             for issuer, source in sources.items():
-                if opts["issuer"] and issuer not in opts["issuer"]:
-                    continue
                 try:
                     source.refresh_now() if opts["refresh"] else source.refresh_if_due()
                 except KeysUnavailable as exc:
