@@ -74,11 +74,21 @@ if find_spec("drf_spectacular") is not None:  # in the test extra; the demo runs
     REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"] = "drf_spectacular.openapi.AutoSchema"
     SPECTACULAR_SETTINGS = {"TITLE": "service-b (drf-m2m-auth test project)", "VERSION": "1.0.0"}
 
-DRF_M2M_AUTH = {
+DRF_M2M_AUTH: dict[str, Any] = {
     "ISSUER": os.environ.get("M2M_ISSUER", "http://127.0.0.1:8000/issuer/"),
     "AUDIENCE": os.environ.get("M2M_AUDIENCE", "https://service-b.example"),
     "LEEWAY": 5,
 }
+if os.environ.get("M2M_ISSUER_2"):
+    # A second tenant (the e2e suite's second local issuer process, with its own keys): the API
+    # then trusts two issuers, one ISSUERS entry each.
+    DRF_M2M_AUTH = {
+        "ISSUERS": [
+            {"issuer": DRF_M2M_AUTH["ISSUER"], "audience": DRF_M2M_AUTH["AUDIENCE"]},
+            {"issuer": os.environ["M2M_ISSUER_2"], "audience": DRF_M2M_AUTH["AUDIENCE"]},
+        ],
+        "LEEWAY": 5,
+    }
 
 LOGGING = {
     "version": 1,

@@ -8,10 +8,11 @@ import pytest
 import requests
 
 from drf_m2m_auth.client import ClientCredentials
+from drf_m2m_auth.token_endpoint import AccessDenied
 from testproject.api import scenario as sc
 from testproject.api.narration import decode_segment
 
-from .e2e_support.cluster import SECRET, Cluster
+from .e2e_support.cluster import PARTNER, SECRET, Cluster
 
 pytestmark = pytest.mark.slow
 
@@ -94,6 +95,30 @@ def test_a_client_deactivated_at_the_issuer_gets_no_token(cluster):
     cluster.issuer_ops.run("issuer_client", "deactivate", "deactivated-later")
     [seen] = cluster.service_a({"client_id": "deactivated-later"})
     assert seen["token_error"]["status"] == 401 and seen["token_error"]["error"] == "invalid_client"
+
+
+def test_a_second_tenant_is_a_second_real_issuer_with_its_own_keys(cluster):
+    doc = requests.get(cluster.issuer_2_url + ".well-known/openid-configuration", timeout=10).json()
+    assert doc["issuer"] == cluster.issuer_2_url != cluster.issuer_url
+    kids_1 = {k["kid"] for k in requests.get(cluster.issuer_url + ".well-known/jwks.json", timeout=10).json()["keys"]}
+    kids_2 = {k["kid"] for k in requests.get(doc["jwks_uri"], timeout=10).json()["keys"]}
+    assert kids_2 and kids_1.isdisjoint(kids_2)
+
+
+def test_service_b_verifies_the_second_tenants_token_with_that_tenants_keys(cluster):
+    token = ClientCredentials(cluster.token_2_url, PARTNER, SECRET, sc.SERVICE_B_AUDIENCE).token()
+    claims = decode_segment(token.split(".")[1])
+    assert claims["iss"] == cluster.issuer_2_url
+    response = get(cluster, token)
+    # Authenticated (its issuer's keys verify it), but service-b never registered this client.
+    assert response.status_code == 403, response.content
+    assert "insufficient_scope" not in response.headers.get("WWW-Authenticate", "")
+    out = cluster.service_b.manage("m2m_jwks", "--issuer", cluster.issuer_2_url, "--json").stdout
+    assert decode_segment(token.split(".")[0])["kid"] in out
+    # The first tenant does not know this client at all: no token.
+    with pytest.raises(AccessDenied) as refused:
+        ClientCredentials(cluster.token_url, PARTNER, SECRET, sc.SERVICE_B_AUDIENCE).token()
+    assert refused.value.status == 401
 
 
 def test_emergency_rotation_service_b_refetches_the_jwks_without_restart(cluster):

@@ -37,20 +37,46 @@ def seed() -> dict:
     return spec
 
 
+# The second tenant's client: service-b trusts that issuer but never registered this client.
+PARTNER = "partner-job"
+
+
+def seed_tenant_2() -> dict:
+    """The second issuer's records: service-b's API and one client of its own."""
+    apis = [api for api in sc.seed(SECRET)["issuer"]["apis"] if api["identifier"] == sc.SERVICE_B_AUDIENCE]
+    client = {"client_id": PARTNER, "name": PARTNER, "secret": SECRET, "grants": {sc.SERVICE_B_AUDIENCE: [sc.READ]}}
+    return {"issuer": {"apis": apis, "clients": [client]}}
+
+
 class Cluster:
     def __init__(self, workdir: Path, *, service_b_env: dict[str, str] | None = None):
         self.issuer = Service("issuer", workdir, name="issuer")
         self.issuer_url = f"http://127.0.0.1:{self.issuer.port}/issuer/"
         common = {"M2M_ISSUER": self.issuer_url, "M2M_AUDIENCE": sc.SERVICE_B_AUDIENCE}
         self.issuer.extra_env.update(common)
-        self.service_b = Service("api", workdir, name="service-b", env={**common, **(service_b_env or {})})
+        # A second tenant: another issuer process, its own database and signing keys, its own URL.
+        self.issuer_2 = Service("issuer", workdir, name="issuer-2")
+        self.issuer_2_url = f"http://127.0.0.1:{self.issuer_2.port}/issuer/"
+        self.issuer_2.extra_env.update({"M2M_ISSUER": self.issuer_2_url, "M2M_AUDIENCE": sc.SERVICE_B_AUDIENCE})
+        self.service_b = Service(
+            "api", workdir, name="service-b", env={**common, "M2M_ISSUER_2": self.issuer_2_url, **(service_b_env or {})}
+        )
         self.token_url = self.issuer_url + "oauth/token"
+        self.token_2_url = self.issuer_2_url + "oauth/token"
         self.data_url = self.service_b.url + "data/"
         self.seed_path = Path(workdir) / "seed.json"
         self.seed_path.write_text(json.dumps(seed()))
+        self.seed_2_path = Path(workdir) / "seed-2.json"
+        self.seed_2_path.write_text(json.dumps(seed_tenant_2()))
 
     def __enter__(self) -> Cluster:
-        start_all([self.issuer, self.service_b], seed=self.seed_path, timeout=60)
+        self.issuer_2.start(seed=self.seed_2_path)
+        try:
+            start_all([self.issuer, self.service_b], seed=self.seed_path, timeout=60)
+            self.issuer_2.wait_ready(60)
+        except BaseException:
+            self.issuer_2.stop()
+            raise
         # Operators' shells (manage.py operator_console), one per service, started once.
         self.issuer_ops, self.service_b_ops = self.issuer.console(), self.service_b.console()
         return self
@@ -58,7 +84,7 @@ class Cluster:
     def __exit__(self, *exc) -> None:
         for console in (self.issuer_ops, self.service_b_ops):
             console.close()
-        for service in (self.service_b, self.issuer):
+        for service in (self.service_b, self.issuer, self.issuer_2):
             service.stop()
 
     def service_a(self, *jobs: dict) -> list[dict]:
