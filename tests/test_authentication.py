@@ -209,7 +209,7 @@ def test_importable_before_django_setup():
     )
     pure = (
         "import sys, drf_m2m_auth.errors, drf_m2m_auth.scopes, drf_m2m_auth.principal, drf_m2m_auth.jwks, "
-        "drf_m2m_auth.tokens, drf_m2m_auth.validation; "
+        "drf_m2m_auth.tokens, drf_m2m_auth.trust, drf_m2m_auth.issuers, drf_m2m_auth.presets, drf_m2m_auth.validation; "
         "assert 'django' not in sys.modules and 'rest_framework' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", pure], check=True, env={**env, "DJANGO_SETTINGS_MODULE": ""})
