@@ -311,3 +311,18 @@ def test_commands_need_issuer_when_several_are_trusted_and_do_nothing_without_it
         assert error is None and "ACCEPTED" in out
         error, out = run("m2m_explain_token", "--issuer", a.fake.issuer, token)
         assert error and "bad_issuer" in error and a.jwks_requests == 0
+
+
+def test_deploy_check_names_the_entry_whose_keys_come_over_plain_http(settings):
+    from drf_m2m_auth.checks import check_deploy_transport
+
+    settings.DEBUG = False
+    settings.DRF_M2M_AUTH = {
+        "ISSUERS": [
+            {"issuer": "https://a.example/", "audience": "x"},
+            {"issuer": "https://b.example/", "audience": "x", "jwks_url": "http://idp.internal/keys"},
+        ],
+        "INSECURE_JWKS_HOSTS": ["idp.internal"],
+    }
+    (error,) = check_deploy_transport()
+    assert error.id == "drf_m2m_auth.E011" and "DRF_M2M_AUTH['ISSUERS'][1]['jwks_url']" in error.msg
