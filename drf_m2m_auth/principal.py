@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import hashlib
 from collections.abc import Mapping
 from types import MappingProxyType
@@ -14,6 +15,7 @@ _EMPTY: Mapping[str, Any] = MappingProxyType({})
 AUTH0_CLIENT_SUFFIX = "@clients"
 
 
+@functools.lru_cache(maxsize=256)
 def issuer_tag(issuer: str) -> str:
     """12 hex characters naming an issuer in a key (sha256 of it): ServiceClient.pk's issuer part."""
     return hashlib.sha256(issuer.encode("utf-8", "surrogatepass")).hexdigest()[:12]
@@ -144,9 +146,6 @@ class ServiceClient:
         self.claims = claims
         iss = claims.get("iss") if issuer is None else issuer
         self.issuer: str = iss if isinstance(iss, str) else ""
-        # "<client_id>@<12 hex of sha256(issuer)>": a cache-key-safe, bounded issuer part (an issuer
-        # URL may be long); the client id alone when no issuer is known (a hand-made principal).
-        self._pk = f"{client_id}@{issuer_tag(self.issuer)}" if self.issuer else client_id
 
     @classmethod
     def from_token(cls, token: AccessToken) -> ServiceClient:
@@ -156,7 +155,10 @@ class ServiceClient:
 
     @property
     def pk(self) -> str:
-        return self._pk
+        """``"<client_id>@<12 hex of sha256(issuer)>"``: the issuer part is cache-key safe and bounded
+        (an issuer URL may be long); the client id alone when no issuer is known (a hand-made principal).
+        Computed when asked (DRF's throttles), not on the token-verification path."""
+        return f"{self.client_id}@{issuer_tag(self.issuer)}" if self.issuer else self.client_id
 
     id = pk
 
