@@ -211,7 +211,7 @@ def _build_one(  # noqa: C901 -- one straight list of per-key rules reads better
     audience = entry.get("audience")
     if isinstance(audience, str) and audience:
         audiences = frozenset([audience])
-    elif _is_str_list(audience):
+    elif isinstance(audience, (list, tuple)) and _is_str_list(audience):
         audiences = frozenset(str(a) for a in audience)
     else:
         bad("audience", "required in every entry: a non-empty string or list of strings (no fallback).")
