@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 
+from . import network_checks  # noqa: F401 -- registers the opt-in drf_m2m_auth_network check
 from .conf import DEFAULTS, SETTINGS_NAME, as_list, validate, validate_full
 
 __all__ = ["check_settings", "check_cache", "check_deploy_transport", "check_deploy_leeway"]

@@ -96,8 +96,11 @@ other processes by each one reading the database's revocation stamps every
         "E013",
         """Prefix of every key the package writes to ``CACHE``: identical
 across one fleet's services, different between deployments that share one cache server
-(staging and production), so neither sees the other's entries. 1 to 64 characters from
-``A-Z a-z 0-9 _ . -`` (no ``:``, which separates a key's parts, and no space).""",
+(staging and production), so neither sees the other's entries. Independent of Django's own
+``CACHES[...]["KEY_PREFIX"]``, which Django prepends to every key of that cache, ours included:
+this one separates the package's entries, Django's separates whole projects. Changing it starts
+every shared entry afresh (keys fetched again, one extra fetch per fleet). 1 to 64 characters
+from ``A-Z a-z 0-9 _ . -`` (no ``:``, which separates a key's parts, and no space).""",
     ),
     "DATABASE": Setting(
         "default",

@@ -9,6 +9,8 @@ Every ``.. code-block:: python`` is an example. The rst comment right before a b
     executed as the module ``tests.doc_examples_app.views`` (its ``from .models import Order`` and
     ``from .serializers import OrderSerializer`` find the example app's model and serializer), and
     served under ``/orders/`` by ``tests.doc_examples_app.urls``.
+``.. doc-example: urls``
+    executed with ``orders.views`` standing for the views example, and used as the URL conf.
 ``.. doc-example: tests``
     its ``test_*`` functions are run with the pytest fixtures they name, against that URL conf.
 """
@@ -35,7 +37,7 @@ class Example:
     path: Path
     line: int
     code: str
-    mode: str  # "run", "views", "tests" or "skip"
+    mode: str  # "run", "views", "urls", "tests" or "skip"
     reason: str = ""
 
     @property

@@ -49,7 +49,7 @@ def drf_m2m_auth_problems() -> list[str]:
 
 def test_the_documents_hold_examples():
     assert len(EXAMPLES) >= 20
-    assert {e.mode for e in EXAMPLES} == {"run", "views", "tests", "skip"}
+    assert {e.mode for e in EXAMPLES} == {"run", "views", "urls", "tests", "skip"}
 
 
 @pytest.mark.parametrize("example", by_mode("run"))
@@ -75,6 +75,25 @@ def test_the_views_example_is_served_under_orders(client, db):
     assert views.OrderViewSet.resource_name == "orders"
     with override_settings(ROOT_URLCONF="tests.doc_examples_app.urls"):
         assert client.get("/orders/").status_code == 401
+
+
+@pytest.mark.parametrize("example", by_mode("urls"))
+def test_the_urls_example_routes_the_views_example(example, client, db, monkeypatch):
+    """The install guide's urls.py, as written: its ``orders.views`` is the views example."""
+    import sys
+    import types
+
+    from tests import doc_examples_app
+    from tests.doc_examples_app import views
+
+    monkeypatch.setitem(sys.modules, "orders", doc_examples_app)
+    monkeypatch.setitem(sys.modules, "orders.views", views)
+    urlconf = types.ModuleType("doc_example_urls")
+    urlconf.__dict__.update(run_block(example))
+    with override_settings(ROOT_URLCONF=urlconf):
+        response = client.get("/api/orders/")
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
 
 
 def doc_tests() -> list:

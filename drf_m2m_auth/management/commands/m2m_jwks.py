@@ -7,6 +7,12 @@ worker picks them up at its next refresh; otherwise only this process has refres
 output says so.
 
 Exit status: 0 every issuer has keys and no fetch failed, 1 otherwise, 2 usage error.
+
+``--check`` (for CI and readiness probes) asks every issuer now, as ``manage.py check --tag
+drf_m2m_auth_network`` does, without reading or writing the shared cache: exit 0 when every issuer
+has usable keys, 1 when an issuer's answer is wrong (ISSUER differs from the discovery document's
+issuer, an empty key set, no key for ALGORITHMS, a document that is not one), 2 when none is wrong
+but an issuer cannot be reached (refused, DNS, timeout, 5xx).
 """
 
 from __future__ import annotations
@@ -114,11 +120,21 @@ class Command(BaseCommand):
             metavar="ISSUER",
             help="this issuer (repeatable; an alias names its entry); required when several issuers are trusted",
         )
+        parser.add_argument(
+            "--check",
+            action="store_true",
+            help="fetch each issuer's discovery document and JWKS now (no cache) and exit 0 all usable, "
+            "1 a configuration problem, 2 an issuer cannot be reached: for CI and readiness probes",
+        )
         parser.add_argument("--json", action="store_true", help="machine-readable output")
 
     def handle(self, *args, **opts):
         from drf_m2m_auth.signals import jwks_fetch_failed
 
+        if opts["check"]:
+            if opts["refresh"]:
+                raise CommandError("--check and --refresh cannot be combined (--check never touches the cache)")
+            return self.check_network(opts)  # every trusted issuer unless --issuer names some: a probe
         chosen = chosen_trusts(get_verifier(), opts["issuer"])
         sources = {t.issuer: t.source for t in chosen}  # an alias shares its entry's JWKSource
         failures: dict[str, str] = {}
@@ -151,6 +167,36 @@ class Command(BaseCommand):
         failed = [r["issuer"] for r in reports if not r["ok"]]
         if failed:
             raise CommandError(f"no keys or a failed fetch for: {', '.join(failed)}", returncode=1)
+
+    def check_network(self, opts: dict[str, Any]) -> None:
+        from drf_m2m_auth.errors import ConfigurationInvalid
+        from drf_m2m_auth.network_checks import probe_configured
+
+        try:
+            reports = probe_configured(opts["issuer"])
+        except ConfigurationInvalid as exc:
+            raise CommandError(f"the settings are invalid, run manage.py check: {exc}", returncode=1) from exc
+        unknown = sorted(i for i in opts["issuer"] if i not in get_verifier().trusts)
+        if unknown:
+            raise CommandError(f"not a trusted issuer: {', '.join(map(repr, unknown))}")
+        if opts["json"]:
+            self.stdout.write(json.dumps([r.as_dict() for r in reports], indent=2))
+        else:
+            for r in reports:
+                if r.ok:
+                    self.stdout.write(
+                        f"ok    {r.issuer}: {r.usable_keys} usable key(s) for {', '.join(r.algorithms)} "
+                        f"at {r.jwks_url} (from {r.jwks_url_from})"
+                    )
+                for f in r.findings:
+                    self.stdout.write(self.style.ERROR(f"{f.check_id.split('.')[-1]}  {r.issuer}: {f.message}"))
+                    if f.hint:
+                        self.stdout.write(f"      {f.hint}")
+        findings = [f for r in reports for f in r.findings]
+        if any(not f.unreachable for f in findings):
+            raise CommandError("an issuer's configuration is wrong (see above)", returncode=1)
+        if findings:
+            raise CommandError("an issuer cannot be reached now (see above)", returncode=2)
 
     def render(self, r: dict[str, Any]) -> None:
         out, style = self.stdout, self.style
