@@ -142,7 +142,10 @@ class RevocationCache:
                 if len(self._digests) >= DIGEST_MEMO_SIZE:
                     self._digests.clear()
                 digest = self._digests[token.jti] = jti_digest(token.jti)
-            if digest in snap.jtis.get(issuer, _NO_JTIS) or digest in snap.jtis.get(None, _NO_JTIS):
+            denied = snap.jtis.get(issuer)
+            if denied is None:
+                denied = snap.jtis.get(None, _NO_JTIS)
+            if digest in denied:
                 raise InvalidToken("The access token has been revoked.", reason="jti_revoked", claim="jti")
 
     @staticmethod

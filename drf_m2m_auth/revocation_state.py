@@ -42,8 +42,9 @@ class Snapshot:
     clients whose issuer is not recorded yet (rows from before the issuer column, until
     ``m2m_set_issuer`` fills them): their revocation state applies at every issuer and their grants
     at none. ``tombstones``: issuer (None: every issuer) -> client id -> deleted client's state,
-    consulted only for a client that is not registered. ``jtis``: issuer (None: every issuer) ->
-    SHA-256 digests of the denied jtis that have not expired. ``unregistered``: issuer -> deny an
+    consulted only for a client that is not registered. ``jtis``: issuer -> SHA-256 digests of the
+    denied jtis that have not expired (each issuer's set includes the entries for every issuer,
+    which alone are under None). ``unregistered``: issuer -> deny an
     unregistered client?, ``deny_unregistered`` for an issuer not in it.
     """
 
@@ -124,7 +125,11 @@ class DatabaseLoader:
             jtis: dict[str | None, set[str]] = {}
             for issuer, digest in unexpired.values_list("issuer", "jti_sha256"):
                 jtis.setdefault(issuer, set()).add(digest)
-            new.jtis = {issuer: frozenset(digests) for issuer, digests in jtis.items()}
+            everywhere = jtis.get(None, set())  # entries without an issuer deny at every issuer
+            new.jtis = {
+                issuer: frozenset(digests if issuer is None else digests | everywhere)
+                for issuer, digests in jtis.items()
+            }
             new.tokens_stamp = tokens_stamp
             changed = True
         return changed and new.loaded

@@ -129,6 +129,10 @@ def test_revoking_a_jti_at_A_leaves_the_same_jti_at_B_valid(tenants):
     assert call(b, jti="shared-jti").status_code == 401
     assert RevokedToken.objects.denying("shared-jti").count() == 2
     assert RevokedToken.objects.denying("shared-jti", a.issuer).get().issuer == a.issuer
+    # An entry without an issuer (from before the upgrade) denies at every issuer, beside A's own.
+    RevokedToken.objects.revoke("old-jti", timezone.now() + dt.timedelta(hours=1), issuer=None)
+    assert call(a, jti="old-jti").status_code == 401 and call(b, jti="old-jti").status_code == 401
+    assert call(a, jti="shared-jti").status_code == 401 and call(a, jti="other").status_code == 200
 
 
 def test_revoke_without_an_issuer_is_refused_when_several_are_configured(tenants):
