@@ -91,6 +91,7 @@ class OursExtra:
         RevokedToken.objects.revoke(
             claims["jti"],
             timezone.now() + timezone.timedelta(hours=5),
+            issuer=claims["iss"],
             client_id=CLIENT_ID,
             reason="benchmark post-check",
         )

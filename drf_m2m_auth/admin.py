@@ -7,6 +7,8 @@ message that changes access says how soon which processes see it (``revocation.a
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 from django.contrib import admin, messages
 from django.db import transaction
@@ -17,6 +19,7 @@ from django.utils.translation import ngettext
 from . import revocation
 from .ids import jti_digest
 from .models import MAX_JTI_LENGTH, Client, DeletedClient, ResourceGrant, RevokedToken, validate_jti
+from .revocation_issuers import only_issuer, trusted_issuers
 
 __all__ = ["ClientAdmin", "RevokedTokenAdmin", "DeletedClientAdmin", "propagation_text"]
 
@@ -47,6 +50,39 @@ def _locked(queryset) -> list[Client]:
     return list(Client.objects.filter(pk__in=pks).select_for_update())
 
 
+def _issuer_choices(field: Any, issuers: list[str]) -> None:
+    """The configured issuers; with exactly one it is preselected and may be left out."""
+    field.choices = [("", "---------"), *((i, i) for i in issuers)]
+    if len(issuers) == 1:
+        field.initial = issuers[0]
+        field.required = False
+
+
+class ClientForm(forms.ModelForm):
+    """The issuer is chosen among the configured ones (a client is (issuer, client_id)); an existing
+    client keeps its issuer listed even if it is no longer configured."""
+
+    issuer = forms.ChoiceField(
+        label=_("issuer"),
+        help_text=_("The trusted issuer (DRF_M2M_AUTH) whose tokens name this client id."),
+    )
+
+    class Meta:
+        model = Client
+        fields = ("issuer", "client_id", "name", "description", "is_active")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        choices = list(trusted_issuers())
+        current = self.instance.issuer if self.instance.pk else None
+        if current and current not in choices:
+            choices.append(current)
+        _issuer_choices(self.fields["issuer"], choices)
+
+    def clean_issuer(self):
+        return self.cleaned_data["issuer"] or only_issuer() or ""
+
+
 class ResourceGrantInline(admin.TabularInline):
     model = ResourceGrant
     extra = 1
@@ -56,12 +92,21 @@ class ResourceGrantInline(admin.TabularInline):
 
 @admin.register(Client)
 class ClientAdmin(admin.ModelAdmin):
-    list_display = ("client_id", "name", "is_active", "resources_display", "tokens_valid_after", "updated")
+    form = ClientForm
+    list_display = (
+        "client_id",
+        "issuer_display",
+        "name",
+        "is_active",
+        "resources_display",
+        "tokens_valid_after",
+        "updated",
+    )
     list_display_links = ("client_id", "name")
-    list_filter = ("is_active",)
-    search_fields = ("client_id", "name", "description", "grants__resource")
+    list_filter = ("issuer", "is_active")
+    search_fields = ("client_id", "issuer", "name", "description", "grants__resource")
     readonly_fields = ("tokens_valid_after", "created", "updated")
-    fields = ("client_id", "name", "description", "is_active", "tokens_valid_after", "created", "updated")
+    fields = ("issuer", "client_id", "name", "description", "is_active", "tokens_valid_after", "created", "updated")
     inlines = [ResourceGrantInline]
     actions = ["revoke_tokens_now", "deactivate", "activate"]
     ordering = ("client_id",)
@@ -71,7 +116,13 @@ class ClientAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("resources"))
     def resources_display(self, obj: Client) -> str:
+        if not obj.issuer:
+            return str(_("none at any issuer until its issuer is set (m2m_set_issuer)"))
         return ", ".join(sorted(g.resource for g in obj.grants.all())) or "-"
+
+    @admin.display(description=_("issuer"), ordering="issuer")
+    def issuer_display(self, obj: Client) -> str:
+        return obj.issuer or str(_("(none yet: revocation applies at every issuer)"))
 
     def _apply(self, request, queryset, method: str, log: str, done: str) -> None:
         # Lock the rows so the LogEntries name exactly the clients the update touched.
@@ -140,8 +191,9 @@ class ClientAdmin(admin.ModelAdmin):
 class DeletedClientAdmin(admin.ModelAdmin):
     """Read only: a tombstone goes away when its client id is registered again."""
 
-    list_display = ("client_id", "was_active", "tokens_valid_after", "deleted")
-    search_fields = ("client_id",)
+    list_display = ("client_id", "issuer", "was_active", "tokens_valid_after", "deleted")
+    list_filter = ("issuer",)
+    search_fields = ("client_id", "issuer")
 
     def has_add_permission(self, request):
         return False
@@ -179,9 +231,18 @@ class RevokedTokenForm(forms.ModelForm):
         help_text=_("The token's jti claim, exactly (any characters)."),
     )
 
+    issuer = forms.ChoiceField(label=_("issuer"), help_text=_("The jti is denied in this issuer's tokens only."))
+
     class Meta:
         model = RevokedToken
-        fields = ("client_id", "exp", "reason")
+        fields = ("issuer", "client_id", "exp", "reason")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        _issuer_choices(self.fields["issuer"], trusted_issuers())
+
+    def clean_issuer(self):
+        return self.cleaned_data["issuer"] or only_issuer() or ""
 
     def save(self, commit=True):
         self.instance.set_jti(self.cleaned_data["jti"])
@@ -190,10 +251,10 @@ class RevokedTokenForm(forms.ModelForm):
 
 @admin.register(RevokedToken)
 class RevokedTokenAdmin(admin.ModelAdmin):
-    list_display = ("jti_display", "client_id", "exp", "reason", "created")
-    list_filter = (ExpiredFilter,)
-    search_fields = ("jti_display", "client_id", "reason")
-    readonly_fields = ("jti_display", "jti_sha256", "created")
+    list_display = ("jti_display", "issuer", "client_id", "exp", "reason", "created")
+    list_filter = (ExpiredFilter, "issuer")
+    search_fields = ("jti_display", "issuer", "client_id", "reason")
+    readonly_fields = ("jti_display", "jti_sha256", "issuer", "created")
     date_hierarchy = "created"
     actions = ["purge_expired"]
 
@@ -202,10 +263,15 @@ class RevokedTokenAdmin(admin.ModelAdmin):
             kwargs["form"] = RevokedTokenForm
         return super().get_form(request, obj, change, **kwargs)
 
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:  # the issuer is chosen when the entry is made
+            return ("jti_display", "jti_sha256", "created")
+        return self.readonly_fields
+
     def get_fields(self, request, obj=None):
         if obj is None:
-            return ("jti", "client_id", "exp", "reason")
-        return ("jti_display", "jti_sha256", "client_id", "exp", "reason", "created")
+            return ("jti", "issuer", "client_id", "exp", "reason")
+        return ("jti_display", "jti_sha256", "issuer", "client_id", "exp", "reason", "created")
 
     def get_search_results(self, request, queryset, search_term):
         found, distinct = super().get_search_results(request, queryset, search_term)

@@ -11,6 +11,11 @@ Deleting a client never widens access: a deactivated client, or one whose tokens
 leaves a ``DeletedClient`` tombstone that revocation.py honours (every token of a deactivated
 client stays rejected; tokens issued before ``tokens_valid_after`` stay rejected) until the same
 client id is registered again, which inherits the tombstone's cut-off.
+
+A client is (issuer, client_id): the same client id at two trusted issuers is two clients, with
+their own grants, revocation state, tombstones and jti deny-list. A row whose issuer is empty
+(from before the issuer column, when several issuers were configured: nothing is guessed) has its
+revocation state applied at every issuer and its grants at none, until ``m2m_set_issuer`` fills it.
 """
 
 from __future__ import annotations
@@ -27,12 +32,14 @@ from django.utils.translation import gettext_lazy as _
 
 from .ids import JTI_DISPLAY_LENGTH, client_id_problem, escape
 from .querysets import (
+    ISSUER_MAX_LENGTH,
     MAX_JTI_LENGTH,
     ClientQuerySet,
     ResourceGrantQuerySet,
     RevocationStateManager,
     RevokedTokenQuerySet,
     atomic_save,
+    fill_issuer,
     inherit_tombstone,
     jti_fields,
     new_revision,
@@ -51,6 +58,7 @@ __all__ = [
     "validate_client_id",
     "validate_jti",
     "validate_resource",
+    "ISSUER_MAX_LENGTH",
 ]
 
 # A resource is what a view names in ``resource_name``: no spaces, so an admin typo stands out.
@@ -68,12 +76,19 @@ def validate_client_id(value: str) -> None:
 
 
 class Client(models.Model):
-    """A calling service, known by its OAuth client id."""
+    """A calling service, known by its issuer and its OAuth client id."""
 
+    issuer = models.CharField(
+        _("issuer"),
+        max_length=ISSUER_MAX_LENGTH,
+        help_text=_(
+            "The trusted issuer (the iss of its tokens) that issued this client id. Left empty, it is "
+            "filled in when exactly one issuer is configured."
+        ),
+    )
     client_id = models.CharField(
         _("client id"),
         max_length=255,
-        unique=True,
         validators=[validate_client_id],
         help_text=_(
             "The OAuth client id as the issuer's dashboard shows it (for Auth0, without "
@@ -102,7 +117,10 @@ class Client(models.Model):
     class Meta:
         verbose_name = _("client")
         verbose_name_plural = _("clients")
-        ordering = ["client_id"]
+        ordering = ["client_id", "issuer"]
+        constraints = [
+            models.UniqueConstraint(fields=["issuer", "client_id"], name="drf_m2m_auth_client_unique"),
+        ]
 
     def __str__(self) -> str:
         if self.name and self.name != self.client_id:
@@ -110,6 +128,7 @@ class Client(models.Model):
         return escape(self.client_id)
 
     def save(self, *args, **kwargs):
+        fill_issuer(self)
         self.revision = new_revision()
         update_fields = kwargs.get("update_fields")
         if update_fields is not None:
@@ -169,8 +188,16 @@ class ResourceGrant(models.Model):
 class RevokedToken(models.Model):
     """The jti deny-list: one token revoked until it would have expired anyway."""
 
+    # NULL, not "": an entry for every issuer (from before 0.2.0) is not an issuer named "".
+    issuer = models.CharField(  # noqa: DJ001
+        _("issuer"),
+        max_length=ISSUER_MAX_LENGTH,
+        null=True,
+        blank=True,
+        help_text=_("The jti is denied in this issuer's tokens only; empty (older entries): at every issuer."),
+    )
     jti_sha256 = models.CharField(
-        _("jti SHA-256"), max_length=64, unique=True, help_text=_("The digest of the jti; what is matched.")
+        _("jti SHA-256"), max_length=64, db_index=True, help_text=_("The digest of the jti; what is matched.")
     )
     jti_display = models.CharField(
         _("jti"), max_length=JTI_DISPLAY_LENGTH, blank=True, help_text=_("The jti, escaped and shortened for reading.")
@@ -180,7 +207,7 @@ class RevokedToken(models.Model):
         max_length=255,
         blank=True,
         db_index=True,
-        help_text=_("For the record only; the jti alone is matched."),
+        help_text=_("For the record only; the jti (at its issuer) is matched."),
     )
     exp = models.DateTimeField(
         _("expires"), db_index=True, help_text=_("The token's exp: after it the entry is useless and is purged.")
@@ -194,6 +221,9 @@ class RevokedToken(models.Model):
         verbose_name = _("revoked token")
         verbose_name_plural = _("revoked tokens")
         ordering = ["-created"]
+        constraints = [
+            models.UniqueConstraint(fields=["issuer", "jti_sha256"], name="drf_m2m_auth_revoked_unique"),
+        ]
 
     def __str__(self) -> str:
         return self.jti_display or self.jti_sha256
@@ -240,7 +270,14 @@ class DeletedClient(models.Model):
     ``tokens_valid_after``, so no token issued before the deletion comes back either way.
     """
 
-    client_id = models.CharField(_("client id"), max_length=255, unique=True)
+    issuer = models.CharField(  # noqa: DJ001  (NULL: every issuer, as for RevokedToken.issuer)
+        _("issuer"),
+        max_length=ISSUER_MAX_LENGTH,
+        null=True,
+        blank=True,
+        help_text=_("Empty: the client had no issuer recorded, and the tombstone applies at every issuer."),
+    )
+    client_id = models.CharField(_("client id"), max_length=255)
     was_active = models.BooleanField(_("was active"))
     tokens_valid_after = models.DateTimeField(_("tokens valid after"), null=True, blank=True)
     deleted = models.DateTimeField(_("deleted"), default=timezone.now)
@@ -249,6 +286,9 @@ class DeletedClient(models.Model):
         verbose_name = _("deleted client (tombstone)")
         verbose_name_plural = _("deleted clients (tombstones)")
         ordering = ["-deleted"]
+        constraints = [
+            models.UniqueConstraint(fields=["issuer", "client_id"], name="drf_m2m_auth_tombstone_unique"),
+        ]
 
     def __str__(self) -> str:
         return escape(self.client_id)
@@ -268,6 +308,7 @@ def _client_changed(sender, instance, using, **kwargs):
 def _client_deleted(sender, instance, using, **kwargs):
     if not instance.is_active or instance.tokens_valid_after is not None:
         DeletedClient.objects.using(using).update_or_create(
+            issuer=instance.issuer or None,
             client_id=instance.client_id,
             defaults={
                 "was_active": instance.is_active,

@@ -155,7 +155,8 @@ class HasScopes(M2MPermission):
 
 
 class HasResourceGrant(M2MPermission):
-    """Require a ResourceGrant row for (client, ``view.resource_name``); unregistered clients are denied."""
+    """Require a ResourceGrant row for (client, ``view.resource_name``), the client being the token's
+    (issuer, client_id); unregistered clients are denied."""
 
     def get_resource_name(self, request: Any, view: Any) -> str:
         name = getattr(view, "resource_name", None)
@@ -170,7 +171,9 @@ class HasResourceGrant(M2MPermission):
         token = self.get_token(request)
         if token is None:
             return False
-        granted = revocation.resources_for(token.client_id)
+        # A client is (issuer, client_id): the same id at another trusted issuer has no grant here.
+        # A token object without an issuer (force_authenticate with a stand-in) has no grant at all.
+        granted = revocation.resources_for(getattr(token, "issuer", None), token.client_id)
         if granted is None:
             raise M2MPermissionDenied("This client is not registered.", code="client_unregistered")
         if resource not in granted:

@@ -26,7 +26,9 @@ __all__ = [
     "RevokedTokenQuerySet",
     "RevocationStateManager",
     "MAX_JTI_LENGTH",
+    "ISSUER_MAX_LENGTH",
     "atomic_save",
+    "fill_issuer",
     "inherit_tombstone",
     "jti_fields",
     "new_revision",
@@ -34,6 +36,8 @@ __all__ = [
     "validate_jti",
 ]
 
+ISSUER_MAX_LENGTH = 255
+_ONLY: Any = object()  # RevokedTokenQuerySet.revoke(issuer=...) left out: the only configured issuer
 MAX_JTI_LENGTH = 8192  # MAX_TOKEN_BYTES' default: no token that passes carries a longer jti
 
 
@@ -104,6 +108,7 @@ class ClientQuerySet(_StampingQuerySet):
 
     def _prepare_create(self, objs) -> None:
         for obj in objs:
+            fill_issuer(obj)
             inherit_tombstone(obj, self.db)
 
     def active(self):
@@ -173,24 +178,39 @@ class RevokedTokenQuerySet(_StampingQuerySet):
             kwargs.update(jti_fields(jti))
         return super().create(**kwargs)
 
-    def denying(self, jti: str):
-        """The entries that deny ``jti`` (matched by digest)."""
-        return self.filter(jti_sha256=jti_digest(jti))
+    def denying(self, jti: str, issuer: str | None = None):
+        """The entries that deny ``jti`` (matched by digest): at ``issuer`` (its own and those for
+        every issuer), or at any issuer when ``issuer`` is None."""
+        found = self.filter(jti_sha256=jti_digest(jti))
+        if issuer is not None:
+            found = found.filter(models.Q(issuer=issuer) | models.Q(issuer__isnull=True))
+        return found
 
-    def revoke(self, jti: str, exp: dt.datetime, *, client_id: str = "", reason: str = ""):
-        """Deny ``jti`` until ``exp``; idempotent. Returns ``(entry, created)``.
+    def revoke(self, jti: str, exp: dt.datetime, *, issuer: Any = _ONLY, client_id: str = "", reason: str = ""):
+        """Deny ``jti`` in ``issuer``'s tokens until ``exp``; idempotent. Returns ``(entry, created)``.
 
-        Re-revoking keeps the later expiry, so a retry with a shorter ``exp`` never shortens it.
-        Entries whose token has expired anyway are purged on the way, so the list stays small.
+        The same jti from another issuer is another token. ``issuer`` may be left out only when
+        exactly one issuer is configured (ValidationError otherwise: nothing is guessed); None,
+        said explicitly, denies the jti at every issuer. Re-revoking keeps the later expiry, so a retry with
+        a shorter ``exp`` never shortens it. Entries whose token has expired anyway are purged on
+        the way, so the list stays small.
         """
         validate_jti(jti)
         if timezone.is_naive(exp):
             raise ValidationError("exp must be timezone-aware")
+        if issuer is _ONLY:
+            from .revocation_issuers import require_issuer
+
+            try:
+                issuer = require_issuer(None)
+            except ValueError as exc:
+                raise ValidationError({"issuer": str(exc)}, code="issuer_required") from exc
+        issuer = issuer or None
         with transaction.atomic(using=self.db):
             self.purge_expired()
-            entry = self.select_for_update().filter(jti_sha256=jti_digest(jti)).first()
+            entry = self.select_for_update().filter(jti_sha256=jti_digest(jti), issuer=issuer).first()
             if entry is None:
-                return self.create(jti=jti, exp=exp, client_id=client_id, reason=reason), True
+                return self.create(jti=jti, exp=exp, issuer=issuer, client_id=client_id, reason=reason), True
             changed = []
             if exp > entry.exp:
                 entry.exp = exp
@@ -225,12 +245,28 @@ def jti_fields(jti: str) -> dict[str, str]:
     return {"jti_sha256": jti_digest(jti), "jti_display": escape(jti, JTI_DISPLAY_LENGTH)}
 
 
-def inherit_tombstone(client: Any, using: str) -> None:
-    """A re-registered client keeps the deleted one's cut-off: deletion never re-enables a token."""
-    tombstone = _model(type(client), "DeletedClient").objects.using(using).filter(client_id=client.client_id).first()
-    if tombstone is None:
+def fill_issuer(client: Any) -> None:
+    """A client saved without an issuer gets the only configured one; with several (or none),
+    ValidationError: nothing is guessed."""
+    if client.issuer:
         return
-    cut_off = tombstone.cut_off
-    if cut_off is not None and (client.tokens_valid_after is None or client.tokens_valid_after < cut_off):
-        client.tokens_valid_after = cut_off
-    tombstone.delete()
+    from .revocation_issuers import require_issuer
+
+    try:
+        client.issuer = require_issuer(None)
+    except ValueError as exc:
+        raise ValidationError({"issuer": str(exc)}, code="issuer_required") from exc
+
+
+def inherit_tombstone(client: Any, using: str) -> None:
+    """A re-registered client keeps the deleted one's cut-off: deletion never re-enables a token.
+
+    Its own issuer's tombstone is consumed; one without an issuer (it applies at every issuer)
+    lends its cut-off and stays for the other issuers."""
+    tombstones = _model(type(client), "DeletedClient").objects.using(using).filter(client_id=client.client_id)
+    for tombstone in tombstones.filter(models.Q(issuer=client.issuer) | models.Q(issuer__isnull=True)):
+        cut_off = tombstone.cut_off
+        if cut_off is not None and (client.tokens_valid_after is None or client.tokens_valid_after < cut_off):
+            client.tokens_valid_after = cut_off
+        if tombstone.issuer:
+            tombstone.delete()

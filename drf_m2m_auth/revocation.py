@@ -1,6 +1,6 @@
 """Revocation for the request path: this process's ``RevocationCache`` behind module functions.
 
-``check(token)`` and ``resources_for(client_id)`` are what authentication.py and permissions.py
+``check(token)`` and ``resources_for(issuer, client_id)`` are what authentication.py and permissions.py
 call; they answer from memory (see revocation_cache.py for how the memory is kept fresh). The
 instance is built lazily from DRF_M2M_AUTH and dropped when the settings change; tests build more
 instances (``build(clock=...)``) to stand for other processes. ``connect()`` (from
@@ -18,6 +18,7 @@ from typing import Any
 from .conf import m2m_settings, on_reset
 from .errors import RevocationUnavailable  # noqa: F401  (raised through here; its home is errors)
 from .revocation_cache import GENERATION_KIND, RevocationCache, new_generation
+from .revocation_issuers import issuer_policies, only_issuer, trusted_issuers
 from .revocation_state import ClientState
 from .shared import get_shared_cache
 
@@ -36,6 +37,9 @@ __all__ = [
     "reset",
     "connect",
     "new_generation",
+    "issuer_policies",
+    "trusted_issuers",
+    "only_issuer",
 ]
 
 
@@ -46,21 +50,36 @@ _instance_lock = threading.Lock()
 _factory: Callable[[], RevocationCache] | None = None  # None: build()
 
 
-def build(
-    *, clock: Callable[[], float] = time.monotonic, cache: Any = "settings", loader: Any = None
-) -> RevocationCache:
-    """A RevocationCache configured from DRF_M2M_AUTH (tests: another process's, with their clock)."""
+def _unregistered_rules() -> tuple[bool, dict[str, bool], dict[str, str]]:
+    """(top-level "deny"?, {iss: deny?} per issuer entry, {alias: issuer})."""
     policy = m2m_settings.UNREGISTERED_CLIENTS
     if policy not in ("allow", "deny"):
         from django.core.exceptions import ImproperlyConfigured
 
         raise ImproperlyConfigured(f"DRF_M2M_AUTH['UNREGISTERED_CLIENTS'] must be 'allow' or 'deny', not {policy!r}")
+    per_issuer: dict[str, bool] = {}
+    aliases: dict[str, str] = {}
+    for entry in issuer_policies():
+        for iss in entry.issuers:
+            per_issuer[iss] = entry.unregistered_clients == "deny"
+        for alias in entry.aliases:
+            aliases[alias] = entry.issuer
+    return policy == "deny", per_issuer, aliases
+
+
+def build(
+    *, clock: Callable[[], float] = time.monotonic, cache: Any = "settings", loader: Any = None
+) -> RevocationCache:
+    """A RevocationCache configured from DRF_M2M_AUTH (tests: another process's, with their clock)."""
+    deny, per_issuer, aliases = _unregistered_rules()
     return RevocationCache(
         cache=get_shared_cache() if cache == "settings" else cache,
         clock=clock,
         check_interval=float(m2m_settings.REVOCATION_CHECK_INTERVAL),
         db_check_interval=m2m_settings.REVOCATION_DB_CHECK_INTERVAL,
-        deny_unregistered=policy == "deny",
+        deny_unregistered=deny,
+        deny_unregistered_by_issuer=per_issuer,
+        issuer_aliases=aliases,
         loader=loader,
     )
 
@@ -95,12 +114,13 @@ def check(token) -> None:
     (_instance or process_cache()).check(token)
 
 
-def resources_for(client_id: str) -> frozenset[str] | None:
-    return (_instance or process_cache()).resources_for(client_id)
+def resources_for(issuer: str | None, client_id: str) -> frozenset[str] | None:
+    """The resources granted to the client (issuer, client_id); None: not registered."""
+    return (_instance or process_cache()).resources_for(issuer, client_id)
 
 
-def client_state(client_id: str) -> ClientState | None:
-    return process_cache().client_state(client_id)
+def client_state(issuer: str, client_id: str) -> ClientState | None:
+    return process_cache().client_state(issuer, client_id)
 
 
 def publish_pending() -> bool:

@@ -35,7 +35,7 @@ import math
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .errors import InvalidToken, RevocationUnavailable
@@ -49,6 +49,8 @@ logger = logging.getLogger("drf_m2m_auth.revocation")
 
 GENERATION_KIND = "revocation-generation"
 _OUTAGE = object()
+_NO_CLIENTS: Mapping[str, ClientState] = {}  # never written: a plain dict is the fastest .get()
+_NO_JTIS: frozenset[str] = frozenset()
 DIGEST_MEMO_SIZE = 4096  # jtis whose digest is remembered (cleared whole when full: no eviction cost)
 
 
@@ -69,6 +71,9 @@ class RevocationCache:
 
     ``cache``: a ``shared.SharedCache`` (or None: no announcements, database stamps every
     interval). ``loader``: reads the database (``revocation_state.DatabaseLoader``).
+    ``deny_unregistered``: refuse unregistered clients, unless ``deny_unregistered_by_issuer``
+    (issuer -> bool) says otherwise for the token's issuer. ``issuer_aliases``: other exact ``iss``
+    values -> the issuer entry's own issuer, under which its clients are registered.
     """
 
     def __init__(
@@ -79,6 +84,8 @@ class RevocationCache:
         check_interval: float = 1.0,
         db_check_interval: float | None = 60.0,
         deny_unregistered: bool = False,
+        deny_unregistered_by_issuer: Mapping[str, bool] | None = None,
+        issuer_aliases: Mapping[str, str] | None = None,
         loader: Any = None,
     ):
         self.cache = cache
@@ -86,6 +93,9 @@ class RevocationCache:
         self.check_interval = float(check_interval)
         self.db_check_interval = float(db_check_interval) if db_check_interval else None
         self.deny_unregistered = deny_unregistered
+        self.unregistered = dict(deny_unregistered_by_issuer or {})
+        # another exact iss value of an issuer entry (Entra's v1 form) -> the entry's issuer
+        self.issuer_aliases = dict(issuer_aliases or {})
         self.loader = loader or DatabaseLoader()
         self.generation_key = cache.key(GENERATION_KIND) if cache is not None else None
         self.snapshot = Snapshot()
@@ -102,44 +112,69 @@ class RevocationCache:
     # --- request path ------------------------------------------------------------------------
 
     def check(self, token) -> None:
-        """Raise InvalidToken if the token's client is inactive, deleted while revoked, or unknown
-        (per policy), or the token is revoked (iat before the client's tokens_valid_after, or its
-        jti on the deny-list)."""
+        """Raise InvalidToken if the token's client (its issuer + client id) is inactive, deleted
+        while revoked, or unknown (per its issuer's policy), or the token is revoked (iat before the
+        client's tokens_valid_after, or its jti on that issuer's deny-list)."""
         snap = self.snapshot
         if self.clock() >= snap.next_check:
             snap = self.sync()
-        state = snap.clients.get(token.client_id)
+        issuer = token.issuer
+        if self.issuer_aliases:
+            issuer = self.issuer_aliases.get(issuer, issuer)
+        client_id = token.client_id
+        state = snap.clients.get(issuer, _NO_CLIENTS).get(client_id)
         if state is None:
-            state = snap.tombstones.get(token.client_id)  # deleting a client never widens access
-            if (state is None or token.iat >= state.min_iat) and snap.deny_unregistered:
+            # deleting a client never widens access
+            state = snap.tombstones.get(issuer, _NO_CLIENTS).get(client_id)
+            if state is None and snap.tombstones:
+                state = snap.tombstones.get(None, _NO_CLIENTS).get(client_id)
+            if (state is None or token.iat >= state.min_iat) and snap.unregistered.get(issuer, snap.deny_unregistered):
                 raise InvalidToken("The client is not registered.", reason="client_unregistered")
         if state is not None and token.iat < state.min_iat:  # inactive means min_iat = +inf
-            if not state.active:
-                raise InvalidToken("The client has been deactivated.", reason="client_inactive")
-            raise InvalidToken("The access token has been revoked.", reason="token_revoked", claim="iat")
+            self._reject(state)
+        if snap.every_issuer:  # rows without an issuer yet: their revocation applies at every issuer
+            unassigned = snap.every_issuer.get(client_id)
+            if unassigned is not None and token.iat < unassigned.min_iat:
+                self._reject(unassigned)
         if snap.jtis and token.jti is not None:
             digest = self._digests.get(token.jti)
             if digest is None:  # SHA-256 costs ~1 us here; a cached token's next request ~50 ns
                 if len(self._digests) >= DIGEST_MEMO_SIZE:
                     self._digests.clear()
                 digest = self._digests[token.jti] = jti_digest(token.jti)
-            if digest in snap.jtis:
+            denied = snap.jtis.get(issuer)
+            if denied is None:
+                denied = snap.jtis.get(None, _NO_JTIS)
+            if digest in denied:
                 raise InvalidToken("The access token has been revoked.", reason="jti_revoked", claim="jti")
 
-    def resources_for(self, client_id: str) -> frozenset[str] | None:
-        """The resources granted to ``client_id``, or None if the client is not registered."""
+    @staticmethod
+    def _reject(state: ClientState) -> None:
+        if not state.active:
+            raise InvalidToken("The client has been deactivated.", reason="client_inactive")
+        raise InvalidToken("The access token has been revoked.", reason="token_revoked", claim="iat")
+
+    def resources_for(self, issuer: str | None, client_id: str) -> frozenset[str] | None:
+        """The resources granted to the client (issuer, client_id), or None if it is not registered
+        at that issuer (a client whose issuer is not recorded yet is granted nothing anywhere)."""
         snap = self.snapshot
         if self.clock() >= snap.next_check:
             snap = self.sync()
-        state = snap.clients.get(client_id)
+        if issuer is None:
+            return None
+        if self.issuer_aliases:
+            issuer = self.issuer_aliases.get(issuer, issuer)
+        state = snap.clients.get(issuer, _NO_CLIENTS).get(client_id)
         return None if state is None else state.resources
 
-    def client_state(self, client_id: str) -> ClientState | None:
+    def client_state(self, issuer: str, client_id: str) -> ClientState | None:
         """The state of one registered client (for tools and tests), fresh as ``check`` sees it."""
         snap = self.snapshot
         if self.clock() >= snap.next_check:
             snap = self.sync()
-        return snap.clients.get(client_id)
+        if self.issuer_aliases:
+            issuer = self.issuer_aliases.get(issuer, issuer)
+        return snap.clients.get(issuer, _NO_CLIENTS).get(client_id)
 
     # --- write path ----------------------------------------------------------------------------
 
@@ -247,6 +282,7 @@ class RevocationCache:
         self._warned.discard("db")
 
         new.deny_unregistered = self.deny_unregistered
+        new.unregistered = self.unregistered
         new.loaded = True
         new.db_deadline = now + self.db_check_interval if self.db_check_interval else math.inf
         new.next_check = now + interval

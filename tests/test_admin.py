@@ -62,7 +62,7 @@ def test_add_client_with_grant_inline(admin_client, settings):
         },
     )
     assert response.status_code == 302, response.content.decode()[:2000]
-    assert revocation.resources_for("client_id_of_service_a") == {"orders", "invoices"}
+    assert revocation.resources_for(revocation.only_issuer(), "client_id_of_service_a") == {"orders", "invoices"}
     page = admin_client.get(response.url).content.decode()
     assert "other processes see it within 60 s (REVOCATION_DB_CHECK_INTERVAL)" in page
     assert LogEntry.objects.filter(object_repr__contains="client_id_of_service_a").exists()
@@ -101,7 +101,9 @@ def test_revoke_all_tokens_now(admin_client, admin_user, clients):
     assert "Revoked every token of 1 client" in response.content.decode()
     a.refresh_from_db()
     assert a.tokens_valid_after is not None and a.tokens_valid_after.timestamp() > old_token_iat
-    assert revocation.client_state(a.client_id).valid_after == a.tokens_valid_after.timestamp()
+    assert (
+        revocation.client_state(revocation.only_issuer(), a.client_id).valid_after == a.tokens_valid_after.timestamp()
+    )
     entry = LogEntry.objects.get(object_id=str(a.pk))
     assert entry.action_flag == CHANGE and entry.user == admin_user and "Revoked all tokens" in entry.change_message
 
@@ -110,9 +112,9 @@ def test_deactivate_and_activate_actions_are_logged(admin_client, clients):
     a, b = clients
     _action(admin_client, "deactivate", a, b, search="service")
     assert not Client.objects.active().exists()
-    assert not revocation.client_state(a.client_id).active
+    assert not revocation.client_state(revocation.only_issuer(), a.client_id).active
     _action(admin_client, "activate", a)
-    assert revocation.client_state(a.client_id).active
+    assert revocation.client_state(revocation.only_issuer(), a.client_id).active
     messages = list(LogEntry.objects.order_by("pk").values_list("object_id", "change_message"))
     assert messages == [(str(a.pk), "Deactivated."), (str(b.pk), "Deactivated."), (str(a.pk), "Activated.")]
 
@@ -160,7 +162,7 @@ def test_add_revoked_token_in_admin_takes_effect(admin_client):
         },
     )
     assert response.status_code == 302, response.content.decode()[:3000]
-    assert jti_digest("leaked-jti") in revocation.process_cache().sync(wait=True).jtis
+    assert jti_digest("leaked-jti") in revocation.process_cache().sync(wait=True).jtis[revocation.only_issuer()]
     bad = admin_client.post(
         reverse("admin:drf_m2m_auth_revokedtoken_add"),
         {"jti": "", "exp_0": exp.strftime("%Y-%m-%d"), "exp_1": exp.strftime("%H:%M:%S")},
@@ -171,7 +173,7 @@ def test_add_revoked_token_in_admin_takes_effect(admin_client):
 def _token(client_id, iat):
     from drf_m2m_auth.principal import AccessToken
 
-    claims = {"sub": f"{client_id}@clients", "iss": "https://issuer.example/", "aud": "api", "iat": iat}
+    claims = {"sub": f"{client_id}@clients", "iss": revocation.only_issuer(), "aud": "api", "iat": iat}
     return AccessToken({**claims, "exp": iat + 3600}, frozenset())
 
 

@@ -39,7 +39,7 @@ def test_grant_registers_with_create_and_is_idempotent():
     out, _ = run("m2m_grant", "svc-a", "orders", "payroll")
     assert "already granted 'orders'" in out and "granted 'payroll'" in out
     assert grants("svc-a") == ["invoices", "orders", "payroll"]
-    assert revocation.resources_for("svc-a") == {"invoices", "orders", "payroll"}
+    assert revocation.resources_for(revocation.only_issuer(), "svc-a") == {"invoices", "orders", "payroll"}
 
 
 def test_grant_remove_is_idempotent():
@@ -47,7 +47,7 @@ def test_grant_remove_is_idempotent():
     out, _ = run("m2m_grant", "svc-a", "payroll", "ghost", "--remove")
     assert "removed 'payroll'" in out and "had no grant for 'ghost'" in out
     assert grants("svc-a") == ["orders"]
-    assert revocation.resources_for("svc-a") == {"orders"}
+    assert revocation.resources_for(revocation.only_issuer(), "svc-a") == {"orders"}
 
 
 @pytest.mark.parametrize(
@@ -83,17 +83,17 @@ def test_revoke_client_rejects_older_tokens():
     assert "every token issued before" in out
     cut = Client.objects.get(client_id="svc-a").tokens_valid_after
     assert cut is not None and abs((timezone.now() - cut).total_seconds()) < 5
-    assert revocation.client_state("svc-a").valid_after == cut.timestamp()
+    assert revocation.client_state(revocation.only_issuer(), "svc-a").valid_after == cut.timestamp()
 
 
 def test_deactivate_and_activate_are_idempotent():
     Client.objects.create(client_id="svc-a", name="A")
     assert "now inactive" in run("m2m_revoke", "--deactivate", "svc-a")[0]
     assert "already inactive" in run("m2m_revoke", "--deactivate", "svc-a")[0]
-    assert not revocation.client_state("svc-a").active
+    assert not revocation.client_state(revocation.only_issuer(), "svc-a").active
     assert "now active" in run("m2m_revoke", "--activate", "svc-a")[0]
     assert "already active" in run("m2m_revoke", "--activate", "svc-a")[0]
-    assert revocation.client_state("svc-a").active
+    assert revocation.client_state(revocation.only_issuer(), "svc-a").active
 
 
 @pytest.mark.parametrize(
@@ -108,21 +108,21 @@ def test_deactivate_and_activate_are_idempotent():
 def test_revoke_jti(exp):
     now = timezone.now()
     out, _ = run("m2m_revoke", "--jti", "abc-123", "--exp", exp(now), "--jti-client", "svc-a", "--reason", "leak")
-    assert "jti 'abc-123': rejected until" in out
+    assert f"jti 'abc-123' at {revocation.only_issuer()}: rejected until" in out
     entry = RevokedToken.objects.denying("abc-123").get()
     assert (entry.client_id, entry.reason) == ("svc-a", "leak")
     assert 590 <= (entry.exp - now).total_seconds() <= 610
     assert "already rejected" in run("m2m_revoke", "--jti", "abc-123", "--exp", exp(now))[0]
     assert RevokedToken.objects.count() == 1
-    assert jti_digest("abc-123") in revocation.process_cache().sync(wait=True).jtis
+    assert jti_digest("abc-123") in revocation.process_cache().sync(wait=True).jtis[revocation.only_issuer()]
 
 
 @pytest.mark.parametrize(
     "args, message",
     [
         ([], "nothing to do"),
-        (["--client", "nobody"], "unknown client id\\(s\\): nobody"),
-        (["--client", "svc-a", "--deactivate", "nobody"], "unknown client id\\(s\\): nobody"),
+        (["--client", "nobody"], "unknown client id\\(s\\) at issuer '[^']+': nobody"),
+        (["--client", "svc-a", "--deactivate", "nobody"], "unknown client id\\(s\\) at issuer '[^']+': nobody"),
         (["--deactivate", "svc-a", "--activate", "svc-a"], "both --activate and --deactivate"),
         (["--jti", "abc"], "--jti needs --exp"),
         (["--jti", "", "--exp", "4102444800"], "empty"),
@@ -169,18 +169,20 @@ def test_json_output(settings):
 
     settings.CACHES = LOCMEM  # what the tools say depends on the cache (the PostgreSQL run uses Redis)
     out, _ = run("m2m_grant", "svc-a", "orders", "--create", "--json")
+    iss = revocation.only_issuer()
     assert json.loads(out) == {
+        "issuer": iss,
         "client_id": "svc-a",
         **LOCMEM_NOTICE,
         "changes": [
-            {"action": "register", "client_id": "svc-a", "changed": True},
+            {"action": "register", "issuer": iss, "client_id": "svc-a", "changed": True},
             {"action": "grant", "resource": "orders", "changed": True},
         ],
     }
     out, _ = run("m2m_revoke", "--deactivate", "svc-a", "--json")
     assert json.loads(out) == {
         **LOCMEM_NOTICE,
-        "changes": [{"action": "deactivate", "client_id": "svc-a", "changed": True}],
+        "changes": [{"action": "deactivate", "issuer": iss, "client_id": "svc-a", "changed": True}],
     }
 
 
@@ -247,6 +249,6 @@ def test_exit_codes_from_a_real_process(tmp_path):
     done = code("m2m_grant", "svc-a", "orders", "--create")
     assert done.returncode == 0, done.stderr
     bad = code("m2m_revoke", "--client", "nobody")
-    assert bad.returncode == 1 and "unknown client id(s): nobody" in bad.stderr
+    assert bad.returncode == 1 and "unknown client id(s) at issuer" in bad.stderr and ": nobody" in bad.stderr
     usage = code("m2m_revoke", "--bogus")
     assert usage.returncode == 2

@@ -140,8 +140,10 @@ def test_the_request_path_lookups_are_indexed():
         client_indexes = connection.introspection.get_constraints(cursor, Client._meta.db_table)
     assert any(c["columns"] == ["client_id", "resource"] and c["unique"] for c in grant_indexes.values())
     assert any(c["columns"] == ["exp"] and c["index"] for c in token_indexes.values())
-    assert any(c["columns"] == ["jti_sha256"] and c["unique"] for c in token_indexes.values())
-    assert any(c["columns"] == ["client_id"] and c["unique"] for c in client_indexes.values())
+    # A client is (issuer, client_id); a denied jti is (issuer, digest), also found by digest alone.
+    assert any(c["columns"] == ["issuer", "jti_sha256"] and c["unique"] for c in token_indexes.values())
+    assert any(c["columns"] == ["jti_sha256"] and c["index"] for c in token_indexes.values())
+    assert any(c["columns"] == ["issuer", "client_id"] and c["unique"] for c in client_indexes.values())
 
 
 def test_migrations_are_complete_and_create_the_state_row():

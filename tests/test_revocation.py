@@ -25,11 +25,12 @@ from drf_m2m_auth.principal import AccessToken
 pytestmark = pytest.mark.django_db
 
 
-def token(client_id="svc-a", *, iat=None, jti=None, exp_in=3600):
+def token(client_id="svc-a", *, iat=None, jti=None, exp_in=3600, issuer=None):
+    """A verified token of ``client_id`` at ``issuer`` (default: the one configured issuer)."""
     now = time.time()
     claims = {
         "sub": f"{client_id}@clients",
-        "iss": "https://issuer.example/",
+        "iss": issuer or revocation.only_issuer(),
         "aud": "api",
         "iat": now if iat is None else iat,
         "exp": now + exp_in,
@@ -105,7 +106,7 @@ def commit_elsewhere(sql, params=()):
 
 def test_unregistered_client_is_accepted_by_default_and_has_no_resources():
     assert reason_of(token("nobody")) is None
-    assert revocation.resources_for("nobody") is None
+    assert revocation.resources_for(revocation.only_issuer(), "nobody") is None
 
 
 def test_unregistered_client_rejected_when_policy_is_deny(settings):
@@ -125,9 +126,9 @@ def test_bad_policy_value_is_a_configuration_error(settings):
 
 def test_registered_client_resources():
     client_with("svc-a", "orders", "invoices")
-    assert revocation.resources_for("svc-a") == frozenset({"orders", "invoices"})
+    assert revocation.resources_for(revocation.only_issuer(), "svc-a") == frozenset({"orders", "invoices"})
     client_with("svc-b")
-    assert revocation.resources_for("svc-b") == frozenset()
+    assert revocation.resources_for(revocation.only_issuer(), "svc-b") == frozenset()
 
 
 def test_inactive_client_is_rejected():
@@ -156,7 +157,7 @@ def test_expired_deny_list_entries_are_not_loaded_and_are_purged():
     RevokedToken.objects.create(jti="old", exp=now - dt.timedelta(seconds=1))
     RevokedToken.objects.create(jti="live", exp=now + dt.timedelta(hours=1))
     revocation.check(token())
-    assert snapshot().jtis == frozenset({jti_digest("live")})
+    assert snapshot().jtis == {None: frozenset({jti_digest("live")})}  # no issuer given: denied at every issuer
     assert RevokedToken.objects.purge_expired() == 1
     assert list(RevokedToken.objects.values_list("jti_display", flat=True)) == ["live"]
 
@@ -189,7 +190,7 @@ def test_steady_state_makes_no_query_and_no_cache_call(clock, django_assert_num_
     with django_assert_num_queries(0):
         for _ in range(1000):
             revocation.check(token(jti="y"))
-            revocation.resources_for("svc-a")
+            revocation.resources_for(revocation.only_issuer(), "svc-a")
         clock.advance(0.99)
         revocation.check(token())
     assert CountingCache.calls == 0
@@ -204,7 +205,7 @@ def test_generation_change_reloads_only_the_changed_client(clock, django_assert_
     for i in range(60):
         client_with(f"svc-{i}", "orders")
     revocation.check(token("svc-0"))
-    before = dict(snapshot().clients)
+    before = dict(snapshot().clients[revocation.only_issuer()])
     commit_elsewhere(
         "UPDATE drf_m2m_auth_client SET is_active = %s, revision = revision + 1 WHERE client_id = %s", [False, "svc-7"]
     )
@@ -213,7 +214,7 @@ def test_generation_change_reloads_only_the_changed_client(clock, django_assert_
     # stamps, (pk, client_id, revision) scan, that one client, its grants, the tombstones, the deny-list
     with django_assert_num_queries(6):
         assert reason_of(token("svc-7")) == "client_inactive"
-    after = snapshot().clients
+    after = snapshot().clients[revocation.only_issuer()]
     assert after["svc-7"] is not before["svc-7"]
     assert all(after[k] is before[k] for k in before if k != "svc-7")
 
@@ -242,7 +243,7 @@ def test_deleting_a_deactivated_client_keeps_its_tokens_rejected(clock, other_pr
     assert reason_of(token()) == "client_inactive"
     assert reason_of(token(iat=time.time() + 3600)) == "client_inactive"  # not even a newer token
     assert reason_of(token(), other_process) == "client_inactive"
-    assert revocation.resources_for("svc-a") is None  # no grant survives
+    assert revocation.resources_for(revocation.only_issuer(), "svc-a") is None  # no grant survives
 
 
 def test_deleting_a_revoked_client_keeps_its_old_tokens_rejected(clock):
@@ -279,14 +280,14 @@ def test_deleting_an_active_client_leaves_no_tombstone(clock):
 
     client_with("svc-a", "orders").delete()
     assert not DeletedClient.objects.exists()
-    assert reason_of(token()) is None and revocation.resources_for("svc-a") is None
+    assert reason_of(token()) is None and revocation.resources_for(revocation.only_issuer(), "svc-a") is None
 
 
 def test_deleted_client_becomes_unregistered(clock):
     client_with("svc-a", "orders")
-    assert revocation.resources_for("svc-a") == {"orders"}
+    assert revocation.resources_for(revocation.only_issuer(), "svc-a") == {"orders"}
     Client.objects.filter(client_id="svc-a").delete()
-    assert revocation.resources_for("svc-a") is None
+    assert revocation.resources_for(revocation.only_issuer(), "svc-a") is None
 
 
 # --- writes: every path bumps, in-process visibility is immediate --------------------------------
@@ -326,9 +327,9 @@ def test_every_write_path_is_seen_at_once_in_this_process(clock, change):
 )
 def test_grant_changes_are_seen_at_once(clock, change):
     client = client_with("svc-a", "orders")
-    assert revocation.resources_for("svc-a") == {"orders"}
+    assert revocation.resources_for(revocation.only_issuer(), "svc-a") == {"orders"}
     change(client)
-    assert "payroll" in revocation.resources_for("svc-a")
+    assert "payroll" in revocation.resources_for(revocation.only_issuer(), "svc-a")
 
 
 def test_generation_moves_only_when_the_transaction_commits(django_capture_on_commit_callbacks):

@@ -11,6 +11,8 @@ import sys
 
 import pytest
 
+from tests import upgrade_scenario
+
 from .servers import REPO, django_env, manage
 
 pytestmark = pytest.mark.slow
@@ -20,6 +22,7 @@ UNIT_TESTS = [
     "tests/test_revocation.py",
     "tests/test_commands_revoke.py",
     "tests/test_admin.py",
+    "tests/test_issuer_clients.py",
 ]
 
 
@@ -50,6 +53,14 @@ def test_migrations_forward_backward_forward(postgres):
         }
     assert any("(client_id, resource)" in i and "UNIQUE" in i for i in indexes), indexes
     assert any("drf_m2m_auth_revokedtoken" in i and "(exp)" in i for i in indexes), indexes
+
+
+@pytest.mark.parametrize("scenario", ["one_issuer", "two_issuers"])
+def test_upgrade_from_the_previous_release(postgres, scenario):
+    """Issue 13 on PostgreSQL: a database at 0002 migrates forward; with one issuer every row gets
+    it and every grant still works; with two nothing is guessed until m2m_set_issuer."""
+    db = postgres.create_database(f"m2m_upgrade_{scenario}")
+    getattr(upgrade_scenario, scenario)(django_env(postgres.env(db)))
 
 
 def test_unit_suite_on_postgresql_with_redis_cache(postgres, redis_server):

@@ -64,7 +64,7 @@ def verdict(self: Diagnosis) -> dict[str, Any]:
     except Exception as exc:  # e.g. no database: the token itself was judged already
         self.add("client", "SKIP", f"revocation state unavailable: {type(exc).__name__}")
         return {"accepted": None, "status": None, "error": None, "reason": "unknown", "description": str(exc)}
-    granted = revocation.resources_for(client.client_id)
+    granted = revocation.resources_for(token.issuer, client.client_id)
     detail = (
         "not registered (UNREGISTERED_CLIENTS allows it; HasResourceGrant denies it)"
         if granted is None

@@ -1,5 +1,8 @@
 """m2m_grant: let a client use resources (or take them away with --remove).
 
+A client is (issuer, client_id): ``--issuer`` names the trusted issuer; it may be left out only
+when exactly one issuer is configured.
+
 Exit status: 0 done (idempotent: existing grants are reported, not duplicated), 1 bad input or
 unknown client (nothing written), 2 usage error.
 """
@@ -17,6 +20,7 @@ from drf_m2m_auth import revocation
 from drf_m2m_auth.admin import propagation_text
 from drf_m2m_auth.ids import client_id_problem, escape
 from drf_m2m_auth.models import Client, ResourceGrant, validate_resource
+from drf_m2m_auth.revocation_issuers import resolve_issuer
 
 audit = logging.getLogger("drf_m2m_auth.audit")
 
@@ -29,6 +33,9 @@ class Command(BaseCommand):
             "client_id", metavar="CLIENT_ID", help="the OAuth client id (for Auth0: without '@clients')"
         )
         parser.add_argument("resources", nargs="+", metavar="RESOURCE")
+        parser.add_argument(
+            "--issuer", metavar="ISSUER", help="the client's trusted issuer (required when several are configured)"
+        )
         parser.add_argument("--remove", action="store_true", help="remove these grants instead")
         parser.add_argument("--create", action="store_true", help="register the client if it is unknown")
         parser.add_argument("--name", default="", help="with --create: the client's display name")
@@ -38,18 +45,33 @@ class Command(BaseCommand):
         self.json = opts["json"]
         self.events: list[dict] = []
         self._validate(client_id, resources, remove, create, name)
+        try:
+            issuer = resolve_issuer(opts.get("issuer"))
+        except ValueError as exc:
+            raise CommandError(f"{exc} Give --issuer; nothing was changed.") from None
         with transaction.atomic():
-            client = Client.objects.select_for_update().filter(client_id=client_id).first()
+            client = Client.objects.select_for_update().filter(issuer=issuer, client_id=client_id).first()
             if client is None:
                 if not create:
-                    raise CommandError(
-                        f"unknown client id {client_id!r} (add --create to register it; nothing was changed)"
+                    unassigned = Client.objects.filter(issuer__isnull=True, client_id=client_id).exists()
+                    hint = (
+                        f"; a client {client_id!r} without an issuer exists: m2m_set_issuer --issuer ISSUER "
+                        f"--client {client_id!r} says whose it is"
+                        if unassigned
+                        else ""
                     )
-                client = Client(client_id=client_id, name=name or client_id)
+                    raise CommandError(
+                        f"unknown client id {client_id!r} at issuer {issuer!r} (add --create to register it{hint}; "
+                        "nothing was changed)"
+                    )
+                client = Client(issuer=issuer, client_id=client_id, name=name or client_id)
                 client.full_clean()
                 client.save()
-                audit.info("registered client %s", escape(client_id))
-                self._say({"action": "register", "client_id": client_id}, f"client {client_id!r}: registered")
+                audit.info("registered client %s of %s", escape(client_id), escape(issuer))
+                self._say(
+                    {"action": "register", "issuer": issuer, "client_id": client_id},
+                    f"client {client_id!r} of {issuer}: registered",
+                )
             have = set(client.grants.values_list("resource", flat=True))
             if remove:
                 self._remove(client, resources, have)
@@ -57,7 +79,9 @@ class Command(BaseCommand):
                 self._add(client, resources, have)
         info = revocation.announcement()
         if self.json:
-            self.stdout.write(json.dumps({"client_id": client_id, "changes": self.events, **info}, indent=2))
+            self.stdout.write(
+                json.dumps({"issuer": issuer, "client_id": client_id, "changes": self.events, **info}, indent=2)
+            )
         elif any(e["changed"] for e in self.events):
             self.stdout.write(propagation_text())
         if not info["announced"] and info["cross_process_cache"]:

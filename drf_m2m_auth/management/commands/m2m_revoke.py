@@ -1,5 +1,8 @@
 """m2m_revoke: revoke a client's tokens, one token by jti, or (de)activate a client.
 
+A client is (issuer, client_id): ``--issuer`` says which trusted issuer's client (or jti) is
+meant; it may be left out only when exactly one issuer is configured.
+
 Exit status: 0 done (also when there was nothing left to do: every form is idempotent),
 1 bad input or unknown client (nothing written: all changes share one transaction),
 2 usage error (argparse).
@@ -22,6 +25,7 @@ from drf_m2m_auth import revocation
 from drf_m2m_auth.admin import propagation_text
 from drf_m2m_auth.ids import escape
 from drf_m2m_auth.models import Client, RevokedToken, validate_jti
+from drf_m2m_auth.revocation_issuers import resolve_issuer
 
 audit = logging.getLogger("drf_m2m_auth.audit")
 MAX_EXP_AHEAD = dt.timedelta(days=366)
@@ -89,6 +93,11 @@ class Command(BaseCommand):
             metavar="CLIENT_ID",
             help="reject every token of this client issued before now (repeatable)",
         )
+        parser.add_argument(
+            "--issuer",
+            metavar="ISSUER",
+            help="the trusted issuer of the clients and the jti (required when several are configured)",
+        )
         parser.add_argument("--jti", metavar="JTI", help="reject the one token with this jti claim")
         parser.add_argument(
             "--exp",
@@ -142,9 +151,16 @@ class Command(BaseCommand):
         both = set(opts["deactivate"]) & set(opts["activate"])
         if both:
             raise CommandError(f"both --activate and --deactivate for: {', '.join(sorted(both))}")
+        named = opts["client"] + opts["deactivate"] + opts["activate"]
+        self.issuer = ""
+        if named or jti is not None or opts["issuer"]:
+            try:
+                self.issuer = resolve_issuer(opts["issuer"])
+            except ValueError as exc:
+                raise CommandError(f"{exc} Give --issuer; nothing was changed.") from None
 
         with transaction.atomic():
-            clients = self._clients(opts["client"] + opts["deactivate"] + opts["activate"])
+            clients = self._clients(named)
             for client_id in dict.fromkeys(opts["client"]):
                 self._revoke_client(clients[client_id], now)
             for client_id in dict.fromkeys(opts["deactivate"]):
@@ -162,11 +178,19 @@ class Command(BaseCommand):
         self._announce()
 
     def _clients(self, ids: list[str]) -> dict[str, Client]:
-        found = {c.client_id: c for c in Client.objects.select_for_update().filter(client_id__in=set(ids))}
+        if not ids:
+            return {}
+        rows = Client.objects.select_for_update().filter(client_id__in=set(ids))
+        found = {c.client_id: c for c in rows.filter(issuer=self.issuer)}
+        # A client whose issuer is not recorded yet (see m2m_set_issuer) is acted on too: its
+        # revocation applies at every issuer, so revoking it never widens access.
+        for client in rows.filter(issuer__isnull=True):
+            found.setdefault(client.client_id, client)
         missing = sorted(set(ids) - set(found))
         if missing:
             raise CommandError(
-                f"unknown client id(s): {', '.join(escape(m, 80) for m in missing)} (register them first, e.g. "
+                f"unknown client id(s) at issuer {self.issuer!r}: {', '.join(escape(m, 80) for m in missing)} "
+                "(register them first, e.g. "
                 "m2m_grant --create ID RESOURCE; nothing was changed)"
             )
         return found
@@ -176,33 +200,60 @@ class Command(BaseCommand):
         if not self.json:
             self.stdout.write(self.style.SUCCESS(text) if changed else text)
 
+    def _where(self, client: Client) -> str:
+        return f"at {client.issuer}" if client.issuer else "at every issuer (no issuer recorded yet)"
+
     def _revoke_client(self, client: Client, now: dt.datetime) -> None:
         client.revoke_tokens(now)
-        audit.info("revoked tokens of client %s issued before %s", escape(client.client_id), now.isoformat())
+        audit.info(
+            "revoked tokens of client %s of %s issued before %s",
+            escape(client.client_id),
+            escape(client.issuer or "every issuer"),
+            now.isoformat(),
+        )
         self._say(
-            {"action": "revoke_tokens", "client_id": client.client_id, "issued_before": now.isoformat()},
-            f"client '{escape(client.client_id)}': every token issued before {now.isoformat()} is rejected",
+            {
+                "action": "revoke_tokens",
+                "issuer": client.issuer,
+                "client_id": client.client_id,
+                "issued_before": now.isoformat(),
+            },
+            f"client '{escape(client.client_id)}' {self._where(client)}: every token issued before "
+            f"{now.isoformat()} is rejected",
         )
 
     def _set_active(self, client: Client, active: bool) -> None:
         word = "active" if active else "inactive"
-        event = {"action": "activate" if active else "deactivate", "client_id": client.client_id}
+        event = {
+            "action": "activate" if active else "deactivate",
+            "issuer": client.issuer,
+            "client_id": client.client_id,
+        }
+        where = self._where(client)
         if client.is_active == active:
-            self._say(event, f"client '{escape(client.client_id)}': already {word}", changed=False)
+            self._say(event, f"client '{escape(client.client_id)}' {where}: already {word}", changed=False)
             return
         client.activate() if active else client.deactivate()
-        audit.info("client %s set %s", escape(client.client_id), word)
-        self._say(event, f"client '{escape(client.client_id)}': now {word}")
+        audit.info("client %s of %s set %s", escape(client.client_id), escape(client.issuer or "every issuer"), word)
+        self._say(event, f"client '{escape(client.client_id)}' {where}: now {word}")
 
     def _revoke_jti(self, jti: str, exp: dt.datetime, client_id: str, reason: str) -> None:
-        entry, created = RevokedToken.objects.revoke(jti, exp, client_id=client_id, reason=reason)
+        entry, created = RevokedToken.objects.revoke(jti, exp, issuer=self.issuer, client_id=client_id, reason=reason)
         shown = entry.jti_display
-        event = {"action": "revoke_jti", "jti": shown, "jti_sha256": entry.jti_sha256, "exp": entry.exp.isoformat()}
+        event = {
+            "action": "revoke_jti",
+            "issuer": self.issuer,
+            "jti": shown,
+            "jti_sha256": entry.jti_sha256,
+            "exp": entry.exp.isoformat(),
+        }
         if created:
-            audit.info("revoked jti %s until %s", shown, entry.exp.isoformat())
-            self._say(event, f"jti {shown!r}: rejected until {entry.exp.isoformat()}")
+            audit.info("revoked jti %s of %s until %s", shown, escape(self.issuer), entry.exp.isoformat())
+            self._say(event, f"jti {shown!r} at {self.issuer}: rejected until {entry.exp.isoformat()}")
         else:
-            self._say(event, f"jti {shown!r}: already rejected until {entry.exp.isoformat()}", changed=False)
+            self._say(
+                event, f"jti {shown!r} at {self.issuer}: already rejected until {entry.exp.isoformat()}", changed=False
+            )
 
     def _announce(self) -> None:
         info = revocation.announcement()
