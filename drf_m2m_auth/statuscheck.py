@@ -79,7 +79,9 @@ class StatusChecker:
     """Checks ``status.status_list`` of verified tokens; see the module docstring.
 
     ``key_resolver_for(issuer)`` returns the ``(kid, alg) -> VerifyKey`` of that issuer (the one
-    the token verifier uses). ``fetch(uri)`` returns ``(jws text, max_age)`` or raises
+    the token verifier uses). ``mode_for(issuer)`` ("if_present", "required", "ignore"),
+    ``allowed_hosts_for(issuer)`` and ``algorithms_for(issuer)`` (default: ``algorithms``) are that
+    issuer's entry's rules. ``fetch(uri)`` returns ``(jws text, max_age)`` or raises
     StatusListUnobtainable / StatusListInvalid. ``shared_cache`` is a SharedCache or None.
     """
 
@@ -91,6 +93,7 @@ class StatusChecker:
         algorithms: Iterable[str],
         allowed_hosts_for: Callable[[str], Iterable[str]],
         mode_for: Callable[[str], str] = lambda issuer: "if_present",
+        algorithms_for: Callable[[str], Iterable[str]] | None = None,
         insecure_hosts: Iterable[str] = (),
         shared_cache: Any = None,
         min_ttl: float = 5,
@@ -106,7 +109,7 @@ class StatusChecker:
         if unavailable not in UNAVAILABLE_MODES:
             raise ValueError(f"unavailable must be one of {UNAVAILABLE_MODES}")
         self.key_resolver_for, self.fetch = key_resolver_for, fetch
-        self.algorithms = frozenset(algorithms)
+        self.algorithms, self.algorithms_for = frozenset(algorithms), algorithms_for
         self.allowed_hosts_for, self.mode_for = allowed_hosts_for, mode_for
         self.insecure_hosts = tuple(insecure_hosts)
         self.shared = shared_cache if shared_cache is not None and shared_cache.stores else None
@@ -235,7 +238,7 @@ class StatusChecker:
             uri=uri,
             issuer=issuer,
             key_resolver=lambda kid, alg: self.key_resolver_for(issuer)(kid, alg),  # keys down: unobtainable
-            algorithms=self.algorithms,
+            algorithms=self.algorithms if self.algorithms_for is None else frozenset(self.algorithms_for(issuer)),
             now=now,
             leeway=self.leeway,
             max_inflated=self.max_inflated,
