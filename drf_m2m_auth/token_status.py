@@ -91,6 +91,8 @@ def build_checker() -> Any:
     s = m2m_settings
     policy_for = getattr(conf, "issuer_policy", None)  # issue 13: each ISSUERS entry has its own rules
     algorithms_for: Callable[[str], Iterable[str]] | None = None
+    mode_for: Callable[[str], str]
+    allowed_hosts_for: Callable[[str], list[str]]
     if policy_for is not None:
         rules = IssuerRules(policy_for, fallback_algorithms=as_list(s.ALGORITHMS))
         mode_for, allowed_hosts_for, algorithms_for = rules.mode_for, rules.allowed_hosts_for, rules.algorithms_for
@@ -99,8 +101,10 @@ def build_checker() -> Any:
         if mode == "ignore":
             return False
 
-        def mode_for(issuer: str) -> str:
+        def constant_mode(issuer: str) -> str:
             return mode
+
+        mode_for = constant_mode
 
     timeout, max_bytes = float(s.HTTP_TIMEOUT), int(s.STATUS_LIST_MAX_BYTES)
     insecure = as_list(s.INSECURE_JWKS_HOSTS)
