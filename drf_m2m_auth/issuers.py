@@ -247,10 +247,10 @@ def _build_one(  # noqa: C901 -- one straight list of per-key rules reads better
     if status_list not in STATUS_LIST_MODES:
         bad("status_list", f"must be one of {', '.join(map(repr, STATUS_LIST_MODES))}.")
     hosts = _value(entry, preset, settings, "status_list_hosts")
-    if hosts is None:  # the top-level default: the issuer's own host
+    if hosts is None:  # the top-level default: each issuer's own host
         hosts = ()
     elif isinstance(hosts, Mapping) and "status_list_hosts" not in entry:  # top-level {issuer: [host, ...]}
-        hosts = hosts.get(issuer) or ()
+        hosts = hosts.get(issuer, ())
     if not _is_str_list(hosts, allow_empty=True):
         bad("status_list_hosts", "must be a list of host names.")
         hosts = ()
