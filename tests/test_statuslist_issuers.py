@@ -8,6 +8,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from drf_m2m_auth import conf
+from drf_m2m_auth.conf import SETTINGS
 from drf_m2m_auth.issuers import build_policies
 from drf_m2m_auth.testing import FakeIssuer, JWKSServer
 from drf_m2m_auth.token_status import IssuerRules
@@ -27,24 +28,38 @@ def policies_index(settings_like):
     return {iss: policy for policy in policies for iss in policy.issuers}
 
 
-@pytest.fixture
-def two_issuers(settings, monkeypatch):
+class Fleet:
+    """Two issuers trusted through ISSUERS entries (or, before the settings table has ISSUERS, the
+    entries' policies handed out as conf.issuer_policy does, over a legacy ISSUER list)."""
+
+    def __init__(self, settings, monkeypatch, servers, via_settings):
+        self.settings, self.monkeypatch, self.servers, self.via_settings = settings, monkeypatch, servers, via_settings
+
+    def configure(self, entries):
+        urls = {A: self.servers[0].jwks_url, B: self.servers[1].jwks_url}
+        if self.via_settings:
+            self.settings.DRF_M2M_AUTH = {"ISSUERS": [{**e, "jwks_url": urls[e["issuer"]]} for e in entries]}
+            return
+        self.settings.DRF_M2M_AUTH = {"ISSUER": [A, B], "AUDIENCE": AUD, "JWKS_URL": urls}
+        self.monkeypatch.setattr(conf, "issuer_policy", policies_index({"ISSUERS": entries}).get, raising=False)
+        self.settings.DRF_M2M_AUTH = {**self.settings.DRF_M2M_AUTH}  # rebuild the checker
+
+
+@pytest.fixture(params=["ISSUERS setting", "issuer_policy"])
+def two_issuers(request, settings, monkeypatch):
+    via_settings = request.param == "ISSUERS setting"
+    if via_settings and "ISSUERS" not in SETTINGS:
+        pytest.skip("the settings table has no ISSUERS yet (issue 13)")
     servers = [JWKSServer(FakeIssuer(A, AUD)), JWKSServer(FakeIssuer(B, AUD))]
     servers[0].fake.issuer, servers[1].fake.issuer = A, B  # named apart from where their keys are served
     lists = StatusListServer()
-    settings.DRF_M2M_AUTH = {
-        "ISSUER": [A, B],
-        "AUDIENCE": AUD,
-        "JWKS_URL": {A: servers[0].jwks_url, B: servers[1].jwks_url},
-    }
+    fleet = Fleet(settings, monkeypatch, servers, via_settings)
     entries = [
         {"issuer": A, "audience": AUD, "status_list": "required", "status_list_hosts": ["127.0.0.1"]},
         {"issuer": B, "audience": AUD, "status_list": "ignore"},
     ]
-    index = policies_index({"ISSUERS": entries})
-    # The ISSUERS entries' policies, as conf.issuer_policy (issue 13) hands them out.
-    monkeypatch.setattr(conf, "issuer_policy", index.get, raising=False)
-    yield servers[0].fake, servers[1].fake, lists, entries, monkeypatch
+    fleet.configure(entries)
+    yield servers[0].fake, servers[1].fake, lists, entries, fleet
     for server in servers:
         server.stop()
     lists.stop()
@@ -77,14 +92,13 @@ def test_required_for_one_issuer_ignored_for_the_other(two_issuers):
     assert lists.count(uri_b) == 0
 
 
-def test_each_issuer_has_its_own_hosts(two_issuers, settings):
-    a, b, lists, entries, monkeypatch = two_issuers
+def test_each_issuer_has_its_own_hosts(two_issuers):
+    a, b, lists, entries, fleet = two_issuers
     uri_a = lists.url("a")
     lists.publish(uri_a, list_token(a, uri_a, {}))
     # B now checks lists, with no hosts listed: only B's own host (b.example) may serve them.
     entries[1] = {"issuer": B, "audience": AUD, "status_list": "if_present"}
-    monkeypatch.setattr(conf, "issuer_policy", policies_index({"ISSUERS": entries}).get)
-    settings.DRF_M2M_AUTH = {**settings.DRF_M2M_AUTH}  # rebuild the checker
+    fleet.configure(entries)
 
     # B signs a token pointing at the list host A's entry allows: refused for B, never fetched.
     refused = get(b.token(status=status(uri_a, 0)))
