@@ -178,6 +178,42 @@ def special_tokens(keys_pem: dict[str, bytes], alg: str, issuer: str) -> dict:
     }
 
 
+STATUS_LIST_PATH = "lists/statuslists/1"  # served by jwks_server.py under the issuer's own host
+STATUS_VALID_IDX, STATUS_REVOKED_IDX = 5, 7
+
+
+def status_tokens(keys_pem: dict[str, bytes], alg: str, issuer: str) -> dict:
+    """Case AS: a token carrying a status claim (VALID in the list), and one revoked in it."""
+    key = load_private(keys_pem[alg])
+    hdr = {"alg": alg, "typ": "JWT", "kid": KID[alg]}
+    now = int(time.time())
+
+    def with_idx(idx: int) -> str:
+        status = {"status_list": {"idx": idx, "uri": issuer + STATUS_LIST_PATH}}
+        return mint(key, hdr, claims_for(issuer, now=now, status=status))
+
+    return {"AS": with_idx(STATUS_VALID_IDX), "AS_revoked": with_idx(STATUS_REVOKED_IDX)}
+
+
+def status_list_token(keys_pem: dict[str, bytes], issuer: str) -> str:
+    """The issuer's Status List Token (draft-ietf-oauth-status-list-20): 1 bit per token, one revoked."""
+    import zlib
+
+    bits = bytearray(128)  # 1024 tokens
+    bits[STATUS_REVOKED_IDX // 8] |= 1 << (STATUS_REVOKED_IDX % 8)
+    now = int(time.time())
+    claims = {
+        "sub": issuer + STATUS_LIST_PATH,
+        "iss": issuer,
+        "iat": now,
+        "exp": now + 4 * 3600,
+        "ttl": 3600,
+        "status_list": {"bits": 1, "lst": b64e(zlib.compress(bytes(bits), 9))},
+    }
+    hdr = {"alg": "RS256", "typ": "statuslist+jwt", "kid": KID["RS256"]}
+    return mint(load_private(keys_pem["RS256"]), hdr, claims)
+
+
 def unknown_kid_tokens(keys_pem: dict[str, bytes], issuer: str, count: int) -> list[str]:
     """RS256 tokens signed by an unpublished key, each with a kid never seen (a kid flood)."""
     key = load_private(keys_pem["RS256-unpublished"])

@@ -22,8 +22,11 @@ class _Handler(BaseHTTPRequestHandler):
         srv = self.server
         parts = self.path.split("?", 1)[0].strip("/").split("/", 1)
         ns, rest = (parts + [""])[:2]
+        ctype = "application/json"
         if rest == "jwks.json":
             body = srv.jwks_body
+        elif rest == "statuslists/1" and srv.status_list_body is not None:
+            body, ctype = srv.status_list_body, "application/statuslist+jwt"
         elif rest == ".well-known/openid-configuration":
             body = json.dumps({"issuer": srv.issuer, "jwks_uri": f"{srv.base_url}{ns}/jwks.json"}).encode()
         else:
@@ -35,7 +38,7 @@ class _Handler(BaseHTTPRequestHandler):
         if delay:
             time.sleep(delay)
         self.send_response(200)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "public, max-age=600")
         self.end_headers()
@@ -55,6 +58,7 @@ class JWKSServer(ThreadingHTTPServer):
         self.fetches: Counter = Counter()
         self.delays: dict[str, float] = {}
         self.jwks_body = json.dumps(jwks).encode()
+        self.status_list_body: bytes | None = None  # the Status List Token of case AS, at <ns>/statuslists/1
         self.base_url = f"http://127.0.0.1:{self.server_address[1]}/"
         # One issuer for every namespace: tokens are minted before the namespaces are chosen.
         self.issuer = self.base_url

@@ -7,6 +7,9 @@ Case D compares, on one cached token, in the same process and round:
 * ``DB``: the same request with ``[HasScopes]`` only and the revocation hook emptied;
 * ``DAF`` / ``DAB``: the same two at the level of ``authenticate()``.
 
+Case AS: ``authenticate()`` with one token reused that carries a Token Status List claim (its list,
+served by the JWKS server, is fetched once at set-up): the cached-token path plus the status lookup.
+
 And, to split case C's added cost, two more views timed alongside ``Cs`` and ``N``:
 
 * ``CA``: ``M2MJWTAuthentication`` with no permission class (what authentication alone adds);
@@ -51,6 +54,7 @@ class OursExtra:
                 return pair
 
         self.auth_full = M2MJWTAuthentication().authenticate
+        worker.check_ok(self.auth_full(worker.drf_request(worker.tokens["AS"])))  # fetches the status list
         self.auth_base = WithoutClientState().authenticate
         self.views = {
             "DF": _scoped_ours_view([M2MJWTAuthentication], [HasScopes, HasResourceGrant], RESOURCE),
@@ -62,7 +66,7 @@ class OursExtra:
     def cases(self) -> dict[str, str]:
         tok = self.worker.tokens["D"]
         cs = self.worker.tokens["Cs"]
-        return {"DF": tok, "DB": tok, "DAF": tok, "DAB": tok, "CA": cs, "CZ": cs}
+        return {"DF": tok, "DB": tok, "DAF": tok, "DAB": tok, "CA": cs, "CZ": cs, "AS": self.worker.tokens["AS"]}
 
     def authenticator(self, case: str):
         return self.auth_full if case == "DAF" else self.auth_base
@@ -87,6 +91,7 @@ class OursExtra:
         wait = float(m2m_settings.REVOCATION_CHECK_INTERVAL) + 0.5
         t = self.worker.tokens
         out = {"cached_token_accepted_before_revocation": not refused(t["Cs"]) and not refused(t["A"])}
+        out["status_list_revoked_token_refused"] = refused(t["AS_revoked"]) and not refused(t["AS"])
         claims = json.loads(b64d(t["Cs"].split(".")[1]))
         RevokedToken.objects.revoke(
             claims["jti"],

@@ -63,6 +63,8 @@ def summarize(result: dict) -> dict:
                 "Cs_x_floor_request": stats(_ratios(s["Cs"], floor["Cs"])),
                 "us": {case: statistics.median(v) * 1e6 for case, v in s.items()},
             }
+            if "AS" in s:
+                row["AS_x_floor"] = stats(_ratios(s["AS"], floor["A"]))
             if "DF" in s:
                 row["D_request_added"] = stats(_ratios(s["DF"], s["DB"], minus_one=True))
                 row["D_auth_added_us"] = stats([(a - b) * 1e6 for a, b in zip(s["DAF"], s["DAB"], strict=True)])
@@ -92,6 +94,14 @@ def _targets(result: dict, per_alg: dict) -> dict:
             "met": a <= TARGETS["A"],
             "what": "same token: ours / floor",
         }
+        if "AS_x_floor" in ours:
+            a_s = ours["AS_x_floor"]["median"]
+            t[f"A {alg} status claim"] = {
+                "value": a_s,
+                "limit": TARGETS["A"],
+                "met": a_s <= TARGETS["A"],
+                "what": "same token carrying a Token Status List claim: ours / floor",
+            }
         b = ours["B_x_floor"]["median"]
         peers = {p: rows[p]["B_x_floor"]["median"] for p in PEERS if p in rows}
         ahead = all(b < v for v in peers.values())

@@ -36,7 +36,7 @@ BASELINE_SRC: dict[str, str] = {}  # "baseline" -> the extracted tree of --basel
 E_SYSTEMS = ["ours", "pyjwt", "simplejwt", "authlib"]  # the ones that fetch a JWKS themselves
 # Sample groups: cases in one group are compared with each other and alternate slice by slice.
 GROUPS = {"A": ["A"], "B": ["B"], "C": ["Cs", "N"], "Cd": ["Cd"]}
-OURS_GROUPS = {**GROUPS, "C": ["Cs", "N", "CA", "CZ"], "D": ["DF", "DB"], "DA": ["DAF", "DAB"]}
+OURS_GROUPS = {**GROUPS, "A": ["A", "AS"], "C": ["Cs", "N", "CA", "CZ"], "D": ["DF", "DB"], "DA": ["DAF", "DAB"]}
 SLICES = 5  # per sample; each slice visits every worker in turn, the fastest slice is kept
 
 PROFILES = {
@@ -146,6 +146,7 @@ def mint_all(keys: dict, issuer: str, prof: dict, path: str) -> None:
         d["B"] = [take(n_b) for _ in range(rounds)]
         d["Cd"] = [take(n_cd) for _ in range(rounds)]
         d["special"] = common.special_tokens(keys, alg, issuer)
+        d.update(common.status_tokens(keys, alg, issuer))
         data[alg] = d
     data["flood"] = common.unknown_kid_tokens(keys, issuer, prof["flood"])
     data["cold"] = data["RS256"]["warm"][:16]
@@ -372,6 +373,7 @@ def main(argv=None) -> int:
         tokens_file = os.path.join(tmp, "tokens.json")
         t0 = time.monotonic()
         mint_all(keys, server.issuer, prof, tokens_file)
+        server.status_list_body = common.status_list_token(keys, server.issuer).encode()
         expiring_at = time.time() + common.EXPIRING_LIFETIME
         log(f"minted tokens in {time.monotonic() - t0:.1f}s")
         workers, infos = start_workers(systems, server, tokens_file, prof, log_dir)

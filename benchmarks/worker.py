@@ -219,8 +219,8 @@ class Worker:
         """
         plans = {}
         for case, tokens in group.items():
-            if case in ("A", "B") or case.startswith("DA"):
-                fn = self.system.authenticate if case in ("A", "B") else self.ours.authenticator(case)
+            if case in ("A", "B", "AS") or case.startswith("DA"):
+                fn = self.system.authenticate if case in ("A", "B", "AS") else self.ours.authenticator(case)
                 reqs = [self.drf_request(tok) for tok in tokens]
                 timed = self._time_authenticate
             else:
@@ -298,7 +298,7 @@ class Worker:
                 size = len(pool) // k
                 group[case] = pool[i * size : (i + 1) * size]
             else:
-                tok = t["Cs"] if case in ("Cs", "N", "CA", "CZ") else t["A"] if case == "A" else t["D"]
+                tok = t["Cs"] if case in ("Cs", "N", "CA", "CZ") else t[case] if case in ("A", "AS") else t["D"]
                 group[case] = [tok] * max(10, self.n[case] // k)
         cpu, wall = self.run_group(group, msg.get("batches", 1))
         return {"s_per_op": cpu, "wall_s_per_op": wall}

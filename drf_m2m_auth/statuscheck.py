@@ -1,9 +1,9 @@
 """StatusChecker: is this verified token still VALID in its issuer's Token Status List?
 
 Pure core (no Django). One instance per process (built by token_status.py). Lists are kept in
-memory as decoded bytes keyed by (issuer, uri): the status of a token whose list is fresh is a dict
-lookup and a few bit operations, with no parsing and no cryptography. A list is refreshed when its
-time is up (``ttl``, then ``exp``, then HTTP max-age, clamped by ``min_ttl``/``max_ttl``):
+memory as decoded bytes keyed by (issuer, uri): a token's status is a dict lookup and a few bit
+operations (for a cached token found VALID, one lookup), no parsing, no cryptography. A list is
+refreshed when its time is up (``ttl``, then ``exp``, then HTTP max-age, clamped by ``min_ttl``/``max_ttl``):
 
 - first from the shared cache, which holds the signed Status List Token (each process verifies
   it: the cache is never trusted for integrity) with the exact issuer and uri, refused on mismatch;
@@ -25,20 +25,22 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .errors import InvalidToken, ServiceUnavailable
+from .errors import InvalidToken
 from .statuslist import (
-    INVALID,
-    SUSPENDED,
     VALID,
     KeyResolver,
     StatusList,
     StatusListInvalid,
+    StatusListUnavailable,
     StatusListUnobtainable,
     check_list_uri,
     parse_status_claim,
+    refusal,
     status_unknown,
     verify_status_list_token,
 )
+
+__all__ = ["StatusChecker", "StatusListUnavailable", "MODES", "UNAVAILABLE_MODES"]
 
 logger = logging.getLogger("drf_m2m_auth.statuslist")
 
@@ -46,25 +48,7 @@ MODES = ("if_present", "required", "ignore")
 UNAVAILABLE_MODES = ("reject", "accept")
 DEFAULT_TTL = 60.0  # neither ttl, exp nor Cache-Control: check again after a minute (clamped)
 MAX_LISTS = 1024  # lists kept per process; more than this many live lists is not a real issuer
-
-
-class StatusListUnavailable(ServiceUnavailable):
-    """The token's status list cannot be obtained and STATUS_LIST_UNAVAILABLE is "reject": 503."""
-
-    default_reason = "token_status_unavailable"
-
-    def __init__(self, description: str, *, retry_after: int = 5, reason: str | None = None):
-        super().__init__(description, retry_after=retry_after, reason=reason)
-
-
-def _refusal(value: int | None) -> InvalidToken:
-    if value == INVALID:
-        return InvalidToken("The token has been revoked by its issuer.", reason="token_status_invalid")
-    if value == SUSPENDED:
-        return InvalidToken("The token is suspended by its issuer.", reason="token_status_suspended")
-    if value is None:
-        return status_unknown("The token's status list index is outside its status list.")
-    return status_unknown("The token's status in its issuer's status list is not VALID.")
+MAX_REMEMBERED = 4096  # cached tokens whose VALID status is remembered until their list's refresh
 
 
 class _Entry:
@@ -79,7 +63,9 @@ class StatusChecker:
     """Checks ``status.status_list`` of verified tokens; see the module docstring.
 
     ``key_resolver_for(issuer)`` returns the ``(kid, alg) -> VerifyKey`` of that issuer (the one
-    the token verifier uses). ``fetch(uri)`` returns ``(jws text, max_age)`` or raises
+    the token verifier uses). ``mode_for(issuer)`` ("if_present", "required", "ignore"),
+    ``allowed_hosts_for(issuer)`` and ``algorithms_for(issuer)`` (default: ``algorithms``) are that
+    issuer's entry's rules. ``fetch(uri)`` returns ``(jws text, max_age)`` or raises
     StatusListUnobtainable / StatusListInvalid. ``shared_cache`` is a SharedCache or None.
     """
 
@@ -91,6 +77,7 @@ class StatusChecker:
         algorithms: Iterable[str],
         allowed_hosts_for: Callable[[str], Iterable[str]],
         mode_for: Callable[[str], str] = lambda issuer: "if_present",
+        algorithms_for: Callable[[str], Iterable[str]] | None = None,
         insecure_hosts: Iterable[str] = (),
         shared_cache: Any = None,
         min_ttl: float = 5,
@@ -106,7 +93,7 @@ class StatusChecker:
         if unavailable not in UNAVAILABLE_MODES:
             raise ValueError(f"unavailable must be one of {UNAVAILABLE_MODES}")
         self.key_resolver_for, self.fetch = key_resolver_for, fetch
-        self.algorithms = frozenset(algorithms)
+        self.algorithms, self.algorithms_for = frozenset(algorithms), algorithms_for
         self.allowed_hosts_for, self.mode_for = allowed_hosts_for, mode_for
         self.insecure_hosts = tuple(insecure_hosts)
         self.shared = shared_cache if shared_cache is not None and shared_cache.stores else None
@@ -115,6 +102,7 @@ class StatusChecker:
         self.retry, self.lock_wait = float(retry), float(lock_wait)
         self.max_inflated, self.leeway, self.clock = int(max_inflated), float(leeway), clock
         self._lists: dict[tuple[str, str], _Entry] = {}
+        self._valid: dict[int, tuple[dict[str, Any], _Entry]] = {}
         self._failures: dict[tuple[str, str], tuple[float, str]] = {}
         self._locks: dict[tuple[str, str], threading.Lock] = {}
         self._locks_lock = threading.Lock()
@@ -124,6 +112,10 @@ class StatusChecker:
 
     def check(self, claims: dict[str, Any], issuer: str) -> None:
         """Pass for VALID (or no status where allowed); InvalidToken / StatusListUnavailable otherwise."""
+        # The hottest path: a cached token (the same claims object) found VALID in a list still fresh.
+        seen = self._valid.get(id(claims))
+        if seen is not None and seen[0] is claims and self.clock() < seen[1].fresh_until:
+            return
         mode = self.mode_for(issuer)
         if mode == "ignore":
             return
@@ -137,9 +129,16 @@ class StatusChecker:
                 if entry is not None and self.clock() < entry.fresh_until:
                     value = entry.status_list.status(idx)
                     if value == VALID:
-                        return
-                    raise _refusal(value)
+                        return self._remember(claims, entry)
+                    raise refusal(value)
         self._check_slowly(claims, issuer, mode)
+
+    def _remember(self, claims: dict[str, Any], entry: _Entry) -> None:
+        """VALID in ``entry`` while it is fresh; keyed by id(), the memo holds ``claims`` (no id reuse)."""
+        valid = self._valid
+        if len(valid) >= MAX_REMEMBERED:
+            valid.clear()
+        valid[id(claims)] = (claims, entry)
 
     def _check_slowly(self, claims: dict[str, Any], issuer: str, mode: str) -> None:
         parsed = parse_status_claim(claims)
@@ -158,9 +157,11 @@ class StatusChecker:
                 return
         value = entry.status_list.status(parsed.idx)
         if value != VALID:
-            raise _refusal(value)
+            raise refusal(value)
+        self._remember(claims, entry)
 
     def clear(self) -> None:
+        self._valid.clear()
         self._lists.clear()
         self._failures.clear()
 
@@ -235,7 +236,7 @@ class StatusChecker:
             uri=uri,
             issuer=issuer,
             key_resolver=lambda kid, alg: self.key_resolver_for(issuer)(kid, alg),  # keys down: unobtainable
-            algorithms=self.algorithms,
+            algorithms=self.algorithms if self.algorithms_for is None else frozenset(self.algorithms_for(issuer)),
             now=now,
             leeway=self.leeway,
             max_inflated=self.max_inflated,

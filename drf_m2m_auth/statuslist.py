@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 from cryptography.exceptions import InvalidSignature
 
-from .errors import InvalidToken, JWKSError, KeysUnavailable
+from .errors import InvalidToken, JWKSError, KeysUnavailable, ServiceUnavailable
 from .fetch import check_url, parse_max_age
 from .jose import SIGNATURE_VERIFIERS, b64url_decode, json_object
 from .keys import VerifyKey
@@ -53,6 +53,25 @@ class StatusListUnobtainable(Exception):
 
 def status_unknown(description: str) -> InvalidToken:
     return InvalidToken(description, reason="token_status_unknown", claim="status")
+
+
+class StatusListUnavailable(ServiceUnavailable):
+    """The token's status list cannot be obtained and STATUS_LIST_UNAVAILABLE is "reject": 503."""
+
+    default_reason = "token_status_unavailable"
+
+    def __init__(self, description: str, *, retry_after: int = 5, reason: str | None = None):
+        super().__init__(description, retry_after=retry_after, reason=reason)
+
+
+def refusal(value: int | None) -> InvalidToken:
+    if value == INVALID:
+        return InvalidToken("The token has been revoked by its issuer.", reason="token_status_invalid")
+    if value == SUSPENDED:
+        return InvalidToken("The token is suspended by its issuer.", reason="token_status_suspended")
+    if value is None:
+        return status_unknown("The token's status list index is outside its status list.")
+    return status_unknown("The token's status in its issuer's status list is not VALID.")
 
 
 class StatusRef:

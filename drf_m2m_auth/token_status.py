@@ -1,5 +1,9 @@
 """Django glue for the Token Status List: builds the process's StatusChecker from DRF_M2M_AUTH.
 
+Each trusted issuer has its own rules: an ``ISSUERS`` entry's ``status_list`` ("if_present",
+"required", "ignore") and ``status_list_hosts`` (empty: the issuer's own host), falling back to the
+top-level ``STATUS_LIST`` / ``STATUS_LIST_HOSTS`` (the one-issuer shorthand's settings).
+
 Called once per authenticated request, after the token passed its signature, ``iss``, ``aud`` and
 ``exp`` checks (draft-ietf-oauth-status-list-20 8.3: no fetch for a token that is not valid).
 """
@@ -7,6 +11,7 @@ Called once per authenticated request, after the token passed its signature, ``i
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -18,29 +23,50 @@ _checker: Any = None  # None: not built yet; False: STATUS_LIST is "ignore"
 _lock = threading.Lock()
 
 
-def _hosts_setting() -> Any:
-    hosts = m2m_settings.STATUS_LIST_HOSTS
-    if hosts is None or isinstance(hosts, dict):
-        return hosts
+def _own_host(issuer: str) -> list[str]:
+    host = urlsplit(issuer).hostname  # the default: the issuer's own host, nothing else
+    return [host] if host else []
+
+
+class IssuerRules:
+    """One issuer's status-list rules, looked up per token issuer and remembered.
+
+    ``policy_for(iss)`` returns the issuer's entry (an :class:`~drf_m2m_auth.issuers.IssuerPolicy`:
+    ``status_list``, ``status_list_hosts``, ``algorithms``) or None for an issuer no longer
+    configured. An entry's empty ``status_list_hosts`` means the issuer's own host. Only verified
+    tokens reach these lookups, so the memo holds one row per trusted issuer (bounded anyway).
+    """
+
+    def __init__(self, policy_for: Callable[[str], Any], *, fallback_algorithms: Iterable[str] = ()):
+        self.policy_for = policy_for
+        self.fallback_algorithms = tuple(fallback_algorithms)
+        self._modes: dict[str, str] = {}
+
+    def mode_for(self, issuer: str) -> str:
+        mode = self._modes.get(issuer)
+        if mode is None:
+            policy = self.policy_for(issuer)
+            # Gone from the settings since its token was verified: checked (its keys are then unobtainable).
+            mode = "if_present" if policy is None else policy.status_list
+            if len(self._modes) < 256:
+                self._modes[issuer] = mode
+        return mode
+
+    def allowed_hosts_for(self, issuer: str) -> list[str]:
+        policy = self.policy_for(issuer)
+        listed = () if policy is None else policy.status_list_hosts
+        return list(listed) if listed else _own_host(issuer)
+
+    def algorithms_for(self, issuer: str) -> tuple[str, ...]:
+        policy = self.policy_for(issuer)
+        return tuple(policy.algorithms) if policy is not None else self.fallback_algorithms
+
+
+def _top_level_rules(s: Any) -> tuple[str, Callable[[str], list[str]]]:
+    """The one-issuer shorthand (and a legacy ISSUER list): STATUS_LIST and STATUS_LIST_HOSTS."""
+    hosts = s.STATUS_LIST_HOSTS
     if isinstance(hosts, str):
-        return [hosts]
-    return as_list(hosts)
-
-
-def build_checker() -> Any:
-    """A StatusChecker for the current settings, or False when status lists are ignored."""
-    from .shared import get_shared_cache
-    from .statuscheck import StatusChecker
-    from .statuslist import fetch_status_list
-
-    m2m_settings.ensure_valid()  # the table validated every STATUS_LIST_* value: a 503 otherwise
-    s = m2m_settings
-    mode = s.STATUS_LIST
-    if mode == "ignore":
-        return False
-    hosts = _hosts_setting()
-    timeout, max_bytes = float(s.HTTP_TIMEOUT), int(s.STATUS_LIST_MAX_BYTES)
-    insecure = as_list(s.INSECURE_JWKS_HOSTS)
+        hosts = [hosts]
 
     def allowed_hosts_for(issuer: str) -> list[str]:
         if isinstance(hosts, dict):
@@ -48,9 +74,40 @@ def build_checker() -> Any:
             if listed is not None:
                 return as_list(listed)
         elif hosts is not None:
-            return hosts
-        host = urlsplit(issuer).hostname  # default: the issuer's own host, nothing else
-        return [host] if host else []
+            return as_list(hosts)
+        return _own_host(issuer)
+
+    return s.STATUS_LIST, allowed_hosts_for
+
+
+def build_checker() -> Any:
+    """A StatusChecker for the current settings, or False when status lists are ignored."""
+    from . import conf
+    from .shared import get_shared_cache
+    from .statuscheck import StatusChecker
+    from .statuslist import fetch_status_list
+
+    m2m_settings.ensure_valid()  # the table validated every STATUS_LIST_* value: a 503 otherwise
+    s = m2m_settings
+    policy_for = getattr(conf, "issuer_policy", None)  # issue 13: each ISSUERS entry has its own rules
+    algorithms_for: Callable[[str], Iterable[str]] | None = None
+    mode_for: Callable[[str], str]
+    allowed_hosts_for: Callable[[str], list[str]]
+    if policy_for is not None:
+        rules = IssuerRules(policy_for, fallback_algorithms=as_list(s.ALGORITHMS))
+        mode_for, allowed_hosts_for, algorithms_for = rules.mode_for, rules.allowed_hosts_for, rules.algorithms_for
+    else:
+        mode, allowed_hosts_for = _top_level_rules(s)
+        if mode == "ignore":
+            return False
+
+        def constant_mode(issuer: str) -> str:
+            return mode
+
+        mode_for = constant_mode
+
+    timeout, max_bytes = float(s.HTTP_TIMEOUT), int(s.STATUS_LIST_MAX_BYTES)
+    insecure = as_list(s.INSECURE_JWKS_HOSTS)
 
     def key_resolver_for(issuer: str) -> Any:
         source = get_verifier().sources.get(issuer)
@@ -65,8 +122,9 @@ def build_checker() -> Any:
         key_resolver_for=key_resolver_for,
         fetch=fetch,
         algorithms=as_list(s.ALGORITHMS),
+        algorithms_for=algorithms_for,
         allowed_hosts_for=allowed_hosts_for,
-        mode_for=lambda issuer: mode,  # per issuer once issue 13's ISSUERS entries exist
+        mode_for=mode_for,
         insecure_hosts=insecure,
         shared_cache=get_shared_cache(),
         min_ttl=float(s.STATUS_LIST_MIN_TTL),

@@ -17,7 +17,7 @@ from testproject.api.management.commands import demo as demo_command
 from testproject.api.narration import Narrator, wants_color
 
 ROOT = Path(__file__).resolve().parent.parent
-STEPS = ["1", "2", "3", "4a", "4b", "5a", "5b", "6", "7"]
+STEPS = ["1", "2", "3", "4a", "4b", "5a", "5b", "6", "7", "8"]
 EXPECTED = {  # each step's outcome, as the demo states it
     "1": "scope read:data",
     "2": "200",
@@ -28,6 +28,7 @@ EXPECTED = {  # each step's outcome, as the demo states it
     "5b": "401 invalid_token after",
     "6": "no restart",
     "7": "401 invalid_token for the thief",
+    "8": "200 before, 401 invalid_token",
 }
 
 

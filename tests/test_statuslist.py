@@ -434,3 +434,30 @@ def test_issuer_keys_unobtainable_makes_the_list_unavailable(fake, jwks, lists, 
     jwks.mode = "down"
     with pytest.raises(StatusListUnavailable):
         make_checker().check(claims(uri, 0), fake.issuer)
+
+
+def test_a_cached_token_remembered_valid_is_refused_once_its_list_says_revoked(make_checker, fake, lists):
+    """The one-lookup path of a cached token (same claims object) ends with its list's fresh time."""
+    clock, uri = Clock(), lists.url(1)
+    lists.publish(uri, list_token(fake, uri, {}, ttl=10))
+    checker = make_checker(clock=clock, min_ttl=1)
+    cached = claims(uri, 3)  # a verified-token cache hands out the same claims object every time
+    checker.check(cached, fake.issuer)
+    lists.publish(uri, list_token(fake, uri, {3: 1}, ttl=10))
+    clock.now += 9
+    checker.check(cached, fake.issuer)  # still fresh: remembered VALID, no fetch
+    assert lists.count(uri) == 1
+    assert reason_of(checker, fake, uri, 3) == "valid"  # an equal but new claims object: the list, fresh
+    clock.now += 2
+    with pytest.raises(InvalidToken) as refused:
+        checker.check(cached, fake.issuer)
+    assert refused.value.reason == "token_status_invalid" and lists.count(uri) == 2
+    for _ in range(3):  # and stays refused: a refusal is never remembered as VALID
+        with pytest.raises(InvalidToken):
+            checker.check(cached, fake.issuer)
+    other = claims(uri, 4)
+    checker.check(other, fake.issuer)
+    checker.clear()
+    lists.publish(uri, list_token(fake, uri, {4: 1}, ttl=10))
+    with pytest.raises(InvalidToken):  # clear() forgets what was remembered
+        checker.check(other, fake.issuer)

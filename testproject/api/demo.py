@@ -22,6 +22,7 @@ from .narration import Narrator, compact, decode_segment
 from .processes import Service, start_all
 
 REVOCATION_WAIT = 1.2  # > REVOCATION_CHECK_INTERVAL (1 s): the longest a worker may take to notice
+STATUS_LIST_SLACK = 3.0  # beyond the list's ttl: service-b's fetch and this process's polling
 
 
 def short(kid: str) -> str:
@@ -104,6 +105,7 @@ class Demo:
             ("5b", "the operator revokes service-a's tokens at service-b", self.step_revoked),
             ("6", "the issuer rotates its signing key", self.step_rotation),
             ("7", "a stolen DPoP-bound token, replayed without its key", self.step_dpop),
+            ("8", "the issuer revokes the token service-a is using (Token Status List)", self.step_issuer_revokes),
         ]
         for step_id, title, run in steps:
             n.step(step_id, title)
@@ -310,4 +312,61 @@ class Demo:
                 False,
                 f"expected a bound token accepted from service-a ({owner.status_code}) "
                 f"and refused as Bearer ({as_bearer.status_code})",
+            )
+
+    def step_issuer_revokes(self, step_id):
+        n = self.n
+        creds = self.credentials(sc.SERVICE_B_AUDIENCE)
+        token = creds.token()
+        claims = decode_segment(token.split(".")[1])
+        ref = (claims.get("status") or {}).get("status_list") or {}
+        uri, idx = ref.get("uri"), ref.get("idx")
+        listed = decode_segment(requests.get(uri, timeout=10).text.split(".")[1]) if uri else {}
+        ttl = float(listed.get("ttl", 0))
+        n.field("token", f"service-a's current token, jti {claims.get('jti')}: status idx {idx} in {uri}")
+        n.field("list", f"the issuer's signed status list for it says: valid, look again within ttl {ttl:g} s")
+        before = self.get(token)
+        n.field("before", f"{before.status_code} {before.reason}")
+        said = self.issuer_ops.run("issuer_token_status", token, "--revoke").strip()
+        acted = time.monotonic()
+        n.field("operator", f"manage.py issuer_token_status <token> --revoke  (at the issuer)  ->  {said}")
+        deadline, polls = acted + ttl + STATUS_LIST_SLACK, 0
+        response = self.get(token)
+        while response.status_code == 200 and time.monotonic() < deadline:  # bounded by the list's ttl
+            time.sleep(0.1)
+            response, polls = self.get(token), polls + 1
+        took = time.monotonic() - acted
+        n.field("service-b", f"refused it {took:.1f} s after the issuer's action ({polls + 1} calls polling)")
+        self.show_response(response)
+        renewed = requests.get(self.data_url, auth=creds.auth, timeout=10)
+        new_token = creds.token()
+        n.field(
+            "service-a",
+            f"its client got that 401 invalid_token, fetched a new token (status idx "
+            f"{(decode_segment(new_token.split('.')[1]).get('status') or {}).get('status_list', {}).get('idx')}) "
+            f"and resent: {renewed.status_code} {renewed.reason}",
+        )
+        n.why(
+            "the issuer gave the token a slot in its Token Status List (draft-ietf-oauth-status-list-20) "
+            "and publishes the list signed with its keys. service-b verified the list once, keeps it "
+            "in memory for its ttl (one fetch for every worker through the shared cache) and reads the "
+            "token's bit on each request. After the issuer flipped that bit, service-b saw it at its "
+            f"next refresh: within the ttl ({ttl:g} s), here in {took:.1f} s. Only that token is refused; "
+            "service-a's next token is valid."
+        )
+        passed = (
+            before.status_code == 200
+            and took <= ttl + STATUS_LIST_SLACK
+            and renewed.status_code == 200
+            and new_token != token
+        )
+        self.expect_rejection(
+            step_id, response, 401, "invalid_token", f"200 before, 401 invalid_token {took:.1f} s after, 200 renewed"
+        )
+        if not passed:
+            n.outcome(
+                step_id,
+                False,
+                f"expected 200 before ({before.status_code}), the 401 within {ttl:g} s ({took:.1f} s) and "
+                f"200 with a renewed token ({renewed.status_code})",
             )
