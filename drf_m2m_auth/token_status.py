@@ -62,24 +62,6 @@ class IssuerRules:
         return tuple(policy.algorithms) if policy is not None else self.fallback_algorithms
 
 
-def _top_level_rules(s: Any) -> tuple[str, Callable[[str], list[str]]]:
-    """The one-issuer shorthand (and a legacy ISSUER list): STATUS_LIST and STATUS_LIST_HOSTS."""
-    hosts = s.STATUS_LIST_HOSTS
-    if isinstance(hosts, str):
-        hosts = [hosts]
-
-    def allowed_hosts_for(issuer: str) -> list[str]:
-        if isinstance(hosts, dict):
-            listed = hosts.get(issuer)
-            if listed is not None:
-                return as_list(listed)
-        elif hosts is not None:
-            return as_list(hosts)
-        return _own_host(issuer)
-
-    return s.STATUS_LIST, allowed_hosts_for
-
-
 def build_checker() -> Any:
     """A StatusChecker for the current settings, or False when status lists are ignored."""
     from . import conf
@@ -89,22 +71,12 @@ def build_checker() -> Any:
 
     m2m_settings.ensure_valid()  # the table validated every STATUS_LIST_* value: a 503 otherwise
     s = m2m_settings
-    policy_for = getattr(conf, "issuer_policy", None)  # issue 13: each ISSUERS entry has its own rules
-    algorithms_for: Callable[[str], Iterable[str]] | None = None
-    mode_for: Callable[[str], str]
-    allowed_hosts_for: Callable[[str], list[str]]
-    if policy_for is not None:
-        rules = IssuerRules(policy_for, fallback_algorithms=as_list(s.ALGORITHMS))
-        mode_for, allowed_hosts_for, algorithms_for = rules.mode_for, rules.allowed_hosts_for, rules.algorithms_for
-    else:
-        mode, allowed_hosts_for = _top_level_rules(s)
-        if mode == "ignore":
-            return False
-
-        def constant_mode(issuer: str) -> str:
-            return mode
-
-        mode_for = constant_mode
+    # Each trusted issuer's entry has its own mode, hosts and algorithms (the one-issuer shorthand's
+    # entry takes STATUS_LIST / STATUS_LIST_HOSTS). No checker at all when every entry ignores lists.
+    if all(policy.status_list == "ignore" for policy in conf.issuer_policies()):
+        return False
+    rules = IssuerRules(conf.issuer_policy, fallback_algorithms=as_list(s.ALGORITHMS))
+    mode_for, allowed_hosts_for, algorithms_for = rules.mode_for, rules.allowed_hosts_for, rules.algorithms_for
 
     timeout, max_bytes = float(s.HTTP_TIMEOUT), int(s.STATUS_LIST_MAX_BYTES)
     insecure = as_list(s.INSECURE_JWKS_HOSTS)

@@ -28,10 +28,6 @@ EXPECTED_SKIPS = {
     ("docs/guide/client.rst", "calls a real issuer and API over the network with real credentials"),
     ("docs/ref/signals.rst", "needs the third-party statsd package and a StatsD server"),
     ("docs/ref/signals.rst", 'needs the third-party prometheus_client package and an installed app "yourapp"'),
-    (
-        "docs/guide/issuer-revocation.rst",
-        "ISSUERS is the several-issuers setting of issue 13 (drop this marker once it is merged)",
-    ),
 }
 
 
