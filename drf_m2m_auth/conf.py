@@ -37,8 +37,6 @@ __all__ = [
     "as_list",
     "on_reset",
     "reset_state",
-    "get_verifier",
-    "build_verifier",
 ]
 
 SETTINGS_NAME = "DRF_M2M_AUTH"
@@ -191,79 +189,3 @@ def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:
 
 
 setting_changed.connect(_on_setting_changed, dispatch_uid="drf_m2m_auth.conf.setting_changed")
-
-
-# --- process-wide verifier, built from the settings on first use and rebuilt when they change ----
-
-_verifier = None
-_verifier_lock = threading.Lock()
-
-
-def send_jwks_signal(name: str, **details: Any) -> None:
-    """JWKSource's on_event -> the jwks_refreshed / jwks_fetch_failed Django signals."""
-    from .jwks import JWKSource
-    from .signals import JWKS_SIGNALS
-
-    signal = JWKS_SIGNALS.get(name)
-    if signal is not None and signal.receivers:
-        signal.send_robust(sender=JWKSource, **details)  # one bad receiver must not starve the others
-
-
-def build_verifier():
-    """A TokenVerifier from the validated settings (ConfigurationInvalid when they are not)."""
-    from .fetch import HTTPFetcher
-    from .jwks import JWKSource
-    from .shared import get_shared_cache
-    from .tokens import TokenVerifier
-
-    ensure_valid()
-    s = m2m_settings
-    fetch = HTTPFetcher(timeout=s.HTTP_TIMEOUT, max_bytes=s.JWKS_MAX_BYTES, insecure_hosts=s.INSECURE_JWKS_HOSTS)
-    cache = get_shared_cache()
-    jwks_url = s.JWKS_URL
-    sources = {}
-    for issuer in s.issuers:
-        url = jwks_url.get(issuer) if isinstance(jwks_url, dict) else jwks_url
-        sources[issuer] = JWKSource(
-            issuer,
-            jwks_url=url,
-            algorithms=s.ALGORITHMS,
-            fetch=fetch,
-            shared_cache=cache,
-            default_ttl=s.JWKS_DEFAULT_TTL,
-            min_ttl=s.JWKS_MIN_TTL,
-            max_ttl=s.JWKS_MAX_TTL,
-            cooldown=s.JWKS_REFRESH_COOLDOWN,
-            stale_if_error=s.JWKS_STALE_IF_ERROR,
-            cold_retry=s.JWKS_COLD_RETRY,
-            lock_wait=s.HTTP_TIMEOUT,
-            on_event=send_jwks_signal,
-        )
-    return TokenVerifier(
-        sources=sources,
-        audiences=s.audiences,
-        algorithms=s.ALGORITHMS,
-        leeway=s.LEEWAY,
-        scope_claims=s.SCOPE_CLAIMS,
-        max_token_bytes=s.MAX_TOKEN_BYTES,
-        require_at_jwt=s.REQUIRE_AT_JWT_TYP,
-        cache_size=s.VERIFIED_TOKEN_CACHE_SIZE,
-    )
-
-
-def get_verifier():
-    """The process-wide TokenVerifier (JWKS memo and verified-token cache live inside it)."""
-    global _verifier
-    verifier = _verifier
-    if verifier is None:
-        with _verifier_lock:
-            if _verifier is None:
-                _verifier = build_verifier()
-            verifier = _verifier
-    return verifier
-
-
-@on_reset
-def _drop_verifier() -> None:
-    global _verifier
-    _verifier = None

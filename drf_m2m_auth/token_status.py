@@ -10,7 +10,8 @@ import threading
 from typing import Any
 from urllib.parse import urlsplit
 
-from .conf import as_list, get_verifier, m2m_settings, on_reset
+from .conf import as_list, m2m_settings, on_reset
+from .verifier import get_verifier
 from .errors import KeysUnavailable
 from .principal import AccessToken
 

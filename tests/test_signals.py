@@ -8,7 +8,7 @@ import pytest
 from django.core.cache.backends.locmem import LocMemCache
 from rest_framework.test import APIClient
 
-from drf_m2m_auth.conf import get_verifier
+from drf_m2m_auth.verifier import get_verifier
 from drf_m2m_auth.errors import KeysUnavailable
 from drf_m2m_auth.fetch import HTTPFetcher
 from drf_m2m_auth.jwks import JWKSource

@@ -17,7 +17,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from drf_m2m_auth.conf import get_verifier
+from drf_m2m_auth.verifier import get_verifier
 from drf_m2m_auth.errors import KeysUnavailable
 from drf_m2m_auth.shared import get_shared_cache
 
