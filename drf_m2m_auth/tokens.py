@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import threading
 import time
 import unicodedata
 from collections.abc import Callable, Iterable
@@ -16,9 +15,9 @@ from cryptography.exceptions import InvalidSignature
 from .errors import InvalidToken
 from .jose import SIGNATURE_VERIFIERS, b64url_decode, is_numeric_date, json_object
 from .jwks import JWKSource
-from .keys import VerifyKey
 from .principal import AccessToken, ServiceClient, client_id_from_claims
 from .scopes import DEFAULT_SCOPE_CLAIMS, scopes_from_claims
+from .verified_cache import CacheEntry, VerifiedTokenCache
 
 # RFC 9068 2.1 / RFC 8725 3.11: explicit typing. Media types compare case-insensitively and may
 # omit the "application/" prefix (RFC 7515 4.1.9).
@@ -203,25 +202,6 @@ CLAIM_RULES: tuple[Rule, ...] = (
 )
 
 
-class _CacheEntry:
-    __slots__ = ("pair", "not_after", "not_before", "exp", "key", "source", "generation")
-
-    def __init__(
-        self,
-        token: AccessToken,
-        client: ServiceClient,
-        exp: float,
-        nbf: float,
-        leeway: float,
-        key: VerifyKey,
-        source: JWKSource,
-    ):
-        self.pair = (client, token)
-        self.exp = exp
-        self.not_after, self.not_before = exp + leeway, nbf - leeway  # leeway folded in once
-        self.key, self.source, self.generation = key, source, source.generation
-
-
 class TokenVerifier:
     """Verifies access tokens for a fixed configuration; one instance per process (see conf.py).
 
@@ -252,9 +232,9 @@ class TokenVerifier:
         self.accepted_types = ACCESS_TOKEN_TYPES if require_at_jwt else ACCEPTED_TYPES
         self.cache_size = cache_size
         self.clock = clock
-        self._cache: dict[bytes, _CacheEntry] = {}
+        self.verified = VerifiedTokenCache(cache_size)
+        self._cache = self.verified.entries  # the hot path reads the dict itself
         self._scope_memo: dict[tuple, frozenset[str]] = {}
-        self._cache_lock = threading.Lock()
 
     # --- the per-request entry points --------------------------------------------------------
 
@@ -288,7 +268,7 @@ class TokenVerifier:
             self._cache.pop(digest, None)  # expired, or its key left the JWKS: verify afresh
         return self._verify_uncached(raw, digest)
 
-    def _key_still_published(self, entry: _CacheEntry) -> bool:
+    def _key_still_published(self, entry: CacheEntry) -> bool:
         if entry.source.is_current(entry.key):
             entry.generation = entry.source.generation
             return True
@@ -328,7 +308,7 @@ class TokenVerifier:
         scopes = self._scopes(claims)
         token = AccessToken(claims, scopes, digest=digest, kid=kid)
         client = ServiceClient.from_token(token)
-        self._remember(digest, _CacheEntry(token, client, exp, nbf, self.leeway, key, source))
+        self.verified.remember(digest, CacheEntry(token, client, exp, nbf, self.leeway, key, source), self.clock())
         return client, token
 
     def _check_header(self, header: dict[str, Any]) -> tuple[str, str | None]:
@@ -358,27 +338,6 @@ class TokenVerifier:
                 self._scope_memo.clear()
             self._scope_memo[key] = scopes
         return scopes
-
-    # --- the verified-token cache ------------------------------------------------------------
-
-    def _remember(self, digest: bytes, entry: _CacheEntry) -> None:
-        if self.cache_size <= 0:
-            return
-        with self._cache_lock:
-            cache = self._cache
-            if len(cache) >= self.cache_size:
-                self._evict(cache)
-            cache[digest] = entry
-
-    def _evict(self, cache: dict[bytes, _CacheEntry]) -> None:
-        # Amortised: drop every expired entry, then the oldest until 90 % full, so a stream of
-        # distinct tokens pays one scan per cache_size/10 inserts, not one per insert.
-        now = self.clock()
-        for d in [d for d, e in cache.items() if e.not_after <= now]:
-            del cache[d]
-        target = int(self.cache_size * 0.9)
-        while len(cache) > target:
-            del cache[next(iter(cache))]
 
 
 __all__ = [
