@@ -20,9 +20,9 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from drf_m2m_auth.conf import m2m_settings
-from drf_m2m_auth.verifier import get_verifier
 from drf_m2m_auth.diagnostics import Diagnosis, diagnose
 from drf_m2m_auth.errors import M2MAuthError
+from drf_m2m_auth.verifier import get_verifier
 
 STATUS_CODES = {"invalid_token": 401, "invalid_request": 400, "temporarily_unavailable": 503}
 
