@@ -124,11 +124,15 @@ class StatusChecker:
 
     def check(self, claims: dict[str, Any], issuer: str) -> None:
         """Pass for VALID (or no status where allowed); InvalidToken / StatusListUnavailable otherwise."""
+        status = claims.get("status")
+        if status is None:  # most tokens carry no status: one lookup, and only "required" refuses
+            if self.mode_for(issuer) == "required":
+                self._check_slowly(claims, issuer, "required")
+            return
         mode = self.mode_for(issuer)
         if mode == "ignore":
             return
         # The hot path (a fresh list in memory): a few type checks, one dict lookup, bit operations.
-        status = claims.get("status")
         ref = status.get("status_list") if type(status) is dict else None
         if type(ref) is dict:
             uri, idx = ref.get("uri"), ref.get("idx")
