@@ -133,9 +133,9 @@ def main(argv=None) -> int:
         from drf_m2m_auth import jose as T
         from drf_m2m_auth import revocation
         from drf_m2m_auth.authentication import M2MJWTAuthentication
-        from drf_m2m_auth.conf import get_verifier
         from drf_m2m_auth.principal import AccessToken, ServiceClient
         from drf_m2m_auth.scopes import scopes_from_claims
+        from drf_m2m_auth.verifier import get_verifier
 
         auth = M2MJWTAuthentication()
         v = get_verifier()

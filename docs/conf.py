@@ -56,4 +56,5 @@ nitpick_ignore_regex = [
     (r"py:class", r"(bytes|str|int|float|bool|dict|list|set|frozenset|tuple|object|type|None|Exception)"),
     (r"py:class", r"(optional|callable)"),
     (r"py:class", r"Credentials"),  # bearer_auth's structural Protocol for ClientCredentials
+    (r"py:class", r"drf_m2m_auth\.sender\.SenderPolicy"),  # internal: authentication's DPoP/mTLS policy
 ]

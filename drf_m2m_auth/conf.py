@@ -21,7 +21,8 @@ from django.core.signals import setting_changed
 
 from .errors import ConfigurationInvalid
 from .issuers import IssuerPolicy, build_policies
-from .settings_table import DEFAULTS, SETTINGS, Setting
+from .settings_row import Setting
+from .settings_table import DEFAULTS, SETTINGS
 from .validation import ALLOWED_ALGORITHMS, Context, Invalid, as_list, did_you_mean
 
 __all__ = [
@@ -43,8 +44,6 @@ __all__ = [
     "as_list",
     "on_reset",
     "reset_state",
-    "get_verifier",
-    "build_verifier",
 ]
 
 SETTINGS_NAME = "DRF_M2M_AUTH"
@@ -287,69 +286,3 @@ def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:
 
 
 setting_changed.connect(_on_setting_changed, dispatch_uid="drf_m2m_auth.conf.setting_changed")
-
-
-# --- process-wide verifier, built from the settings on first use and rebuilt when they change ----
-
-_verifier = None
-_verifier_lock = threading.Lock()
-
-
-def send_jwks_signal(name: str, **details: Any) -> None:
-    """JWKSource's on_event -> the jwks_refreshed / jwks_fetch_failed Django signals."""
-    from .jwks import JWKSource
-    from .signals import JWKS_SIGNALS
-
-    signal = JWKS_SIGNALS.get(name)
-    if signal is not None and signal.receivers:
-        signal.send_robust(sender=JWKSource, **details)  # one bad receiver must not starve the others
-
-
-def build_verifier():
-    """A TokenVerifier from the validated settings (ConfigurationInvalid when they are not)."""
-    from .fetch import HTTPFetcher
-    from .jwks import JWKSource
-    from .shared import get_shared_cache
-    from .tokens import IssuerTrust, TokenVerifier
-
-    ensure_valid()
-    s = m2m_settings
-    fetch = HTTPFetcher(timeout=s.HTTP_TIMEOUT, max_bytes=s.JWKS_MAX_BYTES, insecure_hosts=s.INSECURE_JWKS_HOSTS)
-    cache = get_shared_cache()
-    trusts = []
-    for policy in s.issuer_policies:
-        source = JWKSource(
-            policy.issuer,
-            jwks_url=policy.jwks_url,
-            algorithms=policy.algorithms,
-            fetch=fetch,
-            shared_cache=cache,
-            default_ttl=s.JWKS_DEFAULT_TTL,
-            min_ttl=s.JWKS_MIN_TTL,
-            max_ttl=s.JWKS_MAX_TTL,
-            cooldown=s.JWKS_REFRESH_COOLDOWN,
-            stale_if_error=s.JWKS_STALE_IF_ERROR,
-            cold_retry=s.JWKS_COLD_RETRY,
-            lock_wait=s.HTTP_TIMEOUT,
-            on_event=send_jwks_signal,
-        )
-        trusts.append(IssuerTrust.from_policy(policy, source))  # aliases share the entry's JWKSource
-    return TokenVerifier(trusts=trusts, max_token_bytes=s.MAX_TOKEN_BYTES, cache_size=s.VERIFIED_TOKEN_CACHE_SIZE)
-
-
-def get_verifier():
-    """The process-wide TokenVerifier (JWKS memo and verified-token cache live inside it)."""
-    global _verifier
-    verifier = _verifier
-    if verifier is None:
-        with _verifier_lock:
-            if _verifier is None:
-                _verifier = build_verifier()
-            verifier = _verifier
-    return verifier
-
-
-@on_reset
-def _drop_verifier() -> None:
-    global _verifier
-    _verifier = None

@@ -14,7 +14,7 @@ from typing import Any
 from .errors import InvalidToken, KeysUnavailable
 from .jose import b64url_decode, json_object, verify_signature
 from .scopes import scopes_from_claims
-from .tokens import CLAIM_RULES, HEADER_RULES, REQUIRED_CLAIMS
+from .token_rules import CLAIM_RULES, HEADER_RULES, REQUIRED_CLAIMS
 
 __all__ = ["Diagnosis", "MAX_EXPLAINED", "diagnose"]
 

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
-import json
 import logging
 import math
 import secrets
@@ -17,47 +15,35 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
 from .dpop_htu import normalize_htu
 from .errors import InvalidDPoPProof, InvalidToken, ReplayCheckUnavailable, UseDPoPNonce
-from .jose import ALG_KEY_TYPES, MIN_RSA_BITS, SIGNATURE_VERIFIERS, b64url_decode
-from .jose import json_object as _json_object
+from .jose import (
+    ALG_KEY_TYPES,
+    SIGNATURE_VERIFIERS,
+    b64url_decode,
+    b64url_encode,
+    is_numeric_date,
+    json_object,
+    jwk_to_public_key,
+)
+from .jose import (
+    thumbprint as rfc7638_thumbprint,
+)
 
 logger = logging.getLogger("drf_m2m_auth.dpop")
 
 PROOF_TYPES = frozenset({"dpop+jwt", "application/dpop+jwt"})  # media types compare case-insensitively
 DEFAULT_ALGORITHMS = ("ES256", "ES384", "ES512", "PS256", "RS256", "EdDSA")
 PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})  # RFC 7518 6.2.2, 6.3.2, 6.4
-THUMBPRINT_MEMBERS = {"EC": ("crv", "kty", "x", "y"), "RSA": ("e", "kty", "n"), "OKP": ("crv", "kty", "x")}
 MAX_PROOF_BYTES = 8192
 CACHE_DOWN_MODES = ("local", "reject")  # DPOP_REPLAY_CACHE_DOWN
 MAX_JTI_LENGTH = 256  # RFC 9449 11.1: refuse needlessly large jti values (they are stored)
-_CURVES = {"P-256": (ec.SECP256R1, 32), "P-384": (ec.SECP384R1, 48), "P-521": (ec.SECP521R1, 66)}
-_OKP: dict[str, tuple[Any, int]] = {"Ed25519": (ed25519.Ed25519PublicKey, 32), "Ed448": (ed448.Ed448PublicKey, 57)}
-
-
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
 def access_token_hash(access_token: str) -> str:
     """RFC 9449 4.2 ``ath``: base64url(SHA-256(ASCII access token))."""
-    return b64url(hashlib.sha256(access_token.encode("ascii")).digest())
-
-
-def jwk_thumbprint(jwk: Mapping[str, Any]) -> str:
-    """RFC 7638 SHA-256 thumbprint: the required members only, sorted, no whitespace."""
-    members = THUMBPRINT_MEMBERS[jwk["kty"]]
-    canonical = json.dumps({m: jwk[m] for m in members}, separators=(",", ":"), sort_keys=True)
-    return b64url(hashlib.sha256(canonical.encode("utf-8")).digest())
-
-
-def _int(value: Any, size: int | None = None) -> int:
-    raw = b64url_decode(value) if type(value) is str else b""
-    if not raw or (size is not None and len(raw) != size):
-        raise ValueError("bad key member")
-    return int.from_bytes(raw, "big")
+    return b64url_encode(hashlib.sha256(access_token.encode("ascii")).digest())
 
 
 def _suits(jwk: Mapping[str, Any], alg: str) -> bool:
@@ -68,27 +54,6 @@ def _suits(jwk: Mapping[str, Any], alg: str) -> bool:
     if type(jwk.get("kty")) is not str or jwk["kty"] != kty:
         return False
     return curves is None or (type(crv) is str and crv in curves)
-
-
-def public_key_from_jwk(jwk: Mapping[str, Any], alg: str) -> Any:
-    """A cryptography public key for a proof's ``jwk``, which must suit ``alg``; ValueError if not."""
-    if not _suits(jwk, alg):
-        raise ValueError("the key does not suit the algorithm")
-    kty = jwk["kty"]
-    if kty == "EC":
-        curve, size = _CURVES[jwk["crv"]]
-        # from_public_numbers refuses points that are not on the curve (invalid-curve attacks)
-        return ec.EllipticCurvePublicNumbers(_int(jwk.get("x"), size), _int(jwk.get("y"), size), curve()).public_key()
-    if kty == "RSA":
-        n = _int(jwk.get("n"))
-        if n.bit_length() < MIN_RSA_BITS:
-            raise ValueError("RSA key too short")
-        return rsa.RSAPublicNumbers(_int(jwk.get("e")), n).public_key()
-    cls, size = _OKP[jwk["crv"]]
-    x = b64url_decode(jwk["x"]) if type(jwk.get("x")) is str else b""
-    if len(x) != size:
-        raise ValueError("bad OKP key")
-    return cls.from_public_bytes(x)
 
 
 # --- server nonces (RFC 9449 8, 9) ---------------------------------------------------------------
@@ -108,7 +73,7 @@ class NonceSource:
 
     def issue(self) -> str:
         body = struct.pack(">Q", int(self.clock())) + secrets.token_bytes(8)
-        return b64url(body + hmac.new(self._secret, body, hashlib.sha256).digest()[:16])
+        return b64url_encode(body + hmac.new(self._secret, body, hashlib.sha256).digest()[:16])
 
     def age(self, nonce: Any) -> float | None:
         """Seconds since the nonce was issued, or None if it is not ours or too old."""
@@ -305,8 +270,8 @@ class DPoPVerifier:
         if len(segments) != 3:
             raise _fail("The DPoP proof is not a single well-formed JWT (three segments).", "dpop_malformed")
         try:
-            header = _json_object(b64url_decode(segments[0]))
-            claims = _json_object(b64url_decode(segments[1]))
+            header = json_object(b64url_decode(segments[0]))
+            claims = json_object(b64url_decode(segments[1]))
             signature = b64url_decode(segments[2])
         except (ValueError, TypeError, RecursionError, UnicodeError) as exc:
             raise _fail("The DPoP proof is not a well-formed JWT.", "dpop_malformed") from exc
@@ -330,10 +295,10 @@ class DPoPVerifier:
             raise _fail("The DPoP proof's jwk does not suit its alg.", "dpop_bad_jwk", "jwk")
         try:
             # The thumbprint covers kty, crv and the key itself: a cached key is this very key.
-            thumbprint = jwk_thumbprint(jwk)
+            thumbprint = rfc7638_thumbprint(jwk)
             public_key = self._keys.get(thumbprint)
             if public_key is None:
-                public_key = public_key_from_jwk(jwk, alg)
+                public_key = jwk_to_public_key(jwk, alg)
                 if len(self._keys) >= self._key_cache_size:
                     self._keys.clear()
                 self._keys[thumbprint] = public_key
@@ -352,7 +317,7 @@ class DPoPVerifier:
         if len(claims["jti"]) > MAX_JTI_LENGTH:
             raise _fail("The DPoP proof's jti is too long.", "dpop_bad_claim", "jti")
         iat = claims["iat"]
-        if type(iat) not in (int, float) or not (0 <= iat < 253402300800):
+        if not is_numeric_date(iat):
             raise _fail("The DPoP proof's iat is not a NumericDate.", "dpop_bad_claim", "iat")
         return claims["jti"], float(iat)
 
@@ -383,5 +348,4 @@ __all__ = [
     "NonceSource",
     "VerifiedProof",
     "access_token_hash",
-    "jwk_thumbprint",
 ]

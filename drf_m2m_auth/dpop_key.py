@@ -17,7 +17,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from .dpop import access_token_hash, b64url, jwk_thumbprint
+from .dpop import access_token_hash
+from .jose import b64url_encode, thumbprint
 
 __all__ = ["DPoPKey", "htu_of"]
 
@@ -53,8 +54,8 @@ class DPoPKey:
             self.jwk = {
                 "kty": "EC",
                 "crv": crv,
-                "x": b64url(numbers.x.to_bytes(size, "big")),
-                "y": b64url(numbers.y.to_bytes(size, "big")),
+                "x": b64url_encode(numbers.x.to_bytes(size, "big")),
+                "y": b64url_encode(numbers.y.to_bytes(size, "big")),
             }
         elif isinstance(public, rsa.RSAPublicKey):
             rsa_numbers = public.public_numbers()
@@ -62,16 +63,16 @@ class DPoPKey:
             self.alg = "PS256"
             self.jwk = {
                 "kty": "RSA",
-                "n": b64url(n.to_bytes((n.bit_length() + 7) // 8, "big")),
-                "e": b64url(e.to_bytes((e.bit_length() + 7) // 8, "big")),
+                "n": b64url_encode(n.to_bytes((n.bit_length() + 7) // 8, "big")),
+                "e": b64url_encode(e.to_bytes((e.bit_length() + 7) // 8, "big")),
             }
         elif isinstance(public, ed25519.Ed25519PublicKey):
             self.alg = "EdDSA"
             raw = public.public_bytes(Encoding.Raw, PublicFormat.Raw)
-            self.jwk = {"kty": "OKP", "crv": "Ed25519", "x": b64url(raw)}
+            self.jwk = {"kty": "OKP", "crv": "Ed25519", "x": b64url_encode(raw)}
         else:
             raise TypeError(f"unsupported DPoP key type {type(private_key).__name__}")
-        self.thumbprint = jwk_thumbprint(self.jwk)
+        self.thumbprint = thumbprint(self.jwk)
 
     def __repr__(self) -> str:
         return f"<DPoPKey {self.alg} jkt={self.thumbprint!r}>"
@@ -109,8 +110,8 @@ class DPoPKey:
         if nonce is not None:
             claims["nonce"] = nonce
         signing_input = (
-            b64url(json.dumps(header, separators=(",", ":")).encode())
+            b64url_encode(json.dumps(header, separators=(",", ":")).encode())
             + "."
-            + b64url(json.dumps(claims, separators=(",", ":")).encode())
+            + b64url_encode(json.dumps(claims, separators=(",", ":")).encode())
         )
-        return signing_input + "." + b64url(self._sign(signing_input.encode()))
+        return signing_input + "." + b64url_encode(self._sign(signing_input.encode()))

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from .errors import InvalidToken, JWKSError, KeysUnavailable
+from .events import EventQueue
 from .fetch import HTTPFetcher, discover_jwks_uri, discovery_url
 from .keys import KeySet, VerifyKey, describe_keys, parse_jwks
 
@@ -88,7 +89,7 @@ class JWKSource:
         self._cold_backoff = cold_retry
         self._outage_logged = False
         self.on_event = on_event
-        self._events: list[tuple[str, dict[str, Any]]] = []  # queued under the lock, sent after it
+        self._events = EventQueue(lambda: self.on_event, logger, issuer=issuer)  # queued under the lock, sent after it
         # Where the keys are looked up: the configured JWKS URL, else the discovery URL.
         self.origin = jwks_url if jwks_url is not None else discovery_url(self.issuer)
         self._cache_key = self._cooldown_key = self._fetch_key = ""
@@ -107,8 +108,7 @@ class JWKSource:
             return key
         # Unknown kid: another process may already hold the rotated set (a cache read, no network)...
         shared = self._from_shared(kid, must_be_newer=True) if self.shared_cache is not None else None
-        if self._events:
-            self._flush_events()
+        self._events.flush()
         if shared is not None:
             key = shared.find(kid, alg)
             if key is not None:
@@ -122,8 +122,7 @@ class JWKSource:
         elif kid is not None and self._fetch_in_flight():
             # Emergency rotation: another process is fetching right now; its result may hold the kid.
             waited = self._wait_for_shared(kid)
-            if self._events:
-                self._flush_events()
+            self._events.flush()
             key = waited.find(kid, alg) if waited is not None else None
             if key is not None:
                 return key
@@ -157,8 +156,7 @@ class JWKSource:
                         return self.keys
                 return self._refresh_locked(reason, kid)
         finally:
-            if self._events:
-                self._flush_events()
+            self._events.flush()
 
     def refresh_now(self) -> KeySet:
         """Fetch from the issuer now, ignoring the TTL, the cooldown and the shared cache.
@@ -171,23 +169,7 @@ class JWKSource:
                 self._last_refresh_attempt = self.clock()
                 return self._fetch_and_install("manual")
         finally:
-            if self._events:
-                self._flush_events()
-
-    def _event(self, name: str, **details: Any) -> None:
-        if self.on_event is not None:
-            self._events.append((name, {"issuer": self.issuer, **details}))
-
-    def _flush_events(self) -> None:
-        while self._events:
-            try:
-                name, details = self._events.pop(0)
-            except IndexError:  # another thread sent it first
-                return
-            try:
-                self.on_event(name, **details)  # type: ignore[misc]
-            except Exception:  # a broken receiver must never fail a request
-                logger.exception("JWKS %s receiver failed for issuer %s", name, self.issuer)
+            self._events.flush()
 
     def _refresh_locked(self, reason: str, kid: str | None) -> KeySet:
         now = self.clock()
@@ -240,7 +222,7 @@ class JWKSource:
         ttl = self._ttl(max_age)
         generation = self.generation
         self._install(keyset, fetched_at=now, ttl=ttl, source="network")
-        self._event(
+        self._events.add(
             "jwks_refreshed",
             url=self.jwks_url,
             source="network",
@@ -258,7 +240,7 @@ class JWKSource:
         return keyset
 
     def _on_fetch_error(self, exc: Exception, now: float) -> KeySet:
-        self._event(
+        self._events.add(
             "jwks_fetch_failed",
             url=self.jwks_url or discovery_url(self.issuer),
             error=str(exc),
@@ -334,7 +316,7 @@ class JWKSource:
             return None
         generation = self.generation
         installed = self._install(keyset, fetched_at=fetched_at, ttl=ttl, source="shared cache")
-        self._event(
+        self._events.add(
             "jwks_refreshed",
             url=self.jwks_url or self.origin,
             source="shared cache",

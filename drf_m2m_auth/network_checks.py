@@ -191,7 +191,7 @@ def probe_configured(issuers: Iterable[str] = ()) -> list[IssuerReport]:
 
     Raises ``ConfigurationInvalid`` when the settings are invalid (plain ``check`` names why).
     """
-    from .conf import build_verifier
+    from .verifier import build_verifier
 
     verifier = build_verifier()  # a fresh verifier: the process's own keys stay untouched
     # one report per trusted issuer (an alias shares its entry's keys and names that entry)

@@ -6,22 +6,13 @@ that conf.py stays readable. The docs' settings reference is generated from it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from . import validation as v
+from .settings_row import Setting
+from .settings_status import STATUS_LIST_SETTINGS
 
 __all__: list[str] = []  # public through drf_m2m_auth.conf
-
-
-@dataclass(frozen=True)
-class Setting:
-    """One row: the default, the validator that checks and converts a value, its check id, its doc (reST)."""
-
-    default: Any
-    validate: v.Validator
-    check_id: str
-    doc: str
 
 
 SETTINGS: dict[str, Setting] = {
@@ -296,67 +287,9 @@ only peers whose forwarded client certificate and ``X-Forwarded-*`` headers are 
 certificate (nginx: ``proxy_set_header X-SSL-Client-Cert $ssl_client_escaped_cert;`` and
 ``"X-SSL-Client-Cert"`` here). Without it, certificate-bound tokens are always refused.""",
     ),
-    # Token Status List (draft-ietf-oauth-status-list-20): revocation that starts at the issuer.
-    "STATUS_LIST": Setting(
-        "if_present",
-        v.choice("if_present", "required", "ignore"),
-        "E026",
-        """Whether tokens' ``status.status_list`` claims are checked:
-``"if_present"`` checks a token that carries one; ``"required"`` also refuses a token without one
-(401 ``token_status_missing``); ``"ignore"`` never checks. See :doc:`/guide/issuer-revocation`.""",
-    ),
-    "STATUS_LIST_HOSTS": Setting(
-        None,
-        v.status_list_hosts,
-        "E027",
-        """Hosts a token's status list ``uri`` may name: a list, or a dict
-``{issuer: [host, ...]}``. ``None`` allows each issuer's own host only. The ``uri`` must be
-``https`` (plain ``http`` only on loopback or an ``INSECURE_JWKS_HOSTS`` host): no token can make
-the API fetch an arbitrary URL.""",
-    ),
-    "STATUS_LIST_MIN_TTL": Setting(
-        5,
-        v.number(positive=True),
-        "E007",
-        """The shortest time, in seconds, a fetched status list is used before it is
-fetched again (the list's ``ttl``, else its ``exp``, else HTTP ``max-age``, else 60 s, clamped).""",
-    ),
-    "STATUS_LIST_MAX_TTL": Setting(
-        3600,
-        v.number(positive=True),
-        "E007",
-        """The longest time, in seconds, a status list is used before it is fetched again.""",
-    ),
-    "STATUS_LIST_MAX_BYTES": Setting(
-        1024 * 1024,
-        v.number(positive=True, integer=True),
-        "E007",
-        """The largest status list response, in bytes, as sent and after its
-``Content-Encoding`` is decoded.""",
-    ),
-    "STATUS_LIST_MAX_INFLATED_BYTES": Setting(
-        4 * 1024 * 1024,
-        v.number(positive=True, integer=True),
-        "E007",
-        """The largest inflated ``lst``, in bytes: a compression bomb is refused as soon as
-this many bytes have been produced.""",
-    ),
-    "STATUS_LIST_STALE_IF_ERROR": Setting(
-        300,
-        v.number(),
-        "E007",
-        """Seconds the last good list keeps serving while refreshes fail (never past the
-list's ``exp``).""",
-    ),
-    "STATUS_LIST_UNAVAILABLE": Setting(
-        "reject",
-        v.choice("reject", "accept"),
-        "E026",
-        """With no usable list for a token: ``"reject"`` answers 503 with
-``Retry-After`` (reason ``token_status_unavailable``); ``"accept"`` lets the token through
-unchecked, logged once per outage.""",
-    ),
 }
+
+SETTINGS.update(STATUS_LIST_SETTINGS)  # last in the reference, as in the table before the split
 
 # name -> default, as users write it (README and benchmarks read it).
 DEFAULTS: dict[str, Any] = {name: row.default for name, row in SETTINGS.items()}

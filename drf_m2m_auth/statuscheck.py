@@ -112,7 +112,13 @@ class StatusChecker:
 
     def check(self, claims: dict[str, Any], issuer: str) -> None:
         """Pass for VALID (or no status where allowed); InvalidToken / StatusListUnavailable otherwise."""
-        # The hottest path: a cached token (the same claims object) found VALID in a list still fresh.
+        status = claims.get("status")
+        if status is None:  # most tokens carry no status: one lookup, and only "required" refuses
+            if self.mode_for(issuer) == "required":
+                self._check_slowly(claims, issuer, "required")
+            return
+        # The hottest path with a claim: a cached token (the same claims object) found VALID in a list
+        # still fresh.
         seen = self._valid.get(id(claims))
         if seen is not None and seen[0] is claims and self.clock() < seen[1].fresh_until:
             return
@@ -120,7 +126,6 @@ class StatusChecker:
         if mode == "ignore":
             return
         # The hot path (a fresh list in memory): a few type checks, one dict lookup, bit operations.
-        status = claims.get("status")
         ref = status.get("status_list") if type(status) is dict else None
         if type(ref) is dict:
             uri, idx = ref.get("uri"), ref.get("idx")

@@ -15,9 +15,10 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
-from .conf import as_list, get_verifier, m2m_settings, on_reset
+from .conf import as_list, m2m_settings, on_reset
 from .errors import KeysUnavailable
 from .principal import AccessToken
+from .verifier import get_verifier
 
 _checker: Any = None  # None: not built yet; False: STATUS_LIST is "ignore"
 _lock = threading.Lock()

@@ -4,223 +4,22 @@ from __future__ import annotations
 
 import hashlib
 import math
-import threading
 import time
-import unicodedata
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 
 from .errors import InvalidToken
-from .jose import SIGNATURE_VERIFIERS, b64url_decode, is_numeric_date, json_object
+from .jose import SIGNATURE_VERIFIERS, b64url_decode, json_object
 from .jwks import JWKSource
-from .keys import VerifyKey
 from .principal import AccessToken, ServiceClient
 from .scopes import DEFAULT_SCOPE_CLAIMS, scopes_from_claims
-from .trust import ACCEPTED_TYPES, ACCESS_TOKEN_TYPES, IssuerTrust
-
-# Header parameters whose meaning we implement; anything listed in "crit" must be one of these.
-UNDERSTOOD_CRIT: frozenset[str] = frozenset()
-REQUIRED_CLAIMS = ("exp", "iat", "iss", "aud", "sub")
+from .token_rules import CLAIM_RULES, HEADER_RULES
+from .trust import IssuerTrust
+from .verified_cache import CacheEntry, VerifiedTokenCache
 
 _sha256 = hashlib.sha256
-
-
-def _fail(description: str, reason: str, claim: str | None = None) -> InvalidToken:
-    return InvalidToken(description, reason=reason, claim=claim)
-
-
-# --- the rules: each check(verifier, header_or_claims, now) raises InvalidToken or returns None ---------
-
-
-@dataclass(frozen=True)
-class Rule:
-    """One header or claim rule: ``check`` raises InvalidToken (with ``reason``) or returns None.
-
-    ``check(trust, header_or_claims, now)`` judges by the token's own issuer's rules (IssuerTrust).
-
-    A rule only judges what it names: when the member it reads is absent or of the wrong type and
-    another rule owns that failure, it passes, so diagnostics can run every rule and report each
-    problem once.
-    """
-
-    name: str
-    check: Callable[[IssuerTrust, dict[str, Any], float], None]
-    reason: str
-
-
-def _alg_allowed(v: IssuerTrust, header: dict[str, Any], now: float) -> None:
-    alg = header.get("alg")
-    # RFC 8725 3.1: an allow-list; "none" and HS* can never be in it (see jose.ALG_KEY_TYPES).
-    if type(alg) is not str or alg not in v.algorithms:
-        raise _fail("The token's signing algorithm is not allowed.", "alg_not_allowed", "alg")
-
-
-def _crit_understood(v: IssuerTrust, header: dict[str, Any], now: float) -> None:
-    if "crit" in header:
-        crit = header["crit"]
-        if type(crit) is not list or not crit or any(type(c) is not str or c not in UNDERSTOOD_CRIT for c in crit):
-            raise _fail(
-                "The token has critical header parameters this API does not understand.", "crit_unsupported", "crit"
-            )
-
-
-def _typ_accepted(v: IssuerTrust, header: dict[str, Any], now: float) -> None:
-    typ = header.get("typ")
-    if typ is None:
-        if v.accepted_types is ACCESS_TOKEN_TYPES:
-            raise _fail("The token must be typed at+jwt (RFC 9068).", "bad_typ", "typ")
-    elif type(typ) is not str or typ.lower() not in v.accepted_types:
-        # RFC 8725 3.11: a logout+jwt or id_token-like JWT must not pass as an access token.
-        raise _fail("The token's typ is not an access token type.", "bad_typ", "typ")
-
-
-def _kid_string(v: IssuerTrust, header: dict[str, Any], now: float) -> None:
-    kid = header.get("kid")
-    if kid is not None and type(kid) is not str:
-        raise _fail("The token's kid is not a string.", "malformed", "kid")
-    # jku, x5u, jwk and x5c are deliberately never read: keys come only from the configured JWKS.
-
-
-HEADER_RULES: tuple[Rule, ...] = (
-    Rule("alg", _alg_allowed, "alg_not_allowed"),
-    Rule("crit", _crit_understood, "crit_unsupported"),
-    Rule("typ", _typ_accepted, "bad_typ"),
-    Rule("kid", _kid_string, "malformed"),
-)
-
-
-def _required(name: str) -> Callable[[IssuerTrust, dict[str, Any], float], None]:
-    def check(v: IssuerTrust, claims: dict[str, Any], now: float) -> None:
-        if name not in claims:
-            raise _fail(f"The token has no {name} claim.", "missing_claim", name)
-
-    return check
-
-
-def _numeric(name: str) -> Callable[[IssuerTrust, dict[str, Any], float], None]:
-    def check(v: IssuerTrust, claims: dict[str, Any], now: float) -> None:
-        # bool is an int in Python but not a NumericDate; NaN, inf and 1e30 are not dates either.
-        if name in claims and not is_numeric_date(claims[name]):
-            raise _fail(f"The {name} claim is not a valid NumericDate.", "bad_claim", name)
-
-    return check
-
-
-def _date(claims: dict[str, Any], name: str) -> float | None:
-    value: Any = claims.get(name)
-    return float(value) if is_numeric_date(value) else None
-
-
-def _not_expired(v: IssuerTrust, claims: dict[str, Any], now: float) -> None:
-    exp = _date(claims, "exp")
-    if exp is not None and now >= exp + v.leeway:
-        raise _fail("The token has expired.", "expired", "exp")
-
-
-def _not_issued_in_future(v: IssuerTrust, claims: dict[str, Any], now: float) -> None:
-    iat = _date(claims, "iat")
-    if iat is not None and iat > now + v.leeway:
-        raise _fail("The token was issued in the future (check clock skew / LEEWAY).", "iat_in_future", "iat")
-
-
-def _valid_yet(v: IssuerTrust, claims: dict[str, Any], now: float) -> None:
-    nbf = _date(claims, "nbf")
-    if nbf is not None and nbf > now + v.leeway:
-        raise _fail("The token is not valid yet.", "not_yet_valid", "nbf")
-
-
-def _audience(v: IssuerTrust, claims: dict[str, Any], now: float) -> None:
-    if "aud" not in claims:
-        return
-    aud = claims["aud"]
-    if type(aud) is str:
-        ok = aud in v.audiences
-    elif type(aud) is list and aud and all(type(a) is str for a in aud):
-        ok = not v.audiences.isdisjoint(aud)
-    else:
-        ok = False
-    if not ok:
-        raise _fail("The token is not meant for this API (aud).", "bad_audience", "aud")
-
-
-def _subject(v: IssuerTrust, claims: dict[str, Any], now: float) -> None:
-    if "sub" in claims and (type(claims["sub"]) is not str or not claims["sub"].strip()):
-        raise _fail("The token's sub is not a non-empty string.", "bad_claim", "sub")
-
-
-def _string(name: str) -> Callable[[IssuerTrust, dict[str, Any], float], None]:
-    def check(v: IssuerTrust, claims: dict[str, Any], now: float) -> None:
-        if name in claims and type(claims[name]) is not str:
-            raise _fail(f"The token's {name} is not a string.", "bad_claim", name)
-
-    return check
-
-
-CONFIRMATION_METHODS = ("jkt", "x5t#S256")  # RFC 9449 6.1, RFC 8705 3.1
-
-
-def _confirmation(v: IssuerTrust, claims: dict[str, Any], now: float) -> None:
-    if "cnf" not in claims:
-        return
-    cnf = claims["cnf"]
-    # RFC 7800 3.1: a bound token whose binding cannot be checked must not pass as a bearer token.
-    if type(cnf) is not dict or not any(m in cnf for m in CONFIRMATION_METHODS):
-        raise _fail("The token's cnf has no confirmation method this API can check (jkt, x5t#S256).", "bad_cnf", "cnf")
-    for method in CONFIRMATION_METHODS:
-        if method in cnf and (type(cnf[method]) is not str or not cnf[method]):
-            raise _fail(f"The token's cnf {method} is not a string.", "bad_cnf", "cnf")
-
-
-_UNSAFE = frozenset({"Cc", "Cf", "Zl", "Zp"})
-
-
-def _client_id_printable(v: IssuerTrust, claims: dict[str, Any], now: float) -> None:
-    # A client id names grants, revocations and log lines: a newline can forge an audit line, a
-    # bidi control can make one id look like another. Refuse control, format and line/paragraph
-    # separator characters (Cc, Cf, Zl, Zp) outright.
-    client_id = v.client_id(claims)
-    if type(client_id) is not str:
-        return
-    if client_id and not client_id.isprintable() and any(unicodedata.category(c) in _UNSAFE for c in client_id):
-        raise _fail("The token's client id contains control or format characters.", "invalid_client_id")
-
-
-CLAIM_RULES: tuple[Rule, ...] = (
-    *(Rule(f"{name} present", _required(name), "missing_claim") for name in REQUIRED_CLAIMS),
-    Rule("exp is a NumericDate", _numeric("exp"), "bad_claim"),
-    Rule("iat is a NumericDate", _numeric("iat"), "bad_claim"),
-    Rule("exp not passed", _not_expired, "expired"),
-    Rule("iat not in the future", _not_issued_in_future, "iat_in_future"),
-    Rule("nbf is a NumericDate", _numeric("nbf"), "bad_claim"),
-    Rule("nbf reached", _valid_yet, "not_yet_valid"),
-    Rule("aud names this API", _audience, "bad_audience"),
-    Rule("sub is a non-empty string", _subject, "bad_claim"),
-    *(Rule(f"{name} is a string", _string(name), "bad_claim") for name in ("client_id", "azp", "jti")),
-    Rule("cnf can be checked", _confirmation, "bad_cnf"),
-    Rule("client id is printable", _client_id_printable, "invalid_client_id"),
-)
-
-
-class _CacheEntry:
-    __slots__ = ("pair", "not_after", "not_before", "exp", "key", "source", "generation")
-
-    def __init__(
-        self,
-        token: AccessToken,
-        client: ServiceClient,
-        exp: float,
-        nbf: float,
-        leeway: float,
-        key: VerifyKey,
-        source: JWKSource,
-    ):
-        self.pair = (client, token)
-        self.exp = exp
-        self.not_after, self.not_before = exp + leeway, nbf - leeway  # leeway folded in once
-        self.key, self.source, self.generation = key, source, source.generation
 
 
 class TokenVerifier:
@@ -269,9 +68,9 @@ class TokenVerifier:
         self.max_token_bytes = max_token_bytes
         self.cache_size = cache_size
         self.clock = clock
-        self._cache: dict[bytes, _CacheEntry] = {}
+        self.verified = VerifiedTokenCache(cache_size)
+        self._cache = self.verified.entries  # the hot path reads the dict itself
         self._scope_memo: dict[tuple, frozenset[str]] = {}
-        self._cache_lock = threading.Lock()
 
     def _only(self) -> IssuerTrust:
         if len(self.trust_list) != 1:
@@ -317,7 +116,7 @@ class TokenVerifier:
             self._cache.pop(digest, None)  # expired, or its key left the JWKS: verify afresh
         return self._verify_uncached(raw, digest)
 
-    def _key_still_published(self, entry: _CacheEntry) -> bool:
+    def _key_still_published(self, entry: CacheEntry) -> bool:
         if entry.source.is_current(entry.key):
             entry.generation = entry.source.generation
             return True
@@ -360,7 +159,7 @@ class TokenVerifier:
         client_id = client_id if type(client_id) is str else ""
         token = AccessToken(claims, scopes, digest=digest, kid=kid, issuer=trust.issuer, client_id=client_id)
         client = ServiceClient.from_token(token)
-        self._remember(digest, _CacheEntry(token, client, exp, nbf, trust.leeway, key, source))
+        self.verified.remember(digest, CacheEntry(token, client, exp, nbf, trust.leeway, key, source), self.clock())
         return client, token
 
     def _check_header(self, trust: IssuerTrust, header: dict[str, Any]) -> tuple[str, str | None]:
@@ -391,35 +190,5 @@ class TokenVerifier:
             self._scope_memo[key] = scopes
         return scopes
 
-    # --- the verified-token cache ------------------------------------------------------------
 
-    def _remember(self, digest: bytes, entry: _CacheEntry) -> None:
-        if self.cache_size <= 0:
-            return
-        with self._cache_lock:
-            cache = self._cache
-            if len(cache) >= self.cache_size:
-                self._evict(cache)
-            cache[digest] = entry
-
-    def _evict(self, cache: dict[bytes, _CacheEntry]) -> None:
-        # Amortised: drop every expired entry, then the oldest until 90 % full, so a stream of
-        # distinct tokens pays one scan per cache_size/10 inserts, not one per insert.
-        now = self.clock()
-        for d in [d for d, e in cache.items() if e.not_after <= now]:
-            del cache[d]
-        target = int(self.cache_size * 0.9)
-        while len(cache) > target:
-            del cache[next(iter(cache))]
-
-
-__all__ = [
-    "ACCEPTED_TYPES",
-    "ACCESS_TOKEN_TYPES",
-    "CLAIM_RULES",
-    "HEADER_RULES",
-    "IssuerTrust",
-    "REQUIRED_CLAIMS",
-    "Rule",
-    "TokenVerifier",
-]
+__all__ = ["TokenVerifier"]

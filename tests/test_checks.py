@@ -6,7 +6,8 @@ from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 
 from drf_m2m_auth.checks import check_cache, check_settings
-from drf_m2m_auth.conf import DEFAULTS, get_verifier, m2m_settings
+from drf_m2m_auth.conf import DEFAULTS, m2m_settings
+from drf_m2m_auth.verifier import get_verifier
 
 GOOD = {"ISSUER": "https://tenant.auth0.com/", "AUDIENCE": "https://api.example.com"}
 

@@ -103,7 +103,7 @@ def test_reading_an_invalid_value_raises_naming_the_key(settings):
         m2m_settings.UNREGISTERED_CLIENTS
     assert m2m_settings.REALM == "api"  # a valid key stays readable (commands, admin)
     with pytest.raises(ImproperlyConfigured, match="ConfigurationInvalid|misconfigured"):
-        from drf_m2m_auth.conf import get_verifier
+        from drf_m2m_auth.verifier import get_verifier
 
         try:
             get_verifier()

@@ -77,7 +77,7 @@ def test_reason_codes_are_read_from_the_source_with_their_descriptions():
     codes = m2m_docs.reason_codes(ROOT / "drf_m2m_auth")
     for code in ("expired", "bad_audience", "unknown_kid", "client_inactive", "dpop_replayed", "keys_unavailable"):
         assert code in codes, code
-    assert ("drf_m2m_auth.tokens", "The token has expired.") in codes["expired"]
+    assert ("drf_m2m_auth.token_rules", "The token has expired.") in codes["expired"]
     assert "ttl" not in codes  # jwks' refresh reasons are not rejections
     rows = "\n".join(m2m_docs.render_reasons(codes))
     assert "   * - .. _reason-expired:\n\n       ``expired``\n     - The token has expired." in rows

@@ -12,11 +12,11 @@ from drf_m2m_auth.dpop import (
     DPoPVerifier,
     NonceSource,
     access_token_hash,
-    jwk_thumbprint,
 )
 from drf_m2m_auth.dpop_htu import normalize_htu
 from drf_m2m_auth.dpop_key import DPoPKey
 from drf_m2m_auth.errors import InvalidDPoPProof, InvalidToken, UseDPoPNonce
+from drf_m2m_auth.jose import thumbprint as jwk_thumbprint
 from drf_m2m_auth.testing import encode_jws, generate_private_key, public_jwk
 
 URL = "https://api.example.com/orders/"

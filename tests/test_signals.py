@@ -8,12 +8,12 @@ import pytest
 from django.core.cache.backends.locmem import LocMemCache
 from rest_framework.test import APIClient
 
-from drf_m2m_auth.conf import get_verifier
 from drf_m2m_auth.errors import KeysUnavailable
 from drf_m2m_auth.fetch import HTTPFetcher
 from drf_m2m_auth.jwks import JWKSource
 from drf_m2m_auth.signals import jwks_fetch_failed, jwks_refreshed, token_rejected
 from drf_m2m_auth.testing import FakeClock, FakeIssuer, JWKSServer
+from drf_m2m_auth.verifier import get_verifier
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.urls")]
 

@@ -1,7 +1,7 @@
 """m2m_explain_token: why is this token accepted or rejected? Every check, one line each, in words.
 
 A thin renderer: ``drf_m2m_auth.diagnostics`` decodes the token without trusting it and runs every
-header and claim rule of the verifier's own tables (tokens.HEADER_RULES / CLAIM_RULES), the
+header and claim rule of the verifier's own tables (token_rules.HEADER_RULES / CLAIM_RULES), the
 issuer's JWKSource and the signature check, reporting every problem, not only the first. Last, the
 token goes through ``M2MJWTAuthentication`` exactly as a request would: that verdict is the truth,
 and a rejection no line predicted is reported as such.
@@ -19,10 +19,11 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from drf_m2m_auth.conf import get_verifier, m2m_settings
+from drf_m2m_auth.conf import m2m_settings
 from drf_m2m_auth.diagnostics import Diagnosis, diagnose
 from drf_m2m_auth.errors import M2MAuthError
 from drf_m2m_auth.management.commands.m2m_jwks import chosen_trusts
+from drf_m2m_auth.verifier import get_verifier
 
 STATUS_CODES = {"invalid_token": 401, "invalid_request": 400, "temporarily_unavailable": 503}
 

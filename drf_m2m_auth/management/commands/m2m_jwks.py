@@ -23,9 +23,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from drf_m2m_auth.conf import get_verifier
 from drf_m2m_auth.errors import KeysUnavailable
 from drf_m2m_auth.shared import get_shared_cache
+from drf_m2m_auth.verifier import get_verifier
 
 
 def refresh_scope() -> tuple[str, str]:
