@@ -83,7 +83,8 @@ def test_an_expired_token_is_refused(cluster):
 def test_revocation_by_the_operator_reaches_the_running_server(cluster):
     token = credentials(cluster, "revoked-later").token()
     assert get(cluster, token).status_code == 200
-    cluster.service_b.manage("m2m_revoke", "--client", "revoked-later")  # a fresh process, as an operator's
+    # A fresh process, as an operator's; service-b trusts two issuers, so the client names its own.
+    cluster.service_b.manage("m2m_revoke", "--client", "revoked-later", "--issuer", cluster.issuer_url)
     response = cluster.until(lambda: (r := get(cluster, token)).status_code == 401 and r, timeout=5)
     assert response is not False and "revoked" in response.headers["WWW-Authenticate"]
     time.sleep(1.1)  # iat has one-second resolution: a new token must be issued after the revocation
