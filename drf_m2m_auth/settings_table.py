@@ -339,6 +339,15 @@ list's ``exp``).""",
 ``Retry-After`` (reason ``token_status_unavailable``); ``"accept"`` lets the token through
 unchecked, logged once per outage.""",
     ),
+    "STATUS_VIEW_ACCESS": Setting(
+        "loopback",
+        v.status_view_access,
+        "E030",
+        """Who may read the status view (``drf_m2m_auth.urls``, URL name ``m2m-status``):
+``"loopback"`` only requests whose ``REMOTE_ADDR`` is 127.0.0.0/8 or ::1 (``X-Forwarded-For`` is
+never believed); ``"public"`` anyone; ``"scope:<scope>"`` an M2M access token carrying that
+scope. The view shows versions, ages and key counts, never a secret or a token.""",
+    ),
 }
 
 # name -> default, as users write it (README and benchmarks read it).
