@@ -11,7 +11,7 @@ import logging
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
-from django.db import transaction
+from django.db import router, transaction
 
 from drf_m2m_auth import revocation
 from drf_m2m_auth.admin import propagation_text
@@ -38,7 +38,7 @@ class Command(BaseCommand):
         self.json = opts["json"]
         self.events: list[dict] = []
         self._validate(client_id, resources, remove, create, name)
-        with transaction.atomic():
+        with transaction.atomic(using=router.db_for_write(Client)):
             client = Client.objects.select_for_update().filter(client_id=client_id).first()
             if client is None:
                 if not create:

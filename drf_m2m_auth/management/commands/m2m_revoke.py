@@ -14,7 +14,7 @@ import math
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
-from django.db import transaction
+from django.db import router, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -143,7 +143,7 @@ class Command(BaseCommand):
         if both:
             raise CommandError(f"both --activate and --deactivate for: {', '.join(sorted(both))}")
 
-        with transaction.atomic():
+        with transaction.atomic(using=router.db_for_write(Client)):
             clients = self._clients(opts["client"] + opts["deactivate"] + opts["activate"])
             for client_id in dict.fromkeys(opts["client"]):
                 self._revoke_client(clients[client_id], now)
