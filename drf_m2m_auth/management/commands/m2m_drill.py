@@ -24,6 +24,7 @@ service answered an error); 2 usage error.
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from typing import Any
@@ -138,8 +139,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, **opts):
         bound = opts["bound"]
-        if not bound > 0:
-            raise CommandError("--bound must be a positive number of seconds")
+        if not (bound > 0 and math.isfinite(bound)):
+            raise CommandError("--bound must be a positive, finite number of seconds")
         urls = list(dict.fromkeys(opts["service"]))
         bad = [u for u in urls if not u.startswith(("http://", "https://"))]
         if bad:
