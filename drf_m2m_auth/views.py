@@ -24,6 +24,7 @@ from typing import Any
 
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.permissions import BasePermission
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -86,7 +87,8 @@ class StatusView(APIView):
     """GET: this process's revocation version and key ages (see the module docstring)."""
 
     http_method_names = ["get", "head", "options"]
-    throttle_classes: list = []
+    renderer_classes = [JSONRenderer]  # probes and m2m_drill read JSON whatever the project's defaults
+    throttle_classes: list = []  # m2m_drill polls it every few milliseconds
 
     @property
     def required_scopes(self) -> list[str]:  # read by HasScopes in "scope:" mode

@@ -162,6 +162,15 @@ def test_503_with_retry_after_while_nothing_can_be_loaded(access, monkeypatch):
     assert status().status_code == 200  # recovers by itself
 
 
+def test_json_whatever_the_project_renders(access, settings):
+    access("public")
+    settings.REST_FRAMEWORK = dict(
+        settings.REST_FRAMEWORK, DEFAULT_RENDERER_CLASSES=["rest_framework.renderers.BrowsableAPIRenderer"]
+    )
+    response = status(HTTP_ACCEPT="text/html,*/*")
+    assert response.status_code == 200 and response["Content-Type"] == "application/json"
+
+
 def test_only_get(access):
     access("public")
     assert APIClient().post(reverse("m2m-status"), REMOTE_ADDR="127.0.0.1").status_code == 405
