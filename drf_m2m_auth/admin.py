@@ -11,7 +11,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.db import transaction
+from django.db import router, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
@@ -126,7 +126,7 @@ class ClientAdmin(admin.ModelAdmin):
 
     def _apply(self, request, queryset, method: str, log: str, done: str) -> None:
         # Lock the rows so the LogEntries name exactly the clients the update touched.
-        with transaction.atomic():
+        with transaction.atomic(using=router.db_for_write(Client)):
             clients = _locked(queryset)
             count = getattr(Client.objects.filter(pk__in=[c.pk for c in clients]), method)()
             for client in clients:
@@ -136,7 +136,7 @@ class ClientAdmin(admin.ModelAdmin):
     @admin.action(description=_("Revoke all tokens now"), permissions=["change"])
     def revoke_tokens_now(self, request, queryset):
         now = timezone.now()
-        with transaction.atomic():
+        with transaction.atomic(using=router.db_for_write(Client)):
             clients = _locked(queryset)
             count = Client.objects.filter(pk__in=[c.pk for c in clients]).revoke_tokens(now)
             for client in clients:
@@ -285,7 +285,7 @@ class RevokedTokenAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Purge expired entries (all of them, not only the selected)"), permissions=["delete"])
     def purge_expired(self, request, queryset):
-        with transaction.atomic():
+        with transaction.atomic(using=router.db_for_write(RevokedToken)):
             expired = list(RevokedToken.objects.expired().select_for_update())
             if hasattr(self, "log_deletions"):  # Django >= 5.1
                 self.log_deletions(request, expired)  # type: ignore[arg-type]  # any iterable works

@@ -239,7 +239,7 @@ class RevokedToken(models.Model):
 
 
 class RevocationState(models.Model):
-    """One row: random stamps rewritten in the same transaction as every change.
+    """One row: stamps advanced (count of changes + random low bits) in the same transaction as every change.
 
     The database is the truth; the cache generation only says "look now". A process that cannot
     reach the cache compares these stamps instead (one primary-key read per interval).

@@ -33,6 +33,8 @@ __all__ = [
     "jti_fields",
     "new_revision",
     "record",
+    "stamp_version",
+    "STAMP_STEP",
     "validate_jti",
 ]
 
@@ -47,6 +49,29 @@ def validate_jti(value: str) -> None:
         raise ValidationError(_("A jti cannot be empty."), code="invalid_jti")
     if len(value) > MAX_JTI_LENGTH:
         raise ValidationError(_("A jti this long cannot come from an accepted token."), code="invalid_jti")
+
+
+STAMP_STEP = 1 << 20  # a stamp is (changes so far) * STAMP_STEP + random low bits
+
+
+def stamp_version(clients_stamp: int | None, tokens_stamp: int | None) -> int | None:
+    """The revocation version a pair of stamps stands for: it grows with every committed change.
+
+    Each stamp counts its changes in its high bits (``stamp // STAMP_STEP``), so the sum of both
+    counts is larger after any change; the status view and ``m2m_drill`` compare these numbers.
+    """
+    if clients_stamp is None or tokens_stamp is None:
+        return None
+    return clients_stamp // STAMP_STEP + tokens_stamp // STAMP_STEP
+
+
+def _advanced(field: str) -> Any:
+    """The next stamp, computed by the database in the writer's UPDATE (row-locked: no lost count).
+
+    The low bits are fresh random ones, so a count reused after a rolled-back change is still a
+    different stamp (processes reload on any difference).
+    """
+    return models.F(field) - models.F(field) % STAMP_STEP + STAMP_STEP + secrets.randbits(20)
 
 
 def new_revision() -> int:
@@ -230,14 +255,15 @@ class RevocationStateManager(models.Manager):
         rolls back with the change, and sends ``signals.revocation_changed``."""
         values = {}
         if clients:
-            values["clients_stamp"] = new_revision()
+            values["clients_stamp"] = _advanced("clients_stamp")
         if tokens:
-            values["tokens_stamp"] = new_revision()
+            values["tokens_stamp"] = _advanced("tokens_stamp")
         if not values:
             return
         manager = self.using(using)
         if not manager.filter(pk=1).update(**values):
-            manager.update_or_create(pk=1, defaults=values)
+            manager.get_or_create(pk=1)
+            manager.filter(pk=1).update(**values)
         revocation_changed.send(sender=self.model, using=using, clients=clients, tokens=tokens)
 
 

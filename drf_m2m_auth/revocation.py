@@ -31,6 +31,7 @@ __all__ = [
     "client_state",
     "publish_pending",
     "announcement",
+    "status",
     "process_cache",
     "build",
     "use_factory",
@@ -143,6 +144,28 @@ def announcement() -> dict[str, Any]:
         "cache": None if shared is None else shared.alias,
         "cross_process_cache": cross,
         "other_processes_within_s": check_interval if announced else (float(db_interval) if db_interval else None),
+    }
+
+
+def status() -> dict[str, Any]:
+    """What this process has loaded, for the status view: ``version``, ``loaded_at``, ``age_s``.
+
+    Checks for changes first, exactly as a request would (so polling the status view drives the
+    same reload a request does). ``version`` is ``querysets.stamp_version`` of the loaded stamps: it
+    grows with every committed change, and ``m2m_drill`` reads the same number from the database
+    after its own write. Raises ``RevocationUnavailable`` while nothing could be loaded yet.
+    """
+    from .querysets import stamp_version
+
+    instance = process_cache()
+    snap = instance.snapshot
+    if instance.clock() >= snap.next_check:
+        snap = instance.sync()
+    loaded_at = instance.loaded_at
+    return {
+        "version": stamp_version(snap.clients_stamp, snap.tokens_stamp) if snap.loaded else None,
+        "loaded_at": loaded_at,
+        "age_s": None if loaded_at is None else round(max(0.0, time.time() - loaded_at), 3),
     }
 
 

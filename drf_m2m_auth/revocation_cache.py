@@ -105,6 +105,7 @@ class RevocationCache:
         self.publish_pending = False  # a generation bump that could not reach the cache yet
         self._warned: set[str] = set()
         self._digests: dict[str, str] = {}  # jti -> SHA-256, for the deny-list lookup
+        self.loaded_at: float | None = None  # wall-clock time of the last read of the database
 
     def __repr__(self) -> str:
         return f"<RevocationCache cache={self.cache!r} loaded={self.snapshot.loaded}>"
@@ -303,6 +304,7 @@ class RevocationCache:
             else:  # read outside the writer's transaction: what we saw is committed
                 self._dirty = False
                 self._dirty_owner = None
+        self.loaded_at = time.time()
         self.snapshot = new
         return new
 

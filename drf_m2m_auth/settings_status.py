@@ -1,4 +1,4 @@
-"""The Token Status List rows of the settings table (conf.SETTINGS); split from settings_table.py by size.
+"""The Token Status List and status view rows of conf.SETTINGS (split from settings_table.py by size).
 
 Read them through :mod:`drf_m2m_auth.conf` (``conf.SETTINGS``).
 """
@@ -70,5 +70,14 @@ list's ``exp``).""",
         """With no usable list for a token: ``"reject"`` answers 503 with
 ``Retry-After`` (reason ``token_status_unavailable``); ``"accept"`` lets the token through
 unchecked, logged once per outage.""",
+    ),
+    "STATUS_VIEW_ACCESS": Setting(
+        "loopback",
+        v.status_view_access,
+        "E031",
+        """Who may read the status view (``drf_m2m_auth.urls``, URL name ``m2m-status``):
+``"loopback"`` only requests whose ``REMOTE_ADDR`` is 127.0.0.0/8 or ::1 (``X-Forwarded-For`` is
+never believed); ``"public"`` anyone; ``"scope:<scope>"`` an M2M access token carrying that
+scope. The view shows versions, ages and key counts, never a secret or a token.""",
     ),
 }

@@ -189,6 +189,20 @@ def issuers(value: Any, ctx: Context) -> Any:
     return [dict(e) for e in value]
 
 
+def status_view_access(value: Any, ctx: Context) -> str:
+    """``"loopback"``, ``"public"`` or ``"scope:<scope>"`` (one scope token, RFC 6749 3.3)."""
+    if value in ("loopback", "public"):
+        return value
+    if type(value) is str and value.startswith("scope:"):
+        scope = value[len("scope:") :]
+        if scope and all("!" <= c <= "~" and c not in '"\\' for c in scope):
+            return value
+    raise Invalid(
+        f"must be 'loopback', 'public' or 'scope:<scope>', not {value!r}",
+        "For example 'scope:m2m:status' to let a monitoring client with that scope read it.",
+    )
+
+
 def status_list_hosts(value: Any, ctx: Context) -> Any:
     """None (each issuer's own host), a list of hosts, or a dict issuer -> list of hosts."""
     if value is None:

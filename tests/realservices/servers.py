@@ -150,6 +150,10 @@ class PostgresServer:
             "--no-sync",
             "--locale=C",
         )
+        return self.launch()
+
+    def launch(self) -> PostgresServer:
+        """Start the server on the existing cluster (also after ``halt()``: a restart)."""
         log = open(self.log, "ab")
         try:
             self.proc = subprocess.Popen(
@@ -203,6 +207,15 @@ class PostgresServer:
 
     def env(self, dbname: str) -> dict[str, str]:
         return {"TESTPROJECT_PG_HOST": self.host, "TESTPROJECT_PG_USER": self.superuser, "TESTPROJECT_PG_NAME": dbname}
+
+    def halt(self) -> None:
+        """Stop the server (fast shutdown: sessions are cut), keep the cluster (``launch()`` again)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)  # postgres: SIGTERM waits for every session to end
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                stop_process(self.proc, 5)
 
     def stop(self) -> None:
         stop_process(self.proc, 20)

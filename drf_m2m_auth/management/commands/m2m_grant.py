@@ -14,7 +14,7 @@ import logging
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
-from django.db import transaction
+from django.db import router, transaction
 
 from drf_m2m_auth import revocation
 from drf_m2m_auth.admin import propagation_text
@@ -49,7 +49,7 @@ class Command(BaseCommand):
             issuer = resolve_issuer(opts.get("issuer"))
         except ValueError as exc:
             raise CommandError(f"{exc} Give --issuer; nothing was changed.") from None
-        with transaction.atomic():
+        with transaction.atomic(using=router.db_for_write(Client)):
             client = Client.objects.select_for_update().filter(issuer=issuer, client_id=client_id).first()
             if client is None:
                 if not create:

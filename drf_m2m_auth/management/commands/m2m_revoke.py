@@ -17,7 +17,7 @@ import math
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
-from django.db import transaction
+from django.db import router, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -159,7 +159,7 @@ class Command(BaseCommand):
             except ValueError as exc:
                 raise CommandError(f"{exc} Give --issuer; nothing was changed.") from None
 
-        with transaction.atomic():
+        with transaction.atomic(using=router.db_for_write(Client)):
             clients = self._clients(named)
             for client_id in dict.fromkeys(opts["client"]):
                 self._revoke_client(clients[client_id], now)
