@@ -57,7 +57,7 @@ def mint_access_token(
         "aud": api.identifier,
         "iat": now,
         "exp": now + lifetime,
-        "jti": secrets.token_urlsafe(16),
+        "jti": secrets.token_hex(16),  # hex: never starts with "-", so an operator can pass it to a command
         "client_id": client.client_id,
         "azp": client.client_id,
         "scope": " ".join(sorted(scopes)),
