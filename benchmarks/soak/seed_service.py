@@ -2,8 +2,8 @@
 
 Run with service-b's settings: migrates, registers the clients of the plan (JSON file: ``granted``
 clients get the ``orders`` grant, ``ungranted`` ones are registered without it, ``inactive`` ones
-are registered and deactivated) and prints the running configuration's propagation intervals as
-one JSON line.
+are registered and deactivated) and prints the running configuration's propagation intervals (revocation, status
+lists) as one JSON line.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ def main(plan_path: str) -> None:
     ResourceGrant.objects.bulk_create([ResourceGrant(client_id=by_id[c], resource="orders") for c in granted])
     Client.objects.filter(client_id__in=plan["inactive"]).deactivate()
     names = ("REVOCATION_CHECK_INTERVAL", "REVOCATION_DB_CHECK_INTERVAL", "JWKS_REFRESH_COOLDOWN", "LEEWAY")
+    names += ("STATUS_LIST", "STATUS_LIST_MIN_TTL", "STATUS_LIST_MAX_TTL", "STATUS_LIST_STALE_IF_ERROR")
     print(json.dumps({name: getattr(m2m_settings, name) for name in names}), flush=True)
 
 
