@@ -494,6 +494,15 @@ def test_unknown_kid_after_waiting_for_a_fetch_that_read_the_old_set_fetches_onc
     http = HTTPFetcher(timeout=2)
     read_old, answer = threading.Event(), threading.Event()
     hold, skew = {"on": False}, {"s": 0.0}
+    claim = shared.claim
+
+    def claim_then_answer(key, seconds, owner=None):
+        got = claim(key, seconds, owner)
+        if got is False and hold["on"]:  # B is refused A's fetch claim: A's answer arrives while B waits
+            threading.Timer(0.2, answer.set).start()
+        return got
+
+    shared.claim = claim_then_answer
 
     def fetch_a(url):
         doc = http(url)
@@ -520,7 +529,6 @@ def test_unknown_kid_after_waiting_for_a_fetch_that_read_the_old_set_fetches_onc
     assert read_old.wait(5)
     server.fake.rotate(retire_old=True)  # emergency rotation: published while A's answer is on its way
     new_token = server.fake.token()
-    threading.Timer(0.3, answer.set).start()
     try:
         verifier_for(worker_b).verify(new_token)  # before the fix: InvalidToken unknown_kid
     finally:
