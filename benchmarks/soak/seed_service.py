@@ -16,6 +16,8 @@ import django
 
 def main(plan_path: str) -> None:
     django.setup()
+    from django.conf import settings
+    from django.core.exceptions import FieldDoesNotExist
     from django.core.management import call_command
 
     from drf_m2m_auth.conf import m2m_settings
@@ -24,7 +26,12 @@ def main(plan_path: str) -> None:
     call_command("migrate", verbosity=0, interactive=False)
     plan = json.loads(open(plan_path).read())
     everyone = plan["granted"] + plan["ungranted"] + plan["inactive"]
-    Client.objects.bulk_create([Client(client_id=c, name=c) for c in everyone])
+    try:  # where a client is (issuer, client_id), bulk_create does not fill the issuer in: name it
+        Client._meta.get_field("issuer")
+        named = {"issuer": settings.DRF_M2M_AUTH["ISSUER"]}
+    except FieldDoesNotExist:
+        named = {}
+    Client.objects.bulk_create([Client(client_id=c, name=c, **named) for c in everyone])
     by_id = dict(Client.objects.filter(client_id__in=everyone).values_list("client_id", "pk"))
     granted = plan["granted"] + plan["inactive"]
     ResourceGrant.objects.bulk_create([ResourceGrant(client_id=by_id[c], resource="orders") for c in granted])
