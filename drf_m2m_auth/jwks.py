@@ -37,7 +37,8 @@ class JWKSource:
     for ``stale_if_error`` seconds and log once per outage; with no keys at all, retry with a
     short backoff (``cold_retry`` seconds, doubling up to the cooldown). An empty key set, or
     one with no key for the allowed algorithms, counts as "no keys". A process that meets an
-    unknown kid while another holds the fetch claim waits (at most ``lock_wait``) for its result.
+    unknown kid while another holds the fetch claim waits (at most ``lock_wait``) for its result,
+    then, if that lacks the kid (read before the key was published), fetches once under the cooldown.
 
     ``on_event(name, **details)``, if given, hears ``"jwks_refreshed"`` (issuer, url, source, keys,
     changed) and ``"jwks_fetch_failed"`` (issuer, url, error, stale); it is called after the
@@ -191,6 +192,9 @@ class JWKSource:
             waited = self._wait_for_shared(kid if reason == "unknown_kid" else None)  # bounded by lock_wait
             if waited is not None:
                 return waited
+            if reason == "unknown_kid" and self.keys is not None and not self._fetch_in_flight():
+                claimed = self._claim(self._fetch_key, self.lock_wait, owner)  # it read the set before the kid
+        if claimed is False and (self.keys is None or reason == "unknown_kid"):
             if self.keys is not None:
                 return self.keys
             if not self._fetch_in_flight():  # that fetch failed: the issuer is down for us too

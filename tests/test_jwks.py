@@ -481,3 +481,62 @@ def test_a_key_member_of_any_json_type_never_takes_the_set_down(alg, members, re
 def test_a_document_without_a_keys_array_is_a_fetch_error(doc):
     with pytest.raises(JWKSError):
         parse_jwks(doc, ["RS256"])
+
+
+def test_unknown_kid_after_waiting_for_a_fetch_that_read_the_old_set_fetches_once_itself(server):
+    """Emergency rotation (issue 16) during another worker's TTL refresh.
+
+    Worker A's TTL refresh read the JWKS just before the new key was published and answers just
+    after it; worker B meets the new kid meanwhile and waits for A's result, which lacks the kid.
+    B must then fetch once itself (still under the fleet-wide cooldown), not answer 401.
+    """
+    shared = _shared()
+    http = HTTPFetcher(timeout=2)
+    read_old, answer = threading.Event(), threading.Event()
+    hold, skew = {"on": False}, {"s": 0.0}
+    claim = shared.claim
+
+    def claim_then_answer(key, seconds, owner=None):
+        got = claim(key, seconds, owner)
+        if got is False and hold["on"]:  # B is refused A's fetch claim: A's answer arrives while B waits
+            threading.Timer(0.2, answer.set).start()
+        return got
+
+    shared.claim = claim_then_answer
+
+    def fetch_a(url):
+        doc = http(url)
+        if hold["on"]:  # the document left the issuer before the rotation; the answer comes after it
+            read_old.set()
+            answer.wait(5)
+        return doc
+
+    worker_b = source_for(server, shared_cache=shared, lock_wait=5, cooldown=30)
+    worker_a = JWKSource(
+        server.fake.issuer,
+        jwks_url=server.jwks_url,
+        fetch=fetch_a,
+        shared_cache=shared,
+        lock_wait=5,
+        cooldown=30,
+        clock=lambda: time.time() + skew["s"],
+    )
+    verifier_for(worker_b).verify(server.fake.token())
+    verifier_for(worker_a).verify(server.fake.token())
+    skew["s"], hold["on"] = 3600.0, True  # A's keys are due for a TTL refresh; B's are fresh
+    refresh = threading.Thread(target=worker_a.refresh_if_due)
+    refresh.start()
+    assert read_old.wait(5)
+    server.fake.rotate(retire_old=True)  # emergency rotation: published while A's answer is on its way
+    new_token = server.fake.token()
+    try:
+        verifier_for(worker_b).verify(new_token)  # before the fix: InvalidToken unknown_kid
+    finally:
+        answer.set()
+        refresh.join(10)
+    assert (worker_a.fetch_count, worker_b.fetch_count) == (1, 2)  # B fetched once after A's answer lacked the kid
+    attacker = FakeIssuer(audience=AUD)
+    attacker.issuer = server.fake.issuer
+    with pytest.raises(InvalidToken):  # the fleet-wide cooldown still bounds unknown kids
+        verifier_for(worker_b).verify(attacker.token(kid="nope"))
+    assert server.jwks_requests == 3

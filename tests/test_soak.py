@@ -198,3 +198,36 @@ def test_only_false_rejects_right_after_an_emergency_rotation_count_as_the_known
     assert not _only_the_known_race(result([50.05]))  # after a normal rotation: never allowed
     assert not _only_the_known_race(result([100.01], failures=1))
     assert not _only_the_known_race(result([100.01], late=1))
+
+
+def test_503_answers_are_grouped_into_windows():
+    history = [req(100.0, 503), req(100.5, 503), req(103.0, 503), req(100.2, 200)]
+    result = check(history, timeline()).as_dict()
+    assert [(w[0], w[2]) for w in result["windows_503"]] == [(100.0, 2), (103.0, 1)]
+    assert result["failures"] == 3  # still failures: no 503 window is documented for these faults
+
+
+def test_a_watched_clients_401_after_an_emergency_rotation_is_not_judged_but_a_200_is():
+    gens = [
+        {"generation": 0, "published": 50.0},
+        {"generation": 1, "started": 99.5, "published": 100.0, "emergency": True},
+    ]
+    grant = {"client": "g", "what": "grant", "start": 80.0, "end": 81.0, "committed": 80.5}
+    revoke = {"client": "r", "what": "revoke", "start": 80.0, "end": 81.0, "committed": 80.5}
+    history = [
+        req(100.1, 401, client="g", kind="watch_grant", gen=0),  # withdrawn key: a 401 may be right
+        req(100.2, 200, client="r", kind="watch_revoke", gen=0),  # revoked 20 s ago: still a false accept
+        req(100.3, 401, client="g", kind="watch_grant", gen=1),  # the new key refused: a false reject
+    ]
+    result = check(history, timeline(generations=gens, changes=[grant, revoke]))
+    assert (result.unjudged, len(result.false_accepts), len(result.false_rejects)) == (1, 1, 1)
+
+
+def test_a_change_never_observed_after_its_bound_is_a_violation():
+    change = {"client": "s", "what": "token_status", "start": 96.0, "end": 96.1, "committed": 96.0}
+    settings = {**SETTINGS, "STATUS_LIST_TTL": 5}
+    only_before = [req(97.0, 200, client="s", kind="watch_status")]
+    result = check(only_before, timeline(changes=[change], settings=settings))
+    assert result.violations == ["token_status of s: no request after its bound, so it was never judged"]
+    seen = only_before + [req(102.5, 401, client="s", kind="watch_status")]
+    assert check(seen, timeline(changes=[change], settings=settings)).violations == []

@@ -4,19 +4,23 @@ Pure Python, no Django: ``check(history, timeline) -> Result``. ``history`` is t
 records; ``timeline`` is what the harness did and when (wall-clock seconds, the clock the
 locustfile uses):
 
-- ``settings``: the running service's REVOCATION_CHECK_INTERVAL and REVOCATION_DB_CHECK_INTERVAL;
+- ``settings``: the running service's REVOCATION_CHECK_INTERVAL and REVOCATION_DB_CHECK_INTERVAL,
+  and STATUS_LIST_TTL (the issuer's list ttl as service-b clamps it);
 - ``faults``: ``{"name", "start", "end", ...}``; a ``worker_kill`` also has ``pid``;
-- ``changes``: control-plane changes ``{"client", "what": "revoke"|"grant", "start", "end",
-  "committed", "redis_down": bool}``, measured around the command; ``committed`` is the stamp the
-  command wrote on the row (just before its commit; ``end``, its exit, if unknown);
+- ``changes``: ``{"client", "what": "revoke"|"grant"|"token_status", "start", "end", "committed",
+  "redis_down": bool}``, measured around the command; ``committed`` is the stamp the command wrote
+  on the row (just before its commit; ``end``, its exit, if unknown), or for ``token_status`` (a
+  token revoked in the issuer's status list) the command's start;
 - ``generations``: token sets ``{"generation", "published", "emergency"}``.
 
 Truth per authenticated request: an invalid kind (expired, wrong_aud, tampered, revoked_client)
 must never be a 200 (else a *false accept*); a valid token must be a 200 (else a *false reject*),
 except a token of a generation whose key an emergency rotation withdrew (not judged once the
-rotation is published); a client under a control-plane change has its old answer until the change
-starts and its new answer from ``committed + bound`` (bound: REVOCATION_CHECK_INTERVAL + 0.5 s, or
-REVOCATION_DB_CHECK_INTERVAL while Redis is down, as issue 16 states), either in between; the
+rotation is published); a client under a change has its old answer until the change starts and its
+new answer from ``committed + bound`` (bound: REVOCATION_CHECK_INTERVAL + 0.5 s, or
+REVOCATION_DB_CHECK_INTERVAL while Redis is down, or the status list's ttl + 1 s for a token revoked
+at the issuer, as issue 16 states), either in between (a 401 for a token whose key an emergency
+rotation withdrew is not judged); a change with no request after its bound is a violation; the
 latest old answer to a request sent after ``committed`` is the change's propagation (a lower bound
 on it: the worker had not seen the change when that request was sent). A 5xx or a timeout
 (status 0) is a failure, except one that was in flight on a worker at the moment it was killed
@@ -65,6 +69,10 @@ class Result:
             )
         out += [f"fault {name} left no trace in the logs" for name, count in self.evidence.items() if count <= 0]
         for change in self.propagation:
+            if not change.get("judged_after_bound", 1):
+                out.append(
+                    f"{change['what']} of {change['client']}: no request after its bound, so it was never judged"
+                )
             if change["late"]:
                 out.append(
                     f"{change['what']} of {change['client']}: old answer {change['late']} time(s) past the "
@@ -82,6 +90,7 @@ class Result:
             "failures": len(self.failures),
             "in_flight_at_kill": len(self.in_flight_at_kill),
             "responses_503": len(self.responses_503),
+            "windows_503": windows(self.responses_503),
             "false_reject_times": [r["t0"] for r in self.false_rejects],
             "false_reject_reasons": sorted({str(r.get("www") or r["status"]) for r in self.false_rejects}),
             "unjudged": self.unjudged,
@@ -94,6 +103,18 @@ class Result:
                 for name in ("false_accepts", "false_rejects", "failures", "in_flight_at_kill", "responses_503")
             },
         }
+
+
+def windows(records: list[dict], gap: float = 1.0) -> list[list[float]]:
+    """Answers grouped into windows (a new one after ``gap`` seconds without any): [first t0, last t1, count]."""
+    out: list[list[float]] = []
+    for r in sorted(records, key=lambda r: r["t0"]):
+        if out and r["t0"] - out[-1][1] <= gap:
+            out[-1][1] = max(out[-1][1], r["t1"])
+            out[-1][2] += 1
+        else:
+            out.append([r["t0"], r["t1"], 1])
+    return out
 
 
 def describe(record: dict) -> str:
@@ -155,7 +176,9 @@ def check(history: list[dict], timeline: dict) -> Result:
                     withdrawn.setdefault(older["generation"], gen.get("started", gen["published"]))
     emergencies = [g["published"] for g in generations if g.get("emergency")]
     result = Result(kills=kills, evidence=timeline.get("evidence", {}))
-    per_change: dict[str, dict[str, Any]] = {c: {"old_after_end": [], "late": 0, "per_worker": {}} for c in changes}
+    per_change: dict[str, dict[str, Any]] = {
+        c: {"old_after_end": [], "late": 0, "per_worker": {}, "judged_new": 0} for c in changes
+    }
     auth_ms, floor_ms = [], []
     for r in history:
         result.requests += 1
@@ -188,6 +211,8 @@ def check(history: list[dict], timeline: dict) -> Result:
             if status == 200:
                 result.false_accepts.append(r)
             continue
+        gen = r.get("gen")
+        key_withdrawn = gen in withdrawn and r["t1"] >= withdrawn[gen]
         change = changes.get(r.get("client"))
         if change is not None:
             old, new = _expected_for_change(change)
@@ -195,8 +220,12 @@ def check(history: list[dict], timeline: dict) -> Result:
                 expected = old
             elif t0 > change["committed"] + change["bound"]:
                 expected = new
+                per_change[r["client"]]["judged_new"] += 1
             else:
                 expected = old | new
+            if key_withdrawn and status == 401 and 401 not in expected:
+                result.unjudged += 1  # its key withdrawn by an emergency rotation: a 401 may be right
+                continue
             if t0 > change["committed"] and status in old:
                 per_change[r["client"]]["old_after_end"].append(t0 - change["committed"])
                 workers = per_change[r["client"]]["per_worker"]
@@ -207,8 +236,7 @@ def check(history: list[dict], timeline: dict) -> Result:
                     per_change[r["client"]]["late"] += 1
                 (result.false_accepts if status == 200 else result.false_rejects).append(r)
             continue
-        gen = r.get("gen")
-        if gen in withdrawn and r["t1"] >= withdrawn[gen]:
+        if key_withdrawn:
             result.unjudged += 1
             continue
         if status != 200:
@@ -230,6 +258,7 @@ def check(history: list[dict], timeline: dict) -> Result:
                 "written_after_s": round(change["committed"] - change["start"], 3),
                 "longest": round(max(seen), 3) if seen else 0.0,
                 "late": per_change[client]["late"],
+                "judged_after_bound": per_change[client]["judged_new"],
                 "per_worker": per_change[client]["per_worker"],
             }
         )
@@ -243,4 +272,7 @@ def check(history: list[dict], timeline: dict) -> Result:
         result.latency["p50_ratio"] = result.latency["auth_p50_ms"] / result.latency["floor_p50_ms"]
         result.latency["p99_ratio"] = result.latency["auth_p99_ms"] / result.latency["floor_p99_ms"]
         result.latency["auth_mean_ms"] = statistics.fmean(auth_ms)
+        result.latency["floor_mean_ms"] = statistics.fmean(floor_ms)
+        # What a worker serves per second on the authenticated endpoint, relative to the floor.
+        result.latency["rps_ratio"] = result.latency["floor_mean_ms"] / result.latency["auth_mean_ms"]
     return result

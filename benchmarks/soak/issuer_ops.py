@@ -9,6 +9,13 @@ one JSON line on stdout, so a fault costs no Django start-up. Commands:
 generation in the same transaction, so the new key and tokens signed by it appear at the same
 moment (the token file is renamed into place right after the commit): "the new key is used the
 moment it is published".
+``{"op": "token_status", "client": ID, "kind": KIND, "out": PATH}``: revoke, in the issuer's Token
+Status List, the current token of that client and kind (read from the token file), with the
+operator's command ``issuer_token_status JTI --revoke``; answers the jti, the list and the list's ttl.
+
+Every token carries a ``status`` claim (a slot in the issuer's status list), as the issuer's token
+endpoint gives one, so that service-b checks the list on every request: each planned client is a
+registered OAuth client of the issuer (created once, without a usable secret).
 
 Token kinds: ``valid`` (and the ``watch_*`` kinds, valid at mint time), ``revoked_client`` (a
 valid token of a client deactivated at service-b), ``expired``, ``wrong_aud``, ``tampered`` (a
@@ -44,6 +51,16 @@ def tamper(token: str) -> str:
     return ".".join([header, _b64(json.dumps(claims, separators=(",", ":")).encode()), signature])
 
 
+def _registered(plan: list[list[str]]) -> dict:
+    """The issuer's OAuthClient row of every planned client (a token's status slot names its client)."""
+    from testproject.issuer.models import OAuthClient
+
+    wanted = sorted({client_id for client_id, _ in plan})
+    known = set(OAuthClient.objects.filter(client_id__in=wanted).values_list("client_id", flat=True))
+    OAuthClient.objects.bulk_create([OAuthClient(client_id=c, name=c) for c in wanted if c not in known])
+    return {c.client_id: c for c in OAuthClient.objects.filter(client_id__in=wanted)}
+
+
 def mint_set(plan: list[list[str]], audience: str, scope: str) -> tuple[str, list[dict]]:
     """Every token of the plan, signed by the current key, as ``mint_access_token`` signs them.
 
@@ -65,9 +82,10 @@ def _mint(plan, audience, scope, mint_access_token) -> list[dict]:
     now = int(time.time())
     good = SimpleNamespace(identifier=audience, token_lifetime=LIFETIME)
     other = SimpleNamespace(identifier=WRONG_AUDIENCE, token_lifetime=LIFETIME)
+    clients = _registered(plan)
     out = []
     for client_id, kind in plan:
-        client = SimpleNamespace(client_id=client_id)
+        client = clients[client_id]
         if kind == "expired":
             token, _, _ = mint_access_token(client, good, [scope], now=now - 7200, lifetime=3600)
         elif kind == "wrong_aud":
@@ -92,10 +110,13 @@ def handle(command: dict) -> dict:
     from testproject.issuer import keys
 
     out = Path(command["out"])
+    if command["op"] == "token_status":
+        return revoke_status(out, command["client"], command["kind"])
     args = (command["plan"], command["audience"], command["scope"])
     started = time.time()
     if command["op"] == "mint":
-        kid, tokens = mint_set(*args)
+        with transaction.atomic():  # one commit for every token's status slot, not one per token
+            kid, tokens = mint_set(*args)
         tmp = write_set(out, command["generation"], kid, tokens)
         published = time.time()
         old = None
@@ -111,12 +132,37 @@ def handle(command: dict) -> dict:
     return {"started": started, "published": published, "file_at": time.time(), "kid": kid, "old_kid": old}
 
 
+def revoke_status(out: Path, client: str, kind: str) -> dict:
+    """``issuer_token_status JTI --revoke`` on the current token of (client, kind)."""
+    import io
+
+    from django.core.management import call_command
+
+    from testproject.issuer import statuslists
+    from testproject.issuer.management.commands.issuer_token_status import jti_of
+
+    current = json.loads(out.read_text())
+    token = next(t["token"] for t in current["tokens"] if t["client"] == client and t["kind"] == kind)
+    jti, said = jti_of(token), io.StringIO()
+    started = time.time()  # the row is committed between started and ended: started is the conservative time
+    call_command("issuer_token_status", jti, "--revoke", stdout=said)
+    ended = time.time()
+    return {
+        "started": started,
+        "ended": ended,
+        "jti": jti,
+        "generation": current["generation"],
+        "list_ttl": statuslists.list_ttl(),
+        "said": said.getvalue().strip(),
+    }
+
+
 def main() -> None:
     django.setup()
-    from testproject.issuer import keys
+    from testproject.issuer import keys, statuslists
 
     keys.ensure_keys()
-    print(json.dumps({"ready": True}), flush=True)
+    print(json.dumps({"ready": True, "list_ttl": statuslists.list_ttl()}), flush=True)
     for line in sys.stdin:
         if not line.strip():
             continue

@@ -96,6 +96,8 @@ class History:
         self.count = 0
 
     def write(self, record: dict) -> None:
+        if self.file.closed:  # answered after Locust began quitting (SIGTERM): after the load window
+            return
         self.file.write(json.dumps(record, separators=(",", ":")) + "\n")
         self.count += 1
 

@@ -2,6 +2,7 @@
 
     python benchmarks/soak/run.py --short        # about 90 s of load; what tests/test_soak.py runs
     python benchmarks/soak/run.py --long         # 10 minutes, 2,000 clients, a report with a plot
+    python benchmarks/soak/run.py --system pyjwt # a peer as service-b (pyjwt, simplejwt, authlib)
 
 Topology, all on 127.0.0.1 with free ports and temporary directories: the local issuer
 (testproject's issuer app, its own gunicorn process and SQLite file), service-b (gunicorn, 4 sync
@@ -34,6 +35,7 @@ REPO = HERE.parents[1]
 if str(REPO) not in sys.path:  # run as a script
     sys.path.insert(0, str(REPO))
 
+from benchmarks.common import AUDIENCE  # noqa: E402 -- the benchmarks' audience: benchmarks/systems.py checks it
 from benchmarks.soak import report  # noqa: E402
 from benchmarks.soak.checker import check  # noqa: E402
 from tests.nginx_support.harness import find_nginx  # noqa: E402
@@ -47,10 +49,14 @@ from tests.realservices.servers import (  # noqa: E402
 )
 
 SKIP = 77
-AUDIENCE = "https://service-b.example"
-SCOPE = "read:orders"
+SCOPE = "read:data"  # the scope benchmarks/systems.py's views (and ours in service_urls.py) require
 ISSUER_SETTINGS = "testproject.api.service_settings"
 SERVICE_SETTINGS = "benchmarks.soak.service_settings"
+PEER_SETTINGS = "benchmarks.soak.peer_settings"
+SYSTEMS = ("ours", "pyjwt", "simplejwt", "authlib")
+# What a peer does not have (no client registry, grants, revocation or status list): these faults
+# and token kinds are left out of its run, and its report says "n/a" for them.
+REVOCATION_FAULTS = frozenset({"control_plane", "status_list_revoke"})
 WORKERS = 4
 # The propagation settings of the run (issue 16: REVOCATION_DB_CHECK_INTERVAL = 5 s). The JWKS TTL is
 # short so that the 15 s JWKS outage really makes every worker refresh, fail and serve stale keys.
@@ -84,10 +90,10 @@ SCHEDULE = [
     (40, "emergency_rotation"),
     (45, "redis_down"),  # 10 s, with a revocation 2 s into it
     (60, "postgres_restart"),
+    # One token revoked at the issuer (``issuer_token_status JTI --revoke``): refused within the
+    # status list's ttl + 1 s (6 s here), while the issuer is up for the whole window.
+    (61, "status_list_revoke"),
     (68, "worker_kill"),
-    # Issue 15 hook, "status_list_revoke": when the issuer serves status lists, add a fault here
-    # that runs ``issuer_token_status JTI --revoke`` through IssuerOps and records a change
-    # {"what": "token_status", ...}; checker.change_bound already gives it the list's ttl + 1 s.
 ]
 JWKS_DOWN_S, REDIS_DOWN_S, REDIS_CHANGE_AT = 15.0, 10.0, 2.0
 
@@ -139,6 +145,14 @@ def base_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def _no_control_socket() -> list[str]:
+    """Recent gunicorn releases open a control socket at one fixed path in $HOME, shared by every master on the
+    machine (the issuer's, service-b's, other runs'): each run's masters do without it."""
+    from gunicorn import config
+
+    return ["--no-control-socket"] if any(s.name == "control_socket_disable" for s in config.KNOWN_SETTINGS) else []
+
+
 class Gunicorn:
     """One gunicorn master (and its workers) on a fixed 127.0.0.1 port; restartable on that port."""
 
@@ -151,7 +165,8 @@ class Gunicorn:
     def start(self, ready_path: str) -> Gunicorn:
         args = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{self.port}", "--workers", str(self.workers)]
         args += ["--worker-class", "gthread", "--threads", str(self.threads)] if self.threads > 1 else []
-        args += ["--timeout", "30", "--graceful-timeout", "3", "--chdir", str(REPO), "benchmarks.soak.wsgi:application"]
+        args += ["--timeout", "30", "--graceful-timeout", "3", *_no_control_socket()]
+        args += ["--chdir", str(REPO), "benchmarks.soak.wsgi:application"]
         log = self.workdir / f"{self.name}.log"
         self.proc = _spawn(args, self.env, log)
         wait_for(lambda: _http_ok(f"http://127.0.0.1:{self.port}{ready_path}"), 60, self.name, self.proc, log)
@@ -197,7 +212,7 @@ class IssuerOps:
             preexec_fn=_own_group(),
             cwd=str(REPO),
         )
-        self._answer()
+        self.ready = self._answer()
 
     def _answer(self) -> dict:
         line = self.proc.stdout.readline()
@@ -217,6 +232,12 @@ class IssuerOps:
         answer["generation"] = self.generation
         self.generation += 1
         return answer
+
+    def ask(self, op: str, **extra) -> dict:
+        """An operation that mints nothing (the token generation does not change)."""
+        self.proc.stdin.write(json.dumps({"op": op, "out": str(self.tokens), **extra}) + "\n")
+        self.proc.stdin.flush()
+        return self._answer()
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -250,10 +271,12 @@ def restart_postgres(pg: PostgresServer) -> None:
 
 
 class Soak:
-    def __init__(self, profile: Profile, out: Path, service_settings: str, nginx_bin: str):
+    def __init__(self, profile: Profile, out: Path, service_settings: str, nginx_bin: str, system: str = "ours"):
         self.profile, self.out, self.service_settings, self.nginx_bin = profile, out, service_settings, nginx_bin
+        self.system = system
+        self.ours = system == "ours"
         self.tmp = Path(tempfile.mkdtemp(prefix="m2m-soak-"))
-        self.timeline: dict = {"faults": [], "changes": [], "generations": [], "workers": {}}
+        self.timeline: dict = {"system": system, "faults": [], "changes": [], "generations": [], "workers": {}}
         self.started: list = []  # things to stop, in reverse order
         self.load_start = 0.0
         self.issuer_port = free_port()
@@ -270,11 +293,12 @@ class Soak:
     # --- the topology ------------------------------------------------------------------------------
 
     def plan(self) -> tuple[dict, list]:
+        """(service-b's clients, the token plan). A peer has no client registry: no revoked or watched clients."""
         p = self.profile
         valid = [f"client-{i:04d}" for i in range(p.clients)]
-        inactive = [f"inactive-{i:02d}" for i in range(p.invalid_each)]
+        inactive = [f"inactive-{i:02d}" for i in range(p.invalid_each)] if self.ours else []
         service = {
-            "granted": valid + ["watch-revoke", "watch-outage"],
+            "granted": valid + ["watch-revoke", "watch-outage", "watch-status"],
             "ungranted": ["watch-grant"],
             "inactive": inactive,
         }
@@ -282,12 +306,15 @@ class Soak:
         for kind in ("expired", "wrong_aud", "tampered"):
             tokens += [[valid[-1 - i], kind] for i in range(p.invalid_each)]
         tokens += [[c, "revoked_client"] for c in inactive]
-        tokens += [["watch-revoke", "watch_revoke"], ["watch-outage", "watch_revoke"], ["watch-grant", "watch_grant"]]
+        if self.ours:
+            tokens += [["watch-revoke", "watch_revoke"], ["watch-outage", "watch_revoke"]]
+            tokens += [["watch-grant", "watch_grant"], ["watch-status", "watch_status"]]
         return service, tokens
 
     def start(self) -> None:
         # The issuer's migrations run while PostgreSQL starts. Servers are spawned by this (main)
-        # thread only: PR_SET_PDEATHSIG fires when the spawning *thread* exits.
+        # thread only: PR_SET_PDEATHSIG fires when the spawning *thread* exits. The issuer is up
+        # before service-b: a peer reads the JWKS when its workers start.
         with ThreadPoolExecutor(1) as pool:
             migrated = pool.submit(self._manage, self.issuer_env, "migrate", "--verbosity", "0")
             self.pg = PostgresServer()
@@ -296,21 +323,29 @@ class Soak:
             self.redis = RedisServer()
             self.started.append(self.redis)
             self.redis.start()
-            self._start_service()
             migrated.result()
         self.issuer = Gunicorn("issuer", self.issuer_env, self.tmp, workers=1, threads=4)
         self.issuer.port = self.issuer_port
         self.started.append(self.issuer)
         self.issuer.start("/issuer/.well-known/jwks.json")
+        self._start_service()
         self.tokens = self.tmp / "tokens.json"
         self.ops = IssuerOps(self.issuer_env, self.tmp, self.token_plan, self.tokens)
         self.started.append(self.ops)
+        settings = self.timeline["settings"]
+        if self.ours:  # the list's ttl as service-b uses it: the issuer's, clamped by service-b's settings
+            list_ttl = float(self.ops.ready["list_ttl"])
+            settings["STATUS_LIST_ISSUER_TTL"] = list_ttl
+            settings["STATUS_LIST_TTL"] = min(
+                max(list_ttl, settings["STATUS_LIST_MIN_TTL"]), settings["STATUS_LIST_MAX_TTL"]
+            )
         self.timeline["generations"].append({**self.ops.send("mint"), "emergency": False})
 
     def _start_service(self) -> None:
         db = self.pg.create_database("m2m_soak")
         self.service_env = base_env(
             DJANGO_SETTINGS_MODULE=self.service_settings,
+            SOAK_SYSTEM=self.system,
             TESTPROJECT_REDIS_URL=self.redis.url,
             M2M_ISSUER=self.issuer_url,
             M2M_AUDIENCE=AUDIENCE,
@@ -321,6 +356,16 @@ class Soak:
         service_plan, self.token_plan = self.plan()
         plan_file = self.tmp / "service-plan.json"
         plan_file.write_text(json.dumps(service_plan))
+        if not self.ours:  # a peer reads no database: nothing to seed, no propagation settings
+            self.timeline["settings"] = {"system": self.system}
+        else:
+            self._seed(plan_file)
+        self.service = Gunicorn("service-b", self.service_env, self.tmp, workers=WORKERS)
+        self.started.append(self.service)
+        self.service.start("/healthz")
+        self.nginx_port = self._start_nginx()
+
+    def _seed(self, plan_file: Path) -> None:
         seeded = subprocess.run(
             [sys.executable, str(HERE / "seed_service.py"), str(plan_file)],
             env=self.service_env,
@@ -332,11 +377,6 @@ class Soak:
         if seeded.returncode:
             raise RuntimeError(f"seeding service-b failed:\n{seeded.stdout}\n{seeded.stderr}")
         self.timeline["settings"] = json.loads(seeded.stdout.strip().splitlines()[-1])
-
-        self.service = Gunicorn("service-b", self.service_env, self.tmp, workers=WORKERS)
-        self.started.append(self.service)
-        self.service.start("/healthz")
-        self.nginx_port = self._start_nginx()
 
     def _start_nginx(self) -> int:
         nginx_dir = self.tmp / "nginx"
@@ -447,7 +487,8 @@ class Soak:
         self.redis.proc.wait(10)
         self.redis.socket.unlink(missing_ok=True)
         time.sleep(max(0.0, start + REDIS_CHANGE_AT - time.time()))
-        self._change("revoke", "watch-outage", "m2m_revoke", "--deactivate", "watch-outage", redis_down=True)
+        if self.ours:
+            self._change("revoke", "watch-outage", "m2m_revoke", "--deactivate", "watch-outage", redis_down=True)
         time.sleep(max(0.0, start + REDIS_DOWN_S - time.time()))
         self.redis.start()
         self._fault("redis_down", start)
@@ -456,6 +497,21 @@ class Soak:
         start = time.time()
         restart_postgres(self.pg)
         self._fault("postgres_restart", start)
+
+    def fault_status_list_revoke(self) -> None:
+        """The issuer revokes one token in its status list (the operator's command, in issuer_ops)."""
+        answer = self.ops.ask("token_status", client="watch-status", kind="watch_status")
+        change = {
+            "client": "watch-status",
+            "what": "token_status",
+            "start": answer["started"],
+            "end": answer["ended"],
+            "committed": answer["started"],  # the row is committed in between: the stricter time
+            "redis_down": False,
+            "generation": answer["generation"],
+        }
+        self.timeline["changes"].append(change)
+        self._fault("status_list_revoke", answer["started"], said=answer["said"])
 
     def fault_worker_kill(self) -> None:
         pid = self.service.worker_pids()[0]
@@ -478,7 +534,9 @@ class Soak:
             SOAK_WATCH_SHARE="0.2",  # about 7 requests/s per watched client: propagation to ~0.15 s
         )
         locust_args = [sys.executable, "-m", "locust", "-f", str(HERE / "locustfile.py"), "--headless"]
-        locust_args += ["-u", str(p.users), "-r", str(p.users), "-t", f"{int(p.duration)}s", "--stop-timeout", "5"]
+        # Locust's own -t counts its start-up (seconds on a busy machine): the harness ends the load
+        # itself at load_start + duration (SIGTERM: Locust stops its users and closes the history).
+        locust_args += ["-u", str(p.users), "-r", str(p.users), "-t", f"{int(p.duration) + 60}s", "--stop-timeout", "5"]
         locust_args += ["--host", f"http://127.0.0.1:{self.nginx_port}", "--only-summary", "--loglevel", "WARNING"]
         self.timeline["workers"]["start"] = [process_sample(pid) for pid in self.service.worker_pids()]
         locust = _spawn(locust_args, env, self.out / "locust.log")
@@ -486,9 +544,14 @@ class Soak:
         wait_for(lambda: history.exists() and history.stat().st_size > 0, 60, "locust", locust, self.out / "locust.log")
         self.load_start = self.timeline["load_start"] = time.time()
         for offset, name in SCHEDULE:
+            if name in REVOCATION_FAULTS and not self.ours:
+                continue
             time.sleep(max(0.0, self.load_start + offset * p.spread - time.time()))
             getattr(self, f"fault_{name}")()
-        locust.wait(p.duration + 60)
+        time.sleep(max(0.0, self.load_start + p.duration - time.time()))
+        if locust.poll() is None:
+            locust.send_signal(signal.SIGTERM)
+        locust.wait(60)
         self.timeline["load_end"] = time.time()
         self.timeline["workers"]["end"] = [process_sample(pid) for pid in self.service.worker_pids()]
         self.timeline["evidence"] = self.evidence()
@@ -504,12 +567,14 @@ class Soak:
         """How often each fault shows in the logs: a fault that left no trace did not happen."""
         service = (self.tmp / "service-b.log").read_text(errors="replace")
         postgres = self.pg.log.read_text(errors="replace")
-        return {
-            "jwks_down": service.count("Cannot refresh JWKS"),
-            "redis_down": service.count("cannot read the cache"),
+        seen = {
             "postgres_restart": postgres.count("database system is ready to accept connections") - 1,
             "worker_kill": service.count("Booting worker") - WORKERS,
         }
+        if self.ours:  # what our logs say; a peer logs neither (nor uses Redis)
+            seen["jwks_down"] = service.count("Cannot refresh JWKS")
+            seen["redis_down"] = service.count("cannot read the cache")
+        return seen
 
 
 class _Stoppable:
@@ -517,7 +582,10 @@ class _Stoppable:
         self.stop = stop
 
 
-def missing_components() -> list[str]:
+PEER_MODULES = {"pyjwt": ("jwt",), "simplejwt": ("rest_framework_simplejwt", "jwt"), "authlib": ("authlib",)}
+
+
+def missing_components(extra_modules: tuple[str, ...] = ()) -> list[str]:
     missing = []
     if postgres_bindir() is None:
         missing.append("PostgreSQL (postgres, initdb)")
@@ -525,11 +593,11 @@ def missing_components() -> list[str]:
         missing.append("redis-server")
     if find_nginx() is None:
         missing.append("nginx")
-    for module in ("locust", "psycopg", "redis", "gunicorn"):
+    for module in ("locust", "psycopg", "redis", "gunicorn", *extra_modules):
         try:
             __import__(module)
         except ImportError:
-            missing.append(f"python package {module} (pip install -e '.[test,soak]')")
+            missing.append(f"python package {module} (pip install -e '.[test,soak,bench]')")
     return missing
 
 
@@ -539,15 +607,19 @@ def main(argv: list[str] | None = None) -> int:
     group.add_argument("--short", action="store_true", help="about 90 s of load (the default)")
     group.add_argument("--long", action="store_true", help="10 minutes, 2,000 clients, a plot")
     parser.add_argument("--out", type=Path, default=HERE / "results", help="history, timeline, result, report")
-    parser.add_argument("--service-settings", default=SERVICE_SETTINGS, help="service-b's settings module")
+    parser.add_argument(
+        "--system", choices=SYSTEMS, default="ours", help="the library service-b runs (peers: no revocation)"
+    )
+    parser.add_argument("--service-settings", default=None, help="service-b's settings module (default: by --system)")
     parser.add_argument("--plot", action="store_true", help="latency-over-time PNG (always with --long)")
     args = parser.parse_args(argv)
-    missing = missing_components()
+    missing = missing_components(PEER_MODULES.get(args.system, ()))
     if missing:
         print("SKIP: not installed: " + ", ".join(missing), flush=True)
         return SKIP
     args.out.mkdir(parents=True, exist_ok=True)
-    soak = Soak(LONG if args.long else SHORT, args.out, args.service_settings, find_nginx() or "nginx")
+    settings = args.service_settings or (SERVICE_SETTINGS if args.system == "ours" else PEER_SETTINGS)
+    soak = Soak(LONG if args.long else SHORT, args.out, settings, find_nginx() or "nginx", args.system)
     try:
         began = time.monotonic()
         print(f"soak: starting the topology in {soak.tmp}", flush=True)

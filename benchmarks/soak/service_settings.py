@@ -53,9 +53,13 @@ for _name in (
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    # Wall-clock time (the history's clock) and pid, so a worker's JWKS fetches line up with its answers.
+    "formatters": {"timed": {"format": "%(created).3f %(process)d %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "timed"}},
     "loggers": {
         "drf_m2m_auth": {"handlers": ["console"], "level": "INFO"},
+        # Every JWKS fetch (one per worker per JWKS_MAX_TTL at most): the timings of a key rotation.
+        "drf_m2m_auth.jwks": {"handlers": ["console"], "level": "DEBUG", "propagate": False},
         "django.request": {"handlers": ["console"], "level": "ERROR", "propagate": False},
     },
 }

@@ -24,7 +24,7 @@ def worker_pid_header(get_response):
 
 class Orders(APIView):
     permission_classes = [HasScopes & HasResourceGrant]
-    required_scopes = ["read:orders"]
+    required_scopes = ["read:data"]
     resource_name = "orders"
 
     def get(self, request):
