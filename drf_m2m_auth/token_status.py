@@ -21,6 +21,7 @@ from .principal import AccessToken
 from .verifier import get_verifier
 
 _checker: Any = None  # None: not built yet; False: STATUS_LIST is "ignore"
+_status_required = True  # False once built and no issuer's status_list is "required"
 _lock = threading.Lock()
 
 
@@ -74,9 +75,14 @@ def build_checker() -> Any:
     s = m2m_settings
     # Each trusted issuer's entry has its own mode, hosts and algorithms (the one-issuer shorthand's
     # entry takes STATUS_LIST / STATUS_LIST_HOSTS). No checker at all when every entry ignores lists.
-    if all(policy.status_list == "ignore" for policy in conf.issuer_policies()):
+    policies = conf.issuer_policies()
+    if all(policy.status_list == "ignore" for policy in policies):
         return False
     rules = IssuerRules(conf.issuer_policy, fallback_algorithms=as_list(s.ALGORITHMS))
+    # StatusChecker.check passes a token with no status claim unless its issuer's mode is "required"
+    # (an issuer gone from the settings counts as "if_present"): skip the call for such tokens.
+    required = any(rules.mode_for(iss) == "required" for policy in policies for iss in policy.issuers)
+    globals()["_status_required"] = required
     mode_for, allowed_hosts_for, algorithms_for = rules.mode_for, rules.allowed_hosts_for, rules.algorithms_for
 
     timeout, max_bytes = float(s.HTTP_TIMEOUT), int(s.STATUS_LIST_MAX_BYTES)
@@ -123,10 +129,12 @@ def get_checker() -> Any:
 def check_token_status(token: AccessToken) -> None:
     """Raise InvalidToken / StatusListUnavailable unless the token's status list says VALID."""
     checker = _checker if _checker is not None else get_checker()
-    if checker is not False:
+    # A token without a status claim needs the checker only where some issuer "requires" one.
+    if checker is not False and ("status" in token.claims or _status_required):
         checker.check(token.claims, token.issuer)
 
 
 @on_reset
 def _drop_checker() -> None:
+    globals()["_status_required"] = True
     globals()["_checker"] = None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import math
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -15,7 +14,7 @@ from .jose import SIGNATURE_VERIFIERS, b64url_decode, json_object
 from .jwks import JWKSource
 from .principal import AccessToken, ServiceClient
 from .scopes import DEFAULT_SCOPE_CLAIMS, scopes_from_claims
-from .token_rules import CLAIM_RULES, HEADER_RULES
+from .token_rules import check_claims, check_header
 from .trust import IssuerTrust
 from .verified_cache import CacheEntry, VerifiedTokenCache
 
@@ -145,7 +144,7 @@ class TokenVerifier:
             raise InvalidToken(
                 "The token was issued by an issuer this API does not trust.", reason="bad_issuer", claim="iss"
             )
-        alg, kid = self._check_header(trust, header)
+        alg, kid = check_header(trust, header)
         source = trust.source
         key = source.get_key(kid, alg)
         try:
@@ -153,9 +152,8 @@ class TokenVerifier:
         except (InvalidSignature, ValueError, TypeError) as exc:
             raise InvalidToken("The token signature is invalid.", reason="bad_signature") from exc
 
-        exp, nbf = self._check_claims(trust, claims)
+        exp, nbf, client_id = check_claims(trust, claims, self.clock())
         scopes = self._scopes(trust.scope_claims, claims)
-        client_id = trust.client_id(claims)
         client_id = client_id if type(client_id) is str else ""
         token = AccessToken(claims, scopes, digest=digest, kid=kid, issuer=trust.issuer, client_id=client_id)
         client = ServiceClient.from_token(token)
@@ -163,17 +161,12 @@ class TokenVerifier:
         return client, token
 
     def _check_header(self, trust: IssuerTrust, header: dict[str, Any]) -> tuple[str, str | None]:
-        """Run HEADER_RULES in order (``trust``'s rules); the first failure is raised. Returns (alg, kid)."""
-        for rule in HEADER_RULES:
-            rule.check(trust, header, 0.0)
-        return header["alg"], header.get("kid")
+        """HEADER_RULES in order (``trust``'s rules); the first failure is raised. Returns (alg, kid)."""
+        return check_header(trust, header)
 
     def _check_claims(self, trust: IssuerTrust, claims: dict[str, Any]) -> tuple[float, float]:
-        """Run CLAIM_RULES in order (``trust``'s rules); the first failure is raised. Returns (exp, nbf)."""
-        now = self.clock()
-        for rule in CLAIM_RULES:
-            rule.check(trust, claims, now)
-        return float(claims["exp"]), float(claims.get("nbf", -math.inf))
+        """CLAIM_RULES in order (``trust``'s rules); the first failure is raised. Returns (exp, nbf)."""
+        return check_claims(trust, claims, self.clock())[:2]
 
     def _scopes(self, scope_claims: tuple[str, ...], claims: dict[str, Any]) -> frozenset[str]:
         # Tokens of one client carry the same scope string: share one frozenset between them
