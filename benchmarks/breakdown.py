@@ -61,6 +61,7 @@ def main(argv=None) -> int:
 
     keys = common.generate_keys()
     server = JWKSServer(common.jwks_document(keys)).start()
+    server.status_list_body = common.status_list_token(keys, server.issuer).encode()  # case AS's list
     tmp = tempfile.mkdtemp(prefix="m2m-breakdown-")
     try:
         n_distinct = 3000
@@ -154,24 +155,25 @@ def main(argv=None) -> int:
 
         header, payload = T.json_object(hb), T.json_object(pb)
         source = next(iter(v.sources.values()))
+        trust = v.trust_list[0]
         kid = header.get("kid")
         key = source.get_key(kid, alg)
-        scopes = scopes_from_claims(payload, v.scope_claims)
+        scopes = scopes_from_claims(payload, trust.scope_claims)
         token_obj = auth.authenticate(w.drf_request(tok))[1]
         add = ours_steps.add
         add("get_credentials (Authorization header)", lambda: auth.get_credentials(req))
         add("sha256 of the token (cache key)", lambda: hashlib.sha256(tok.encode()).digest())
         add("split + 3 x jose.b64url_decode", lambda: [T.b64url_decode(x) for x in tok.split(".")])
         add("2 x jose.json_object (duplicate-key check)", lambda: (T.json_object(hb), T.json_object(pb)))
-        add("TokenVerifier._check_header", lambda: v._check_header(header))
+        add("TokenVerifier._check_header", lambda: v._check_header(trust, header))
         add("JWKSource.get_key", lambda: source.get_key(kid, alg))
         add(
             f"SIGNATURE_VERIFIERS[{alg}] (incl. signing-input encode)",
             lambda: T.SIGNATURE_VERIFIERS[alg](key.public_key, sb, tok[: len(h) + 1 + len(p)].encode()),
             500,
         )
-        add("TokenVerifier._check_claims", lambda: v._check_claims(payload))
-        add("scopes_from_claims", lambda: scopes_from_claims(payload, v.scope_claims))
+        add("TokenVerifier._check_claims", lambda: v._check_claims(trust, payload))
+        add("scopes_from_claims", lambda: scopes_from_claims(payload, trust.scope_claims))
         add(
             "AccessToken(...) + ServiceClient.from_token",
             lambda: ServiceClient.from_token(AccessToken(payload, scopes, header=header, token_hash="0" * 64, kid=kid)),

@@ -154,6 +154,7 @@ def one_round_tokens(keys_pem: dict[str, bytes], alg: str, issuer: str, n_distin
         "B": [toks[45:]],
         "Cd": [toks[45:]],
         "special": special_tokens(keys_pem, alg, issuer),
+        **status_tokens(keys_pem, alg, issuer),
     }
 
 

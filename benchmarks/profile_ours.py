@@ -43,6 +43,7 @@ def main(argv=None) -> int:
 
     keys = common.generate_keys()
     server = JWKSServer(common.jwks_document(keys)).start()
+    server.status_list_body = common.status_list_token(keys, server.issuer).encode()  # case AS's list
     tmp = tempfile.mkdtemp(prefix="m2m-profile-")
     try:
         n_distinct = ops if distinct else 1
