@@ -83,10 +83,43 @@ class ClientForm(forms.ModelForm):
         return self.cleaned_data["issuer"] or only_issuer() or ""
 
 
+def own_api() -> str:
+    """This project's API (DRF_M2M_AUTH["API"]), or "" when it cannot be determined."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    from .conf import m2m_settings
+
+    try:
+        return m2m_settings.API
+    except ImproperlyConfigured:
+        return ""
+
+
+class ResourceGrantForm(forms.ModelForm):
+    """The API defaults to this project's own; the unique check sees the filled value."""
+
+    class Meta:
+        model = ResourceGrant
+        fields = ("api", "resource")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["api"].required = False
+        if not self.instance.pk:
+            self.fields["api"].initial = own_api()
+
+    def clean_api(self):
+        api = self.cleaned_data.get("api") or own_api()
+        if not api:
+            raise forms.ValidationError(_("Say which API this grant is for (DRF_M2M_AUTH['API'] is not set here)."))
+        return api
+
+
 class ResourceGrantInline(admin.TabularInline):
     model = ResourceGrant
+    form = ResourceGrantForm
     extra = 1
-    fields = ("resource", "created")
+    fields = ("api", "resource", "created")
     readonly_fields = ("created",)
 
 

@@ -107,10 +107,37 @@ def validate_full(user: Any, cache_aliases: Any = (), database_aliases: Any = No
         {k: val for k, val in user.items() if k in SETTINGS}, raw, problems
     )
     problems += issuer_problems
+    if not issuer_problems:
+        problems += _resolve_api(values, policies)
+    if values.get("API") is None:
+        values.pop("API", None)  # never None: reading it raises, naming the problems
     if problems:
         policies = []
     by_issuer = {iss: policy for policy in policies for iss in policy.issuers}
     return Validated(values, problems, policies, warnings, by_issuer)
+
+
+def _resolve_api(values: dict[str, Any], policies: list[IssuerPolicy]) -> list[Problem]:
+    """API left out: the audience, when every issuer entry has that same single audience."""
+    if values.get("API") is not None:
+        return []
+    audiences = {policy.audiences for policy in policies}
+    if len(audiences) == 1:
+        (only,) = audiences
+        if len(only) == 1:
+            values["API"] = next(iter(only))
+            return []
+    seen = sorted({aud for policy in policies for aud in policy.audiences})
+    return [
+        Problem(
+            "API",
+            "drf_m2m_auth.E032",
+            f"{SETTINGS_NAME}['API'] is required: the issuers' audiences ({', '.join(map(repr, seen)) or 'none'}) "
+            "are not one single audience, so this service's API identifier (the api of its grants) "
+            "cannot be chosen for you.",
+            "Set it to the identifier your grants use, usually one of the audiences.",
+        )
+    ]
 
 
 def _where(where: str) -> tuple[str, str]:
@@ -200,7 +227,7 @@ class M2MSettings:
         except KeyError:
             pass
         # A misspelt key means some setting is not what its author meant: no value is trusted then.
-        mine = unknown or [p for p in loaded.problems if p.key == name]
+        mine = unknown or [p for p in loaded.problems if p.key == name] or loaded.problems
         raise ImproperlyConfigured(" ".join(p.message for p in mine))
 
     def ensure_valid(self) -> None:

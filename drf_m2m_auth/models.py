@@ -32,6 +32,7 @@ from django.utils.translation import gettext_lazy as _
 
 from .ids import JTI_DISPLAY_LENGTH, client_id_problem, escape
 from .querysets import (
+    API_MAX_LENGTH,
     ISSUER_MAX_LENGTH,
     MAX_JTI_LENGTH,
     ClientQuerySet,
@@ -39,6 +40,7 @@ from .querysets import (
     RevocationStateManager,
     RevokedTokenQuerySet,
     atomic_save,
+    fill_api,
     fill_issuer,
     inherit_tombstone,
     jti_fields,
@@ -59,6 +61,7 @@ __all__ = [
     "validate_jti",
     "validate_resource",
     "ISSUER_MAX_LENGTH",
+    "RevocationChange",
 ]
 
 # A resource is what a view names in ``resource_name``: no spaces, so an admin typo stands out.
@@ -161,9 +164,20 @@ class Client(models.Model):
 
 
 class ResourceGrant(models.Model):
-    """A row present means: this client may use this resource (a view's ``resource_name``)."""
+    """A row present means: this client may use this resource (a view's ``resource_name``) at this API.
+
+    ``api`` is the API's identifier (``DRF_M2M_AUTH["API"]`` of the service that serves it); a
+    service loads only its own API's grants, so a grant for "orders" gives nothing at "billing".
+    Left empty, it is filled with this project's own API.
+    """
 
     client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="grants", verbose_name=_("client"))
+    api = models.CharField(
+        _("API"),
+        max_length=API_MAX_LENGTH,
+        db_index=True,
+        help_text=_("The API's identifier (its DRF_M2M_AUTH['API'], usually its audience). Empty: this project's API."),
+    )
     resource = models.CharField(_("resource"), max_length=100, validators=[validate_resource])
     created = models.DateTimeField(_("created"), auto_now_add=True)
 
@@ -172,15 +186,16 @@ class ResourceGrant(models.Model):
     class Meta:
         verbose_name = _("resource grant")
         verbose_name_plural = _("resource grants")
-        ordering = ["resource"]
+        ordering = ["api", "resource"]
         constraints = [
-            models.UniqueConstraint(fields=["client", "resource"], name="drf_m2m_auth_grant_unique"),
+            models.UniqueConstraint(fields=["client", "api", "resource"], name="drf_m2m_auth_grant_api_unique"),
         ]
 
     def __str__(self) -> str:
         return self.resource
 
     def save(self, *args, **kwargs):
+        fill_api(self)
         with atomic_save(self, kwargs):
             super().save(*args, **kwargs)
 
@@ -239,15 +254,25 @@ class RevokedToken(models.Model):
 
 
 class RevocationState(models.Model):
-    """One row: stamps advanced (count of changes + random low bits) in the same transaction as every change.
+    """One row: the fleet's change sequence, advanced in the same transaction as every change.
+
+    ``sequence`` is the number of the last committed change. A writer allocates its number by
+    updating this row inside its own transaction, so the row stays locked until it commits: a
+    lower number can never commit after a higher one, and a reader that has seen ``sequence = N``
+    can ask for the changes numbered above its snapshot's up to N and miss none
+    (``RevocationChange``). ``pruned_through``: changes up to it have been deleted; a snapshot older
+    than that reloads whole. ``clients_stamp``/``tokens_stamp`` (changes counted in the high bits,
+    random low bits) move with every change too, for processes of versions before the sequence.
 
     The database is the truth; the cache generation only says "look now". A process that cannot
-    reach the cache compares these stamps instead (one primary-key read per interval).
+    reach the cache compares the sequence instead (one primary-key read per interval).
     """
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
     clients_stamp = models.BigIntegerField(default=0)
     tokens_stamp = models.BigIntegerField(default=0)
+    sequence = models.BigIntegerField(default=0)
+    pruned_through = models.BigIntegerField(default=0)
 
     objects = RevocationStateManager()
 
@@ -256,7 +281,32 @@ class RevocationState(models.Model):
         default_permissions = ()
 
     def __str__(self) -> str:
-        return f"clients={self.clients_stamp} tokens={self.tokens_stamp}"
+        return f"sequence={self.sequence}"
+
+
+class RevocationChange(models.Model):
+    """One change, numbered by ``RevocationState.sequence``: what a process must re-read.
+
+    ``kind``: ``"client"`` (the client ``key`` at ``issuer``: its row, its grants, its tombstone;
+    issuer empty: the rows without an issuer), ``"token"`` (the jti digest ``key`` at ``issuer``,
+    empty: at every issuer), or ``"clients"``/``"tokens"`` (a bulk change: re-read that whole
+    section). Written with the change, in its transaction; pruned after ``CHANGE_RETENTION``.
+    """
+
+    KINDS = ("client", "token", "clients", "tokens")
+
+    sequence = models.BigIntegerField(db_index=True)
+    kind = models.CharField(max_length=8)
+    issuer = models.CharField(max_length=ISSUER_MAX_LENGTH, blank=True)
+    key = models.CharField(max_length=255, blank=True)
+    created = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        verbose_name = _("revocation change")
+        default_permissions = ()
+
+    def __str__(self) -> str:
+        return f"{self.sequence} {self.kind} {escape(self.key)}"
 
 
 class DeletedClient(models.Model):
@@ -302,7 +352,8 @@ class DeletedClient(models.Model):
 
 
 def _client_changed(sender, instance, using, **kwargs):
-    record(using, Client, clients=True)
+    # A client, or a tombstone (issuer None: every issuer), changed: re-read that client id there.
+    record(using, Client, clients=True, keys=[(instance.issuer or "", instance.client_id)])
 
 
 def _client_deleted(sender, instance, using, **kwargs):
@@ -316,7 +367,7 @@ def _client_deleted(sender, instance, using, **kwargs):
                 "deleted": timezone.now(),
             },
         )
-    record(using, Client, clients=True)
+    record(using, Client, clients=True, keys=[(instance.issuer or "", instance.client_id)])
 
 
 def _grant_changed(sender, instance, using, **kwargs):
@@ -325,7 +376,7 @@ def _grant_changed(sender, instance, using, **kwargs):
 
 
 def _token_changed(sender, instance, using, **kwargs):
-    record(using, RevokedToken, tokens=True)
+    record(using, RevokedToken, tokens=True, keys=[(instance.issuer or "", instance.jti_sha256)])
 
 
 post_save.connect(_client_changed, sender=Client, dispatch_uid="drf_m2m_auth.client.post_save")

@@ -17,6 +17,7 @@ from django.db import models, router, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from .changes import MAX_KEYS, Change, allocate, keys_or_none, write_changes
 from .ids import JTI_DISPLAY_LENGTH, escape, jti_digest
 from .signals import revocation_changed
 
@@ -27,6 +28,8 @@ __all__ = [
     "RevocationStateManager",
     "MAX_JTI_LENGTH",
     "ISSUER_MAX_LENGTH",
+    "API_MAX_LENGTH",
+    "fill_api",
     "atomic_save",
     "fill_issuer",
     "inherit_tombstone",
@@ -39,6 +42,7 @@ __all__ = [
 ]
 
 ISSUER_MAX_LENGTH = 255
+API_MAX_LENGTH = 255
 _ONLY: Any = object()  # RevokedTokenQuerySet.revoke(issuer=...) left out: the only configured issuer
 MAX_JTI_LENGTH = 8192  # MAX_TOKEN_BYTES' default: no token that passes carries a longer jti
 
@@ -84,10 +88,20 @@ def _model(model, name: str):
     return model._meta.apps.get_model(model._meta.app_label, name)
 
 
-def record(using: str | None, model, *, clients: bool = False, tokens: bool = False) -> None:
-    """Stamp the revocation state for a change to ``model``'s rows (same transaction)."""
+def record(
+    using: str | None,
+    model,
+    *,
+    clients: bool = False,
+    tokens: bool = False,
+    keys: list[tuple[str, str]] | None = None,
+) -> None:
+    """Number a change to ``model``'s rows (same transaction). ``keys``: the (issuer, client id or
+    jti digest) pairs it touched; None: a bulk change, the whole section is re-read."""
     state = _model(model, "RevocationState")
-    state.objects.stamp(using or router.db_for_write(model), clients=clients, tokens=tokens)
+    kind = "client" if clients else "token"
+    changes = None if keys is None else [(kind, issuer, key) for issuer, key in keys]
+    state.objects.stamp(using or router.db_for_write(model), clients=clients, tokens=tokens, changes=changes)
 
 
 def atomic_save(instance, kwargs):
@@ -101,6 +115,7 @@ class _StampingQuerySet(models.QuerySet):
     in the same transaction (revocation.py reloads on the stamp)."""
 
     stamp: dict[str, bool] = {}
+    key_fields: tuple[str, str] = ("issuer", "client_id")  # what identifies a row's change
 
     def _prepare_update(self, kwargs: dict[str, Any]) -> None:
         pass
@@ -108,9 +123,12 @@ class _StampingQuerySet(models.QuerySet):
     def update(self, **kwargs):
         self._prepare_update(kwargs)
         with transaction.atomic(using=self.db, savepoint=False):
+            keys = None
+            if not any(field in kwargs for field in self.key_fields):  # a key moved: re-read the section
+                keys = keys_or_none(self.order_by().values_list(*self.key_fields)[: MAX_KEYS + 1])
             count = super().update(**kwargs)
             if count:
-                record(self.db, self.model, **self.stamp)
+                record(self.db, self.model, keys=keys, **self.stamp)
         return count
 
     update.alters_data = True  # type: ignore[attr-defined]
@@ -124,7 +142,8 @@ class _StampingQuerySet(models.QuerySet):
             self._prepare_create(objs)
             created = super().bulk_create(objs, *args, **kwargs)
             if created:
-                record(self.db, self.model, **self.stamp)
+                keys = keys_or_none((getattr(o, self.key_fields[0]), getattr(o, self.key_fields[1])) for o in created)
+                record(self.db, self.model, keys=keys, **self.stamp)
         return created
 
 
@@ -175,6 +194,9 @@ class ResourceGrantQuerySet(models.QuerySet):
     update.alters_data = True  # type: ignore[attr-defined]
 
     def bulk_create(self, objs, *args, **kwargs):
+        objs = list(objs)
+        for obj in objs:
+            fill_api(obj)
         with transaction.atomic(using=self.db, savepoint=False):
             created = super().bulk_create(objs, *args, **kwargs)
             if created:
@@ -184,6 +206,7 @@ class ResourceGrantQuerySet(models.QuerySet):
 
 class RevokedTokenQuerySet(_StampingQuerySet):
     stamp = {"tokens": True}
+    key_fields = ("issuer", "jti_sha256")
 
     def unexpired(self, now: dt.datetime | None = None):
         return self.filter(exp__gt=now or timezone.now())
@@ -249,26 +272,44 @@ class RevokedTokenQuerySet(_StampingQuerySet):
 
 
 class RevocationStateManager(models.Manager):
-    def stamp(self, using: str, *, clients: bool = False, tokens: bool = False) -> None:
+    def stamp(
+        self, using: str, *, clients: bool = False, tokens: bool = False, changes: list[Change] | None = None
+    ) -> int | None:
         """Call inside the writer's transaction after any change to clients, grants, tombstones or
-        the deny-list (the models do it for you). Stamps the database now, so the stamp commits or
-        rolls back with the change, and sends ``signals.revocation_changed``."""
+        the deny-list (the models do it for you). Allocates the change's number now (changes.py),
+        so it commits or rolls back with the change, records ``changes`` (None: re-read the whole
+        sections), sends ``signals.revocation_changed`` and returns the number."""
         values = {}
         if clients:
             values["clients_stamp"] = _advanced("clients_stamp")
         if tokens:
             values["tokens_stamp"] = _advanced("tokens_stamp")
         if not values:
-            return
-        manager = self.using(using)
-        if not manager.filter(pk=1).update(**values):
-            manager.get_or_create(pk=1)
-            manager.filter(pk=1).update(**values)
-        revocation_changed.send(sender=self.model, using=using, clients=clients, tokens=tokens)
+            return None
+        sequence = allocate(self.model, using, values)
+        if changes is None:
+            changes = [(kind, "", "") for kind, on in (("clients", clients), ("tokens", tokens)) if on]
+        write_changes(_model(self.model, "RevocationChange"), self.model, using, sequence, changes)
+        revocation_changed.send(sender=self.model, using=using, clients=clients, tokens=tokens, sequence=sequence)
+        return sequence
 
 
 def jti_fields(jti: str) -> dict[str, str]:
     return {"jti_sha256": jti_digest(jti), "jti_display": escape(jti, JTI_DISPLAY_LENGTH)}
+
+
+def fill_api(grant: Any) -> None:
+    """A grant saved without an API gets this project's own (``DRF_M2M_AUTH["API"]``)."""
+    if grant.api:
+        return
+    from django.core.exceptions import ImproperlyConfigured
+
+    from .conf import m2m_settings
+
+    try:
+        grant.api = m2m_settings.API
+    except ImproperlyConfigured as exc:
+        raise ValidationError({"api": f"Say which API this grant is for: {exc}"}, code="api_required") from exc
 
 
 def fill_issuer(client: Any) -> None:

@@ -101,6 +101,16 @@ from ``A-Z a-z 0-9 _ . -`` (no ``:``, which separates a key's parts, and no spac
 revocation). With ``drf_m2m_auth.routers.M2MRouter`` in ``DATABASE_ROUTERS``, every service of a
 fleet points this alias at one shared database (the control plane's).""",
     ),
+    "API": Setting(
+        None,
+        v.api_identifier,
+        "E032",
+        """This service's API identifier in a fleet: its grants are the ``ResourceGrant``
+rows whose ``api`` is this value (a grant for another API gives nothing here). ``None``: the
+audience, when every trusted issuer entry has that same single audience; with several audiences
+(or entries that differ) it must be set. 1 to 255 characters, no control characters or surrounding
+spaces. See :doc:`/guide/fleet`.""",
+    ),
     "REALM": Setting(
         "api",
         v.realm,

@@ -177,6 +177,24 @@ def database_alias(value: Any, ctx: Context) -> str:
     return value
 
 
+def api_identifier(value: Any, ctx: Context) -> str | None:
+    """None (the single audience, resolved by conf.validate_full) or the API's identifier."""
+    if value is None:
+        return None
+    if (
+        type(value) is not str
+        or not value
+        or len(value) > 255
+        or value != value.strip()
+        or not all(c.isprintable() for c in value)
+    ):
+        raise Invalid(
+            f"must be None or the API's identifier (1-255 printable characters, no surrounding spaces), not {value!r}",
+            "Usually your API's audience, e.g. 'https://orders.example.com'.",
+        )
+    return value
+
+
 def issuers(value: Any, ctx: Context) -> Any:
     """None, or a list of dicts; each entry's keys are checked by issuers.build_policies (conf.validate)."""
     if value is None:
