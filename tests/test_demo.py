@@ -17,7 +17,7 @@ from testproject.api.management.commands import demo as demo_command
 from testproject.api.narration import Narrator, wants_color
 
 ROOT = Path(__file__).resolve().parent.parent
-STEPS = ["1", "2", "3", "4a", "4b", "5a", "5b", "6", "7", "8"]
+STEPS = ["1", "2", "3", "4a", "4b", "4c", "5a", "5b", "6", "7", "8"]
 EXPECTED = {  # each step's outcome, as the demo states it
     "1": "scope read:data",
     "2": "200",
@@ -25,7 +25,8 @@ EXPECTED = {  # each step's outcome, as the demo states it
     "4a": "403 access_denied",
     "4b": "401 invalid_token",
     "5a": "401 invalid_token (expired)",
-    "5b": "401 invalid_token after",
+    "4c": "200 for its 'reports' grant, 403 no grant for service-b's 'data'",
+    "5b": "200 before, 401 invalid_token after, at service-b and service-c",
     "6": "no restart",
     "7": "401 invalid_token for the thief",
     "8": "200 before, 401 invalid_token",
@@ -62,6 +63,14 @@ def test_the_demo_plays_every_step_as_expected(tmp_path):
     for claim in ("iss", "aud", "sub", "scope", "iat", "exp"):  # step 1 shows the decoded claims
         assert re.search(rf"^    {claim} +\S", out, re.M), claim
     assert 'WWW-Authenticate: Bearer realm="api", error="insufficient_scope", scope="write:data"' in out
+    # Step 5b: ONE m2m_revoke, at the control plane, and each service shows its own 401 for service-a.
+    fleet_step = out[out.index("[5b]") : out.index("[6]")]
+    assert fleet_step.count("manage.py m2m_revoke") == 1 and "(at the control plane)" in fleet_step
+    answers = re.findall(r"^    (service-[bc]) +GET .*\n    answer +(\d+)", fleet_step, re.M)
+    assert answers == [("service-b", "401"), ("service-c", "401")], fleet_step
+    assert fleet_step.count('error="invalid_token"') == 2
+    grant_step = out[out.index("[4c]") : out.index("[5a]")]
+    assert re.search(r"^    answer +403 Forbidden$", grant_step, re.M) and "no grant for this resource" in grant_step
     assert not list(tmpdir.iterdir())  # temporary databases and logs are gone
     assert dev_db.exists() == dev_db_existed  # the developer's database is not used
 
@@ -134,3 +143,25 @@ def test_operator_console_answers_each_command_with_its_outcome(monkeypatch, cap
     assert [answer["rc"] for answer in answers] == [0, 1]
     assert "Created API https://x.example scopes=[read:x write:x]" in answers[0]["out"]
     assert "No client 'nobody'" in answers[1]["out"]
+
+
+@pytest.mark.django_db
+def test_the_control_plane_seeds_grants_for_every_api_from_one_place(tmp_path):
+    from drf_m2m_auth.models import ResourceGrant
+    from testproject.api import scenario as sc
+
+    spec = sc.fleet_seed("not-a-secret")
+    assert "clients" not in spec["service_b"]  # service-b registers nobody: the control plane does
+    path = tmp_path / "seed.json"
+    path.write_text(json.dumps(spec))
+    out = io.StringIO()
+    call_command("fleet_seed", str(path), stdout=out)
+    assert "1 client(s), 2 grant(s) across APIs" in out.getvalue()
+    call_command("fleet_seed", str(path), stdout=io.StringIO())  # idempotent
+    assert set(ResourceGrant.objects.values_list("client__client_id", "api", "resource")) == {
+        (sc.SERVICE_A, sc.SERVICE_B_AUDIENCE, sc.RESOURCE),
+        (sc.SERVICE_A, sc.REPORTS_AUDIENCE, sc.REPORTS),
+    }
+    path.write_text(json.dumps(sc.seed("not-a-secret")))
+    with pytest.raises(CommandError, match="no 'control_plane' part"):
+        call_command("fleet_seed", str(path))

@@ -1,7 +1,8 @@
-"""The demo's scenario: service-a (this process) calls service-b with tokens from the local issuer.
+"""The demo's scenario: service-a (this process) calls service-b and service-c with tokens from the local issuer.
 
 Each step states what it does, shows what came back and why, and records PASS or FAIL against the
-expected outcome. The issuer and service-b are separate processes on 127.0.0.1 (see processes.py).
+expected outcome. The issuer, service-b and service-c are separate processes on 127.0.0.1 (see
+processes.py); service-b and service-c form a fleet with a control plane (see demo_fleet.py).
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from drf_m2m_auth.client import AccessDenied, ClientCredentials
 from drf_m2m_auth.dpop_key import DPoPKey
 
 from . import scenario as sc
+from .demo_fleet import FleetSteps
 from .narration import Narrator, compact, decode_segment
-from .processes import Service, start_all
+from .processes import Service
 
 REVOCATION_WAIT = 1.2  # > REVOCATION_CHECK_INTERVAL (1 s): the longest a worker may take to notice
 STATUS_LIST_SLACK = 3.0  # beyond the list's ttl: service-b's fetch and this process's polling
@@ -33,7 +35,9 @@ def _when(ts: int) -> str:
     return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-class Demo:
+class Demo(FleetSteps):
+    revocation_wait = REVOCATION_WAIT
+
     def __init__(self, workdir: Path, narrator: Narrator):
         self.n = narrator
         self.secret = secrets.token_urlsafe(24)
@@ -41,27 +45,27 @@ class Demo:
         self.issuer_url = f"http://127.0.0.1:{self.issuer.port}/issuer/"
         common = {"M2M_ISSUER": self.issuer_url, "M2M_AUDIENCE": sc.SERVICE_B_AUDIENCE}
         self.issuer.extra_env.update(common)
-        self.service_b = Service("api", workdir, name="service-b", env=common)
+        self.build_fleet(workdir, common)  # service-b, service-c, the control plane
         self.token_url = self.issuer_url + "oauth/token"
         self.data_url = self.service_b.url + "data/"
         self.seed = Path(workdir) / "seed.json"
-        self.seed.write_text(json.dumps(sc.seed(self.secret)))
+        self.seed.write_text(json.dumps(sc.fleet_seed(self.secret)))
         self.first_token: str | None = None
-        self.issuer_ops = self.service_b_ops = None
+        self.issuer_ops = self.control_plane_ops = None
 
     # -- plumbing ---------------------------------------------------------------------------
 
     def start(self, timeout: float) -> None:
-        start_all([self.issuer, self.service_b], seed=self.seed, timeout=timeout)
-        # The operator's shells, one per service, warming up while the first steps play: the
-        # commands of steps 5 and 6 then run without waiting for a new Django process.
-        self.issuer_ops, self.service_b_ops = self.issuer.console(), self.service_b.console()
+        self.start_fleet([self.issuer, self.service_b, self.service_c], seed=self.seed, timeout=timeout)
+        # The issuer's operator shell, warming up while the first steps play: the commands of
+        # steps 5a and 6 then run without waiting for a new Django process.
+        self.issuer_ops = self.issuer.console()
 
     def stop(self) -> None:
-        for console in (self.issuer_ops, self.service_b_ops):
+        for console in (self.issuer_ops, self.control_plane_ops):
             if console is not None:
                 console.close()
-        for service in (self.service_b, self.issuer):
+        for service in (self.service_c, self.service_b, self.issuer):
             service.stop()
 
     def credentials(self, audience: str) -> ClientCredentials:
@@ -94,6 +98,12 @@ class Demo:
         n.title("drf-m2m-auth demo: machine-to-machine calls with OAuth 2.0 client_credentials")
         n.field("issuer", f"{self.issuer_url}  (local stand-in for Auth0: never use it in production)")
         n.field("service-b", f"{self.service_b.url}  (DRF API: M2MJWTAuthentication, HasScopes, HasResourceGrant)")
+        n.field("service-c", f"{self.service_c.url}  (the reports API: {sc.REPORTS_AUDIENCE}, the same checks)")
+        n.field(
+            "fleet",
+            "service-b and service-c share drf_m2m_auth's tables (one SQLite file, M2MRouter) and one cache; "
+            "the control plane (an operator shell on that database) granted service-a its resources there",
+        )
         n.field("service-a", "this process, using drf_m2m_auth.client.ClientCredentials")
         steps = [
             ("1", "service-a asks the issuer for a token for service-b", self.step_token),
@@ -101,8 +111,9 @@ class Demo:
             ("3", "service-a calls POST /data/, which needs write:data, with its read-only token", self.step_write),
             ("4a", "service-a asks for a token for an API it has no grant for", self.step_other_audience),
             ("4b", "service-a presents a token meant for another API to service-b", self.step_wrong_audience),
+            ("4c", "service-a calls service-c, where a grant on service-b's API is no use", self.step_grant_per_api),
             ("5a", "an expired token", self.step_expired),
-            ("5b", "the operator revokes service-a's tokens at service-b", self.step_revoked),
+            ("5b", "one revocation at the control plane: service-b and service-c refuse", self.step_fleet_revoked),
             ("6", "the issuer rotates its signing key", self.step_rotation),
             ("7", "a stolen DPoP-bound token, replayed without its key", self.step_dpop),
             ("8", "the issuer revokes the token service-a is using (Token Status List)", self.step_issuer_revokes),
@@ -220,26 +231,6 @@ class Demo:
             "scope or grant is looked at."
         )
         self.expect_rejection(step_id, response, 401, "invalid_token", "401 invalid_token (expired)")
-
-    def step_revoked(self, step_id):
-        before = self.get(self.first_token)
-        self.n.field("before", f"the step-1 token: {before.status_code} {before.reason}")
-        command = f"manage.py m2m_revoke --client {sc.SERVICE_A}"
-        said = self.service_b_ops.run("m2m_revoke", "--client", sc.SERVICE_A)
-        self.n.field("operator", f"{command}  ->  {said.strip()}")
-        time.sleep(REVOCATION_WAIT)
-        response = self.get(self.first_token)
-        self.show_response(response)
-        self.n.why(
-            "the command set tokens_valid_after = now for service-a in service-b's database and bumped the "
-            "revocation generation in the shared cache; the running server noticed within "
-            "REVOCATION_CHECK_INTERVAL (1 s) and rejects every token issued before that moment, with "
-            "no database query per request. New tokens from the issuer are accepted again."
-        )
-        passed = before.status_code == 200
-        self.expect_rejection(step_id, response, 401, "invalid_token", "200 before, 401 invalid_token after")
-        if not passed:
-            self.n.outcome(step_id, False, f"the token should have worked before revocation, got {before.status_code}")
 
     def step_rotation(self, step_id):
         jwks_url = self.issuer_url + ".well-known/jwks.json"

@@ -1,4 +1,4 @@
-"""Start the issuer and service-b as separate local processes, run operator commands, stop them.
+"""Start the issuer and the APIs as separate local processes, run operator commands, stop them.
 
 Used by ``manage.py demo`` and by the end-to-end tests. Every child binds 127.0.0.1, has its own
 temporary SQLite database and cache directory, exits by itself when its parent goes away, and is
@@ -43,10 +43,22 @@ def free_port() -> int:
 
 
 class Service:
-    """One process of the test project serving one role (``issuer`` or ``api``)."""
+    """One process of the test project serving one role (``issuer``, ``api``, ``reports``...).
 
-    def __init__(self, role: str, workdir: Path, *, env: dict[str, str] | None = None, name: str | None = None):
+    ``settings`` names its Django settings module (service-b's by default).
+    """
+
+    def __init__(
+        self,
+        role: str,
+        workdir: Path,
+        *,
+        env: dict[str, str] | None = None,
+        name: str | None = None,
+        settings: str = SETTINGS,
+    ):
         self.role = role
+        self.settings = settings
         self.name = name or role
         self.dir = Path(workdir) / self.name
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -64,7 +76,7 @@ class Service:
         env.pop("DJANGO_SETTINGS_MODULE", None)
         env.update(
             {
-                "DJANGO_SETTINGS_MODULE": SETTINGS,
+                "DJANGO_SETTINGS_MODULE": self.settings,
                 "TESTPROJECT_ROLE": self.role,
                 "TESTPROJECT_SQLITE": str(self.dir / "db.sqlite3"),
                 "TESTPROJECT_CACHE_DIR": str(self.dir / "cache"),

@@ -7,7 +7,9 @@ REPORTS_AUDIENCE = "https://reports.example"  # another API service-a may call, 
 BILLING_AUDIENCE = "https://billing.example"  # an API service-a has no client grant for
 SERVICE_A = "service-a"  # service-a's client id at the issuer
 READ, WRITE = "read:data", "write:data"
-RESOURCE = "data"  # service-b's resource_name for /data/
+RESOURCE = "data"  # service-b's resource_name for /data/ (service-c has a resource "data" too)
+REPORTS = "reports"  # service-c's resource_name for /reports/
+READ_REPORTS = "read:reports"
 
 
 def seed(secret: str, *, token_lifetime: int = 3600) -> dict:
@@ -21,7 +23,7 @@ def seed(secret: str, *, token_lifetime: int = 3600) -> dict:
                     "scopes": [READ, WRITE],
                     "token_lifetime": token_lifetime,
                 },
-                {"identifier": REPORTS_AUDIENCE, "name": "reports", "scopes": ["read:reports"]},
+                {"identifier": REPORTS_AUDIENCE, "name": "reports", "scopes": [READ_REPORTS]},
                 {"identifier": BILLING_AUDIENCE, "name": "billing", "scopes": ["read:invoices"]},
             ],
             "clients": [
@@ -29,7 +31,7 @@ def seed(secret: str, *, token_lifetime: int = 3600) -> dict:
                     "client_id": SERVICE_A,
                     "name": "service-a",
                     "secret": secret,
-                    "grants": {SERVICE_B_AUDIENCE: [READ], REPORTS_AUDIENCE: ["read:reports"]},
+                    "grants": {SERVICE_B_AUDIENCE: [READ], REPORTS_AUDIENCE: [READ_REPORTS]},
                 },
             ],
         },
@@ -38,3 +40,21 @@ def seed(secret: str, *, token_lifetime: int = 3600) -> dict:
             "records": [{"name": "temperature", "value": "21.5"}, {"name": "humidity", "value": "40%"}],
         },
     }
+
+
+def fleet_seed(secret: str, *, token_lifetime: int = 3600) -> dict:
+    """The demo's fleet: service-b and service-c share drf_m2m_auth's tables, and the control plane
+    (one place) registers service-a and grants it resources per API: "data" on service-b's API,
+    "reports" on service-c's. Service-b seeds only its own records."""
+    spec = seed(secret, token_lifetime=token_lifetime)
+    spec["service_b"].pop("clients")
+    spec["control_plane"] = {
+        "clients": [
+            {
+                "client_id": SERVICE_A,
+                "name": "service-a",
+                "grants": {SERVICE_B_AUDIENCE: [RESOURCE], REPORTS_AUDIENCE: [REPORTS]},
+            }
+        ]
+    }
+    return spec

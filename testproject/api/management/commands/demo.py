@@ -17,15 +17,19 @@ from testproject.api.processes import ServiceError
 
 class Command(BaseCommand):
     help = (
-        "Play the scenario: service-a gets a client_credentials token from a local issuer and calls "
-        "service-b, over real HTTP on 127.0.0.1, in temporary databases. Exits 1 if any step's outcome "
-        "differs from the expected one."
+        "Play the scenario: service-a gets client_credentials tokens from a local issuer and calls "
+        "service-b and service-c (a fleet sharing drf_m2m_auth's tables with a control plane), over real "
+        "HTTP on 127.0.0.1, in temporary databases. Exits 1 if any step's outcome differs from the "
+        "expected one."
     )
     requires_system_checks = []  # it touches no database of this project
 
     def add_arguments(self, parser):
         parser.add_argument(
-            "--startup-timeout", type=float, default=60.0, help="seconds to wait for the issuer and service-b to start"
+            "--startup-timeout",
+            type=float,
+            default=60.0,
+            help="seconds to wait for the issuer, service-b and service-c to start",
         )
 
     def handle(self, *args, startup_timeout, **options):
@@ -36,7 +40,11 @@ class Command(BaseCommand):
             demo = Demo(Path(tmp), narrator)
             try:
                 narrator.line(
-                    narrator.paint("Starting the issuer and service-b (temporary SQLite databases)...", "dim")
+                    narrator.paint(
+                        "Starting the issuer, service-b, service-c and the control plane (temporary SQLite "
+                        "databases, one of them the fleet's)...",
+                        "dim",
+                    )
                 )
                 demo.start(startup_timeout)
                 narrator.line(narrator.paint(f"Started in {time.monotonic() - started:.1f} s.", "dim"))
