@@ -161,7 +161,8 @@ class Demo(FleetSteps):
         self.n.why(
             "service-b found the issuer's keys by OIDC discovery, checked the signature, iss, aud and exp; "
             "HasScopes found read:data in the token; HasResourceGrant found service-a's grant for the "
-            "resource 'data' in service-b's own database."
+            "resource 'data' on service-b's API, which the control plane made in the fleet's database "
+            "(read into memory once: no query per request)."
         )
         self.n.outcome(
             step_id,
