@@ -45,7 +45,8 @@ def free_port() -> int:
 class Service:
     """One process of the test project serving one role (``issuer``, ``api``, ``reports``...).
 
-    ``settings`` names its Django settings module (service-b's by default).
+    ``settings`` names its Django settings module (service-b's by default); ``migrate=False``
+    for a process whose own database holds nothing it uses.
     """
 
     def __init__(
@@ -56,9 +57,11 @@ class Service:
         env: dict[str, str] | None = None,
         name: str | None = None,
         settings: str = SETTINGS,
+        migrate: bool = True,
     ):
         self.role = role
         self.settings = settings
+        self.migrate = migrate
         self.name = name or role
         self.dir = Path(workdir) / self.name
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -87,8 +90,10 @@ class Service:
         return env
 
     def start(self, *, seed: Path | None = None) -> None:
-        """Spawn the server (migrating and seeding its database first); do not wait."""
-        args = [sys.executable, str(MANAGE), "serve", "--port", str(self.port), "--migrate"]
+        """Spawn the server (migrating and seeding its own database first); do not wait."""
+        args = [sys.executable, str(MANAGE), "serve", "--port", str(self.port)]
+        if self.migrate:
+            args.append("--migrate")
         if seed:
             args += ["--seed", str(seed)]
         log = open(self.log_path, "ab")
