@@ -138,7 +138,7 @@ def test_the_request_path_lookups_are_indexed():
         grant_indexes = connection.introspection.get_constraints(cursor, ResourceGrant._meta.db_table)
         token_indexes = connection.introspection.get_constraints(cursor, RevokedToken._meta.db_table)
         client_indexes = connection.introspection.get_constraints(cursor, Client._meta.db_table)
-    assert any(c["columns"] == ["client_id", "resource"] and c["unique"] for c in grant_indexes.values())
+    assert any(c["columns"] == ["client_id", "api", "resource"] and c["unique"] for c in grant_indexes.values())
     assert any(c["columns"] == ["exp"] and c["index"] for c in token_indexes.values())
     # A client is (issuer, client_id); a denied jti is (issuer, digest), also found by digest alone.
     assert any(c["columns"] == ["issuer", "jti_sha256"] and c["unique"] for c in token_indexes.values())
