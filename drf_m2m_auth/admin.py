@@ -224,7 +224,7 @@ class ResourceGrantAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("issuer"), ordering="client__issuer")
     def issuer_display(self, obj: ResourceGrant) -> str:
-        return obj.client.issuer or "-"
+        return escape(obj.client.issuer) or "-"
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)

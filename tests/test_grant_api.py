@@ -245,6 +245,21 @@ def test_client_page_shows_its_grants_across_apis_and_its_revocation_state(admin
     assert "1 unexpired revoked token(s) (jti) name it" in page and "tombstone of " in page
 
 
+@pytest.mark.django_db
+def test_grant_admin_add_and_delete_reach_the_request_path(admin_client):
+    client = Client.objects.create(client_id="svc-a", name="A")
+    iss = revocation.only_issuer()
+    assert revocation.resources_for(iss, "svc-a") == frozenset()
+    add = reverse("admin:drf_m2m_auth_resourcegrant_add")
+    response = admin_client.post(add, {"client": client.pk, "api": "", "resource": "orders"}, follow=True)
+    assert "within" in response.content.decode()  # how soon other processes see it
+    grant = ResourceGrant.objects.get()
+    assert grant.api == OWN and revocation.resources_for(iss, "svc-a") == {"orders"}
+    delete = reverse("admin:drf_m2m_auth_resourcegrant_delete", args=[grant.pk])
+    assert admin_client.post(delete, {"post": "yes"}).status_code == 302
+    assert revocation.resources_for(iss, "svc-a") == frozenset()
+
+
 def inline(client: Client, grants: list[tuple[str, str]]) -> dict[str, str]:
     data = {
         "issuer": client.issuer,
