@@ -1,12 +1,14 @@
-"""The upgrade to grants per API and the change sequence (migration 0005, issue 14), on a real SQLite
-file; tests/realservices/test_migration_pg.py plays the same scenarios on PostgreSQL.
+"""The upgrade to grants per API and the change sequence (issue 14), on a real SQLite file;
+tests/realservices/test_migration_pg.py plays the same scenarios on PostgreSQL.
 
-A database at the previous schema (0004_client_issuer_required) holds clients, grants and a
-revocation state whose stamps count 8 changes. Migrating forward fills every grant's ``api`` with
-this project's API (its single audience, or DRF_M2M_AUTH['API'] when set), starts the sequence at
-the stamps' count (so the version the status view reports never goes backwards) and keeps every
-grant working; with several audiences, no API and existing grants it refuses, naming
-DRF_M2M_AUTH['API'], and finishes once the API is set; with no grant to fill it needs no API.
+A database at the schema before it (0003_client_issuer, clients with their issuer) holds clients,
+grants and a revocation state whose stamps count 8 changes. Migrating forward (0004 adds the api
+and the sequence, 0005 requires the issuer, 0006 requires every grant's api) fills every grant's
+``api`` with this project's API (its single audience, or DRF_M2M_AUTH['API'] when set), starts the
+sequence at the stamps' count (so the version the status view reports never goes backwards) and
+keeps every grant working; with several audiences, no API and existing grants 0006 refuses, naming
+DRF_M2M_AUTH['API'] (the grants stay for no API meanwhile), and finishes once the API is set; with
+no grant to fill no API is needed.
 Every step is a real ``manage.py`` process (tests/upgrade_settings.py reads the database and the
 DRF_M2M_AUTH keys from the environment).
 """
@@ -27,15 +29,17 @@ pytestmark = pytest.mark.slow
 ISSUER = "https://tenant-a.example/"
 ORDERS, BILLING = "https://orders.example", "https://billing.example"
 CLIENT_CHANGES, TOKEN_CHANGES = 3, 5  # what the seeded stamps count
+PREVIOUS = "0003_client_issuer"  # the schema before grants per API (0004) and before 0005, 0006
+API_MIGRATION, REFUSING = "0004_grant_api_change_sequence", "0006_grant_api_required"
 
 # The previous schema, then rows written with its models (the migration state's apps).
-AT_0004 = f"""
+AT_PREVIOUS = f"""
 from django.core.management import call_command
 call_command("migrate", verbosity=0)
-call_command("migrate", "drf_m2m_auth", "0004_client_issuer_required", verbosity=0)
+call_command("migrate", "drf_m2m_auth", PREVIOUS, verbosity=0)
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
-apps = MigrationExecutor(connection).loader.project_state(("drf_m2m_auth", "0004_client_issuer_required")).apps
+apps = MigrationExecutor(connection).loader.project_state(("drf_m2m_auth", PREVIOUS)).apps
 Client = apps.get_model("drf_m2m_auth", "Client")
 Grant = apps.get_model("drf_m2m_auth", "ResourceGrant")
 State = apps.get_model("drf_m2m_auth", "RevocationState")
@@ -73,6 +77,12 @@ print("PROBE" + json.dumps(out))
 """
 
 
+STUCK = """
+from drf_m2m_auth.models import ResourceGrant
+print("apis", *(repr(api) for api in ResourceGrant.objects.values_list("api", flat=True)))
+"""
+
+
 def auth_env(env: dict[str, str], **auth) -> dict[str, str]:
     return {
         **env,
@@ -85,10 +95,10 @@ def shown(env: dict[str, str]) -> str:
     return ok(manage(env, "showmigrations", "drf_m2m_auth", "--skip-checks"))  # E032 would stop it
 
 
-def at_0004(env: dict[str, str], grants: list[str]) -> None:
-    out = ok(manage(env, "shell", "-c", f"GRANTS = {grants!r}\n" + AT_0004))
+def at_previous(env: dict[str, str], grants: list[str]) -> None:
+    out = ok(manage(env, "shell", "-c", f"GRANTS = {grants!r}\nPREVIOUS = {PREVIOUS!r}\n" + AT_PREVIOUS))
     assert f"seeded {len(grants)}" in out, out
-    assert "[ ] 0005_grant_api_change_sequence" in shown(env)
+    assert f"[X] {PREVIOUS}" in shown(env) and f"[ ] {API_MIGRATION}" in shown(env)
 
 
 def probe(env: dict[str, str]) -> dict:
@@ -109,21 +119,21 @@ def upgraded(found: dict, api: str) -> None:
 
 def fills_api_from_the_audience(env: dict[str, str]) -> None:
     env = auth_env(env, AUDIENCE=ORDERS)
-    at_0004(env, ["orders", "invoices"])
+    at_previous(env, ["orders", "invoices"])
     ok(manage(env, "migrate", "-v0"))
     upgraded(probe(env), ORDERS)
 
 
 def fills_api_from_the_setting(env: dict[str, str]) -> None:
     env = auth_env(env, AUDIENCE=[ORDERS, BILLING], API="orders")
-    at_0004(env, ["orders", "invoices"])
+    at_previous(env, ["orders", "invoices"])
     ok(manage(env, "migrate", "-v0"))
     upgraded(probe(env), "orders")
 
 
 def refuses_without_an_api_then_finishes(env: dict[str, str]) -> None:
     unset = auth_env(env, AUDIENCE=[ORDERS, BILLING])
-    at_0004(unset, ["orders", "invoices"])
+    at_previous(unset, ["orders", "invoices"])
     checked = manage(unset, "migrate", "-v0")  # the system check stops it first
     assert checked.returncode != 0, checked.stdout
     assert "drf_m2m_auth.E032" in checked.stderr and "DRF_M2M_AUTH['API'] is required" in checked.stderr
@@ -131,7 +141,9 @@ def refuses_without_an_api_then_finishes(env: dict[str, str]) -> None:
     assert refused.returncode != 0, refused.stdout
     assert "RuntimeError: 2 existing grant(s) need the API they belong to" in refused.stderr, refused.stderr
     assert "Set DRF_M2M_AUTH['API'] to the identifier of the API these grants are for" in refused.stderr
-    assert "[ ] 0005_grant_api_change_sequence" in shown(unset)
+    assert f"[X] {API_MIGRATION}" in shown(unset) and f"[ ] {REFUSING}" in shown(unset)
+    # Meanwhile the schema is the new one and the grants are for no API: nothing guessed.
+    assert ok(manage(unset, "shell", "-c", STUCK)).splitlines()[-1] == "apis '' ''"
     fixed = auth_env(env, AUDIENCE=[ORDERS, BILLING], API="orders")
     ok(manage(fixed, "migrate", "-v0"))
     upgraded(probe(fixed), "orders")
@@ -139,9 +151,9 @@ def refuses_without_an_api_then_finishes(env: dict[str, str]) -> None:
 
 def migrates_no_grants_without_an_api(env: dict[str, str]) -> None:
     env = auth_env(env, AUDIENCE=[ORDERS, BILLING])
-    at_0004(env, [])
+    at_previous(env, [])
     ok(manage(env, "migrate", "-v0", "--skip-checks"))  # the check still says E032; nothing needs the API
-    assert "[X] 0005_grant_api_change_sequence" in shown(env)
+    assert f"[X] {REFUSING}" in shown(env)
     found = probe(env)
     assert found["grants"] == [] and found["sequence"] == CLIENT_CHANGES + TOKEN_CHANGES, found
 
@@ -161,5 +173,5 @@ def sqlite_env(path) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.__name__)
-def test_upgrade_to_0005_on_sqlite(tmp_path, scenario):
+def test_upgrade_to_grants_per_api_on_sqlite(tmp_path, scenario):
     scenario(sqlite_env(tmp_path / "db.sqlite3"))
