@@ -369,3 +369,29 @@ def test_m2m_revoke_says_it_applies_at_every_api():
     from drf_m2m_auth.management.commands.m2m_revoke import Command
 
     assert "at every API at once" in Command.help
+
+
+def test_an_undeterminable_api_alone_keeps_the_issuers_for_a_control_plane(settings):
+    """A control plane serving no API registers clients at its issuers; as a data plane the same
+    settings answer 503 (the problem is a problem), and reading API raises naming the key."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    from drf_m2m_auth.conf import m2m_settings, validate_full
+    from drf_m2m_auth.errors import ConfigurationInvalid
+
+    entries = [
+        {"issuer": "https://a.example/", "audience": "https://orders.example"},
+        {"issuer": "https://b.example/", "audience": "https://billing.example"},
+    ]
+    found = validate_full({"ISSUERS": entries}, ["default"])
+    assert [p.check_id for p in found.problems] == ["drf_m2m_auth.E032"]
+    assert [p.issuer for p in found.policies] == ["https://a.example/", "https://b.example/"]
+    settings.DRF_M2M_AUTH = {"ISSUERS": entries}
+    assert m2m_settings.issuers == ["https://a.example/", "https://b.example/"]
+    with pytest.raises(ImproperlyConfigured, match=r"DRF_M2M_AUTH\['API'\] is required"):
+        m2m_settings.API
+    with pytest.raises(ConfigurationInvalid):
+        m2m_settings.ensure_valid()
+    # Any other problem still leaves no issuer: nothing is trusted from a broken configuration.
+    broken = validate_full({"ISSUERS": entries, "REALM": ""}, ["default"])
+    assert broken.policies == [] and "drf_m2m_auth.E032" in [p.check_id for p in broken.problems]
