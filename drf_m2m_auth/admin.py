@@ -1,4 +1,7 @@
-"""Admin for clients, their grants, the jti deny-list and deleted clients' tombstones.
+"""Admin for clients, their grants (per API), the jti deny-list and deleted clients' tombstones.
+
+One admin for a fleet: grants of every API, filtered by API; a client's page shows its grants
+across APIs and its revocation state, which every API applies (admin_grants.py).
 
 Every action goes through the querysets' ``update()`` (one generation bump for the batch) and
 writes one LogEntry per object, so "who revoked what, when" is in the admin's history. Every
@@ -17,11 +20,12 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from . import revocation
-from .ids import jti_digest
+from .admin_grants import ResourceGrantAdminForm, ResourceGrantForm, grants_by_api, own_api, revocation_state
+from .ids import escape, jti_digest
 from .models import MAX_JTI_LENGTH, Client, DeletedClient, ResourceGrant, RevokedToken, validate_jti
 from .revocation_issuers import only_issuer, trusted_issuers
 
-__all__ = ["ClientAdmin", "RevokedTokenAdmin", "DeletedClientAdmin", "propagation_text"]
+__all__ = ["ClientAdmin", "ResourceGrantAdmin", "RevokedTokenAdmin", "DeletedClientAdmin", "propagation_text"]
 
 
 def propagation_text() -> str:
@@ -83,38 +87,6 @@ class ClientForm(forms.ModelForm):
         return self.cleaned_data["issuer"] or only_issuer() or ""
 
 
-def own_api() -> str:
-    """This project's API (DRF_M2M_AUTH["API"]), or "" when it cannot be determined."""
-    from django.core.exceptions import ImproperlyConfigured
-
-    from .conf import m2m_settings
-
-    try:
-        return m2m_settings.API
-    except ImproperlyConfigured:
-        return ""
-
-
-class ResourceGrantForm(forms.ModelForm):
-    """The API defaults to this project's own; the unique check sees the filled value."""
-
-    class Meta:
-        model = ResourceGrant
-        fields = ("api", "resource")
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["api"].required = False
-        if not self.instance.pk:
-            self.fields["api"].initial = own_api()
-
-    def clean_api(self):
-        api = self.cleaned_data.get("api") or own_api()
-        if not api:
-            raise forms.ValidationError(_("Say which API this grant is for (DRF_M2M_AUTH['API'] is not set here)."))
-        return api
-
-
 class ResourceGrantInline(admin.TabularInline):
     model = ResourceGrant
     form = ResourceGrantForm
@@ -136,10 +108,20 @@ class ClientAdmin(admin.ModelAdmin):
         "updated",
     )
     list_display_links = ("client_id", "name")
-    list_filter = ("issuer", "is_active")
+    list_filter = ("issuer", "is_active", ("grants__api", admin.AllValuesFieldListFilter))
     search_fields = ("client_id", "issuer", "name", "description", "grants__resource")
-    readonly_fields = ("tokens_valid_after", "created", "updated")
-    fields = ("issuer", "client_id", "name", "description", "is_active", "tokens_valid_after", "created", "updated")
+    readonly_fields = ("tokens_valid_after", "revocation_state_display", "created", "updated")
+    fields = (
+        "issuer",
+        "client_id",
+        "name",
+        "description",
+        "is_active",
+        "tokens_valid_after",
+        "revocation_state_display",
+        "created",
+        "updated",
+    )
     inlines = [ResourceGrantInline]
     actions = ["revoke_tokens_now", "deactivate", "activate"]
     ordering = ("client_id",)
@@ -147,11 +129,15 @@ class ClientAdmin(admin.ModelAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("grants")
 
-    @admin.display(description=_("resources"))
+    @admin.display(description=_("resources (per API)"))
     def resources_display(self, obj: Client) -> str:
         if not obj.issuer:
             return str(_("none at any issuer until its issuer is set (m2m_set_issuer)"))
-        return ", ".join(sorted(g.resource for g in obj.grants.all())) or "-"
+        return grants_by_api(obj.grants.all(), first=own_api()) or "-"
+
+    @admin.display(description=_("revocation state (at every API)"))
+    def revocation_state_display(self, obj: Client) -> str:
+        return revocation_state(obj)
 
     @admin.display(description=_("issuer"), ordering="issuer")
     def issuer_display(self, obj: Client) -> str:
@@ -218,6 +204,35 @@ class ClientAdmin(admin.ModelAdmin):
                 f"Tombstone kept for {names}: their revoked tokens stay rejected. {propagation_text()}",
                 messages.WARNING,
             )
+
+
+@admin.register(ResourceGrant)
+class ResourceGrantAdmin(admin.ModelAdmin):
+    """Every API's grants in one list (a fleet's control plane), filtered by API."""
+
+    form = ResourceGrantAdminForm
+    list_display = ("client_display", "issuer_display", "api", "resource", "created")
+    list_filter = ("api",)
+    search_fields = ("client__client_id", "resource")
+    list_select_related = ("client",)
+    autocomplete_fields = ("client",)
+    ordering = ("api", "client__client_id", "resource")
+
+    @admin.display(description=_("client"), ordering="client__client_id")
+    def client_display(self, obj: ResourceGrant) -> str:
+        return escape(obj.client.client_id)
+
+    @admin.display(description=_("issuer"), ordering="client__issuer")
+    def issuer_display(self, obj: ResourceGrant) -> str:
+        return escape(obj.client.issuer) or "-"
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        self.message_user(request, propagation_text(), messages.INFO)
+
+    def delete_model(self, request, obj):
+        super().delete_model(request, obj)
+        self.message_user(request, propagation_text(), messages.INFO)
 
 
 @admin.register(DeletedClient)

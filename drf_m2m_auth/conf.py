@@ -107,12 +107,14 @@ def validate_full(user: Any, cache_aliases: Any = (), database_aliases: Any = No
         {k: val for k, val in user.items() if k in SETTINGS}, raw, problems
     )
     problems += issuer_problems
-    if not issuer_problems:
-        problems += _resolve_api(values, policies)
-    if values.get("API") is None:
-        values.pop("API", None)  # never None: reading it raises, naming the problems
+    api_problems = [] if issuer_problems else _resolve_api(values, policies)
     if problems:
         policies = []
+    # An undeterminable API alone keeps the issuers, so a control plane that serves no API still
+    # registers clients (as a data plane it answers 503 regardless: the problem is a problem).
+    problems += api_problems
+    if values.get("API") is None:
+        values.pop("API", None)  # never None: reading it raises, naming the problems
     by_issuer = {iss: policy for policy in policies for iss in policy.issuers}
     return Validated(values, problems, policies, warnings, by_issuer)
 
@@ -247,7 +249,7 @@ class M2MSettings:
     def issuer_policies(self) -> list[IssuerPolicy]:
         """One IssuerPolicy per trusted issuer (ISSUERS, or the ISSUER shorthand); raises when invalid."""
         loaded = self.load()
-        if loaded.problems:
+        if not loaded.policies:  # any problem but an undeterminable API leaves no policy
             raise ImproperlyConfigured(" ".join(p.message for p in loaded.problems))
         return list(loaded.policies)
 

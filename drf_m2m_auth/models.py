@@ -199,6 +199,10 @@ class ResourceGrant(models.Model):
         with atomic_save(self, kwargs):
             super().save(*args, **kwargs)
 
+    def clean_fields(self, exclude=None):
+        fill_api(self)  # full_clean() sees the API save() would store (or says it must be given)
+        super().clean_fields(exclude)
+
 
 class RevokedToken(models.Model):
     """The jti deny-list: one token revoked until it would have expired anyway."""

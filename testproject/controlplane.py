@@ -45,4 +45,6 @@ TEMPLATES = [
 ]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # test logins only
 REST_FRAMEWORK: dict[str, Any] = {"UNAUTHENTICATED_USER": None}
+# The control plane serves no API of its own: its API (this audience) only pre-fills the admin's
+# grant rows; every grant names the API it is for (orders, billing, shipping).
 DRF_M2M_AUTH = m2m_settings("https://control-plane.fleet.example")

@@ -170,13 +170,15 @@ def test_json_output(settings):
     settings.CACHES = LOCMEM  # what the tools say depends on the cache (the PostgreSQL run uses Redis)
     out, _ = run("m2m_grant", "svc-a", "orders", "--create", "--json")
     iss = revocation.only_issuer()
+    api = "https://service-b.example"  # this project's API: its single audience
     assert json.loads(out) == {
         "issuer": iss,
         "client_id": "svc-a",
+        "api": api,
         **LOCMEM_NOTICE,
         "changes": [
             {"action": "register", "issuer": iss, "client_id": "svc-a", "changed": True},
-            {"action": "grant", "resource": "orders", "changed": True},
+            {"action": "grant", "api": api, "resource": "orders", "changed": True},
         ],
     }
     out, _ = run("m2m_revoke", "--deactivate", "svc-a", "--json")

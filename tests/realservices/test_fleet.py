@@ -222,6 +222,7 @@ def test_grant_and_revoke_in_the_control_plane_admin(fleet, admin_page):
     page.goto("/admin/drf_m2m_auth/client/add/")
     page.fill("#id_client_id", client_id)
     page.fill("#id_name", "Service A")
+    page.fill("#id_grants-0-api", "orders")  # the grant is for API "orders"
     page.fill("#id_grants-0-resource", "orders")
     page.click("input[name=_save]")
     page.wait_for_selector("ul.messagelist li.success")
@@ -313,7 +314,7 @@ def test_postgres_restart_under_load_and_a_cold_start_while_it_is_down(fleet):
         "-c",
         "from drf_m2m_auth.models import Client, ResourceGrant; "
         f"c = Client.objects.create(client_id='{client_id}'); "
-        "[ResourceGrant.objects.create(client=c, resource=r) for r in ('orders', 'billing', 'shipping')]",
+        "[ResourceGrant.objects.create(client=c, api=r, resource=r) for r in ('orders', 'billing', 'shipping')]",
     )
     fleet.wait_all("/api/", client_id, dict.fromkeys(APIS, 200), time.monotonic())
     tokens = {api: fleet.token(client_id, api) for api in APIS}
@@ -364,19 +365,24 @@ def test_postgres_restart_under_load_and_a_cold_start_while_it_is_down(fleet):
         cold.stop()
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="awaits helper S3-A: the services still load every API's grants (revocation_state); "
+    "remove this mark when that is merged (strict: an unexpected pass fails the run)",
+)
 def test_a_grant_for_one_api_gives_nothing_at_another(fleet):
-    from drf_m2m_auth.models import ResourceGrant
-
-    if "api" not in {f.name for f in ResourceGrant._meta.get_fields()}:
-        pytest.skip("needs ResourceGrant.api (issue 14, helper E's branch), which is not on main yet")
+    """Every API has a "reports" resource: a grant names the API it is for. Needs the services to
+    load only their own API's grants (revocation_state, issue 14)."""
     client_id = "svc-e"
-    fleet.cp(
-        "shell",
-        "-c",
-        "from drf_m2m_auth.models import Client, ResourceGrant; "
-        f"c = Client.objects.create(client_id='{client_id}'); "
-        "ResourceGrant.objects.create(client=c, api='orders', resource='reports')",
-    )
+    fleet.cp("m2m_grant", client_id, "reports", "--api", "orders", "--create")
     since = time.monotonic()
     times = fleet.wait_all("/reports/", client_id, {"orders": 200, "billing": 403, "shipping": 403}, since)
     assert fleet.record("grant for API orders (reports: 200 at orders only)", times) <= BOUND, times
+    # The same resource granted at billing is a second grant; taking orders' away leaves billing's.
+    fleet.cp("m2m_grant", client_id, "reports", "--api", "billing")
+    fleet.cp("m2m_grant", client_id, "reports", "--api", "orders", "--remove")
+    since = time.monotonic()
+    times = fleet.wait_all("/reports/", client_id, {"orders": 403, "billing": 200, "shipping": 403}, since)
+    assert fleet.record("grant moved from orders to billing", times) <= BOUND, times
+    listing = fleet.cp("m2m_grant", client_id, "--list").stdout
+    assert listing.splitlines()[1:] == ["  billing: reports"], listing

@@ -79,7 +79,9 @@ def parse_exp(value: str, now: dt.datetime) -> dt.datetime:
 class Command(BaseCommand):
     help = (
         "Revoke access tokens: every token of a client issued before now (--client), one token "
-        "by its jti (--jti with --exp), or (de)activate a client. With a cache shared by every "
+        "by its jti (--jti with --exp), or (de)activate a client. A client is revoked or deactivated at "
+        "every API at once, whatever API its grants are for (m2m_grant --api takes one API's grants away). "
+        "With a cache shared by every "
         "process (Redis, Memcached, file or database cache), every worker rejects the tokens within "
         "about REVOCATION_CHECK_INTERVAL seconds; with a per-process cache (LocMem, Dummy) or none, "
         "within REVOCATION_DB_CHECK_INTERVAL seconds. The output says which applies."
