@@ -78,6 +78,11 @@ def test_the_demo_plays_every_step_as_expected(played):
     for claim in ("iss", "aud", "sub", "scope", "iat", "exp"):  # step 1 shows the decoded claims
         assert re.search(rf"^    {claim} +\S", out, re.M), claim
     assert 'WWW-Authenticate: Bearer realm="api", error="insufficient_scope", scope="write:data"' in out
+    # The control plane granted both APIs, one command each, before the steps.
+    assert re.findall(r"manage\.py m2m_grant service-a (\w+) --api (\S+)", out[: out.index("[1]")]) == [
+        ("data", "https://service-b.example"),
+        ("reports", "https://reports.example"),
+    ]
     # Step 5b: ONE m2m_revoke, at the control plane, and each service shows its own 401 for service-a.
     fleet_step = out[out.index("[5b]") : out.index("[6]")]
     assert fleet_step.count("manage.py m2m_revoke") == 1 and "(at the control plane)" in fleet_step
@@ -177,22 +182,19 @@ def test_operator_console_answers_each_command_with_its_outcome(monkeypatch, cap
 
 
 @pytest.mark.django_db
-def test_the_control_plane_seeds_grants_for_every_api_from_one_place(tmp_path):
+def test_the_control_plane_grants_every_api_from_one_place_with_m2m_grant():
     from drf_m2m_auth.models import ResourceGrant
     from testproject.api import scenario as sc
+    from testproject.api.demo_fleet import grant_commands
 
     spec = sc.fleet_seed("not-a-secret")
     assert "clients" not in spec["service_b"]  # service-b registers nobody: the control plane does
-    path = tmp_path / "seed.json"
-    path.write_text(json.dumps(spec))
-    out = io.StringIO()
-    call_command("fleet_seed", str(path), stdout=out)
-    assert "1 client(s), 2 grant(s) across APIs" in out.getvalue()
-    call_command("fleet_seed", str(path), stdout=io.StringIO())  # idempotent
+    commands = grant_commands(spec)
+    assert all(command[0] == "m2m_grant" and "--api" in command for command in commands)
+    for _ in range(2):  # a second run changes nothing
+        for command in commands:
+            call_command(*command, stdout=io.StringIO())
     assert set(ResourceGrant.objects.values_list("client__client_id", "api", "resource")) == {
         (sc.SERVICE_A, sc.SERVICE_B_AUDIENCE, sc.RESOURCE),
         (sc.SERVICE_A, sc.REPORTS_AUDIENCE, sc.REPORTS),
     }
-    path.write_text(json.dumps(sc.seed("not-a-secret")))
-    with pytest.raises(CommandError, match="no 'control_plane' part"):
-        call_command("fleet_seed", str(path))

@@ -99,11 +99,10 @@ class Demo(FleetSteps):
         n.field("issuer", f"{self.issuer_url}  (local stand-in for Auth0: never use it in production)")
         n.field("service-b", f"{self.service_b.url}  (DRF API: M2MJWTAuthentication, HasScopes, HasResourceGrant)")
         n.field("service-c", f"{self.service_c.url}  (the reports API: {sc.REPORTS_AUDIENCE}, the same checks)")
-        n.field(
-            "fleet",
-            "service-b and service-c share drf_m2m_auth's tables (one SQLite file, M2MRouter) and one cache; "
-            "the control plane (an operator shell on that database) granted service-a its resources there",
-        )
+        n.field("fleet", "service-b and service-c share drf_m2m_auth's tables (a SQLite file, M2MRouter) and a cache")
+        n.field("control", "the control plane, an operator shell on that database, granted service-a its resources:")
+        for command in self.granted:
+            n.field("", command)
         n.field("service-a", "this process, using drf_m2m_auth.client.ClientCredentials")
         steps = [
             ("1", "service-a asks the issuer for a token for service-b", self.step_token),

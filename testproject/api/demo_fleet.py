@@ -3,11 +3,14 @@
 service-b and service-c keep drf_m2m_auth's tables in one shared SQLite file (the ``fleet`` alias,
 through ``drf_m2m_auth.routers.M2MRouter``) and watch one cache directory: the laptop version of a
 fleet on PostgreSQL + Redis. The control plane is a warm ``operator_console`` on that database: it
-migrates it, registers service-a with its grants for both APIs (one place), and revokes.
+migrates it, registers service-a and grants it resources for both APIs with ``m2m_grant --api``
+(one place), and revokes.
 """
 
 from __future__ import annotations
 
+import json
+import shlex
 import time
 from pathlib import Path
 
@@ -18,6 +21,17 @@ from .narration import decode_segment
 from .processes import Service
 
 SERVICE_C_SETTINGS = "testproject.api.service_c_settings"
+
+
+def grant_commands(spec: dict) -> list[list[str]]:
+    """The control plane's ``m2m_grant`` commands for a scenario's ``control_plane`` part."""
+    commands = []
+    for client in spec["control_plane"]["clients"]:
+        register = ["--create", "--name", client.get("name", client["client_id"])]
+        for api, resources in client["grants"].items():
+            commands.append(["m2m_grant", client["client_id"], *resources, "--api", api, *register])
+            register = []
+    return commands
 
 
 class FleetSteps:
@@ -38,6 +52,7 @@ class FleetSteps:
             migrate=False,  # its own database holds nothing it uses: its grants are in the fleet's
         )
         self.control_plane = Service("controlplane", workdir, name="control-plane", env={**common, **shared})
+        self.granted: list[str] = []  # the control plane's m2m_grant commands, as run
         self.reports_url = self.service_c.url + "reports/"
         self.figures_url = self.service_c.url + "data/"
 
@@ -50,7 +65,9 @@ class FleetSteps:
             self.control_plane_ops = self.control_plane.console()
             # Only drf_m2m_auth's tables: the fleet's database holds nothing else.
             self.control_plane_ops.run("migrate", "drf_m2m_auth", "--database", "fleet", "-v0", timeout=timeout)
-            self.control_plane_ops.run("fleet_seed", str(seed), timeout=timeout)
+            for command in grant_commands(json.loads(Path(seed).read_text())):
+                self.control_plane_ops.run(*command, timeout=timeout)
+                self.granted.append("manage.py " + shlex.join(command))
             for server in servers:
                 server.wait_ready(timeout)
         except BaseException:

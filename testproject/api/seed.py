@@ -1,4 +1,4 @@
-"""Register clients, resource grants and a few records from a plain dict (service-b or the control plane)."""
+"""Register clients, resource grants and a few records at service-b from a plain dict."""
 
 from __future__ import annotations
 
@@ -8,10 +8,9 @@ from .models import DataRecord
 
 
 def apply(spec: dict) -> None:
-    """``{"clients": [{client_id, name, resources: [...], grants: {api: [...]}, issuer?}], "records": [...]}``
+    """``{"clients": [{client_id, name, resources: [...], issuer?}], "records": [{name, value}]}``
 
-    ``resources`` are granted on this project's own API (``DRF_M2M_AUTH["API"]``); ``grants``
-    names each API (the control plane's way: one place for every API of the fleet). A client
+    ``resources`` are granted on this project's own API (``DRF_M2M_AUTH["API"]``). A client
     without ``issuer`` belongs to the first trusted issuer (the local issuer; a second tenant,
     when the e2e suite runs one, registers nobody here unless a client names it).
     """
@@ -42,6 +41,3 @@ def _clients(items: list[dict], default_issuer: str) -> None:
         )
         for resource in item.get("resources", []):
             ResourceGrant.objects.get_or_create(client=client, resource=resource)
-        for api, resources in item.get("grants", {}).items():
-            for resource in resources:
-                ResourceGrant.objects.get_or_create(client=client, api=api, resource=resource)
