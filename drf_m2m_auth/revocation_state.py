@@ -242,11 +242,8 @@ class DatabaseLoader:
             if (
                 state is not None
                 and state.revision == revision
-                and (state.issuer, state.client_id)
-                == (
-                    issuer or "",
-                    client_id,
-                )
+                and state.issuer == (issuer or "")
+                and state.client_id == client_id
             ):
                 unchanged.append(state)
             else:
