@@ -42,9 +42,13 @@ def test_grant_is_unique_per_client_and_resource():
     ResourceGrant.objects.create(client=b, resource="orders")
     with pytest.raises(IntegrityError), transaction.atomic():
         ResourceGrant.objects.create(client=a, resource="orders")
+    api = ResourceGrant.objects.get(client=a).api
+    assert api == "https://service-b.example"  # filled with the project's own API
     with pytest.raises(ValidationError, match="already exists"):
-        ResourceGrant(client=a, resource="orders").full_clean()
-    assert a.resources == ["orders"]
+        ResourceGrant(client=a, api=api, resource="orders").full_clean()
+    # the same resource at another API is another grant
+    ResourceGrant.objects.create(client=a, api="https://reports.example", resource="orders")
+    assert a.resources == ["orders", "orders"]
 
 
 def test_client_id_with_auth0_suffix_is_refused_by_validation():
@@ -138,7 +142,8 @@ def test_the_request_path_lookups_are_indexed():
         grant_indexes = connection.introspection.get_constraints(cursor, ResourceGrant._meta.db_table)
         token_indexes = connection.introspection.get_constraints(cursor, RevokedToken._meta.db_table)
         client_indexes = connection.introspection.get_constraints(cursor, Client._meta.db_table)
-    assert any(c["columns"] == ["client_id", "resource"] and c["unique"] for c in grant_indexes.values())
+    assert any(c["columns"] == ["client_id", "api", "resource"] and c["unique"] for c in grant_indexes.values())
+    assert any(c["columns"] == ["api"] and c["index"] for c in grant_indexes.values())
     assert any(c["columns"] == ["exp"] and c["index"] for c in token_indexes.values())
     # A client is (issuer, client_id); a denied jti is (issuer, digest), also found by digest alone.
     assert any(c["columns"] == ["issuer", "jti_sha256"] and c["unique"] for c in token_indexes.values())

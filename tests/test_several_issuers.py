@@ -60,6 +60,7 @@ def three(servers, settings):
             {"issuer": ENTRA_V2, "audience": ["api://orders", "11111111-2222-3333-4444-555555555555"],
              "preset": "entra", "jwks_url": entra.jwks_url},
         ],
+        "API": "https://orders.example",  # several audiences: the grants' API is named
     }  # fmt: skip
     return auth0.fake, okta.fake, entra.fake
 

@@ -125,7 +125,7 @@ def two_issuers(env: dict[str, str]) -> None:
     refused = manage(env, "migrate", "-v0")
     assert refused.returncode != 0
     assert "m2m_set_issuer --issuer" in refused.stderr and "'svc-a'" in refused.stderr, refused.stderr
-    assert "[X] 0003_client_issuer" in ok(manage(env, "showmigrations", "drf_m2m_auth"))
+    assert "[X] 0004_grant_api_change_sequence" in ok(manage(env, "showmigrations", "drf_m2m_auth"))
     found = probe(env, ISSUER_A, ISSUER_B)
     assert found.pop("rows") == {"svc-a": None, "svc-off": None}  # nothing guessed
     # Meanwhile: revoked at both issuers, granted at neither (never wider access).

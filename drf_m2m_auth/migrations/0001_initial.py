@@ -14,73 +14,145 @@ def create_revocation_state(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Client',
+            name="Client",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('client_id', models.CharField(help_text="The OAuth client id as the issuer's dashboard shows it (for Auth0, without the '@clients' suffix of the token's sub).", max_length=255, unique=True, verbose_name='client id')),
-                ('name', models.CharField(max_length=200, verbose_name='name')),
-                ('description', models.TextField(blank=True, verbose_name='description')),
-                ('is_active', models.BooleanField(default=True, help_text="An inactive client's tokens are all rejected (401 invalid_token).", verbose_name='active')),
-                ('tokens_valid_after', models.DateTimeField(blank=True, help_text="Tokens issued (iat) before this moment are rejected. Set by 'revoke all tokens now'.", null=True, verbose_name='tokens valid after')),
-                ('created', models.DateTimeField(auto_now_add=True, verbose_name='created')),
-                ('updated', models.DateTimeField(auto_now=True, verbose_name='updated')),
-                ('revision', models.BigIntegerField(default=drf_m2m_auth.models.new_revision, editable=False)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "client_id",
+                    models.CharField(
+                        help_text="The OAuth client id as the issuer's dashboard shows it (for Auth0, without the '@clients' suffix of the token's sub).",
+                        max_length=255,
+                        unique=True,
+                        verbose_name="client id",
+                    ),
+                ),
+                ("name", models.CharField(max_length=200, verbose_name="name")),
+                ("description", models.TextField(blank=True, verbose_name="description")),
+                (
+                    "is_active",
+                    models.BooleanField(
+                        default=True,
+                        help_text="An inactive client's tokens are all rejected (401 invalid_token).",
+                        verbose_name="active",
+                    ),
+                ),
+                (
+                    "tokens_valid_after",
+                    models.DateTimeField(
+                        blank=True,
+                        help_text="Tokens issued (iat) before this moment are rejected. Set by 'revoke all tokens now'.",
+                        null=True,
+                        verbose_name="tokens valid after",
+                    ),
+                ),
+                ("created", models.DateTimeField(auto_now_add=True, verbose_name="created")),
+                ("updated", models.DateTimeField(auto_now=True, verbose_name="updated")),
+                ("revision", models.BigIntegerField(default=drf_m2m_auth.models.new_revision, editable=False)),
             ],
             options={
-                'verbose_name': 'client',
-                'verbose_name_plural': 'clients',
-                'ordering': ['client_id'],
+                "verbose_name": "client",
+                "verbose_name_plural": "clients",
+                "ordering": ["client_id"],
             },
         ),
         migrations.CreateModel(
-            name='RevocationState',
+            name="RevocationState",
             fields=[
-                ('id', models.PositiveSmallIntegerField(default=1, editable=False, primary_key=True, serialize=False)),
-                ('clients_stamp', models.BigIntegerField(default=0)),
-                ('tokens_stamp', models.BigIntegerField(default=0)),
+                ("id", models.PositiveSmallIntegerField(default=1, editable=False, primary_key=True, serialize=False)),
+                ("clients_stamp", models.BigIntegerField(default=0)),
+                ("tokens_stamp", models.BigIntegerField(default=0)),
             ],
             options={
-                'verbose_name': 'revocation state',
-                'default_permissions': (),
+                "verbose_name": "revocation state",
+                "default_permissions": (),
             },
         ),
         migrations.CreateModel(
-            name='RevokedToken',
+            name="RevokedToken",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('jti', models.CharField(max_length=255, unique=True, validators=[django.core.validators.RegexValidator(re.compile('^[\\x21-\\x7e]{1,255}\\Z'), 'A jti is 1-255 printable ASCII characters without spaces.')], verbose_name='jti')),
-                ('client_id', models.CharField(blank=True, db_index=True, help_text='For the record only; the jti alone is matched.', max_length=255, verbose_name='client id')),
-                ('exp', models.DateTimeField(db_index=True, help_text="The token's exp: after it the entry is useless and is purged.", verbose_name='expires')),
-                ('reason', models.CharField(blank=True, max_length=200, verbose_name='reason')),
-                ('created', models.DateTimeField(auto_now_add=True, verbose_name='created')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "jti",
+                    models.CharField(
+                        max_length=255,
+                        unique=True,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                re.compile("^[\\x21-\\x7e]{1,255}\\Z"),
+                                "A jti is 1-255 printable ASCII characters without spaces.",
+                            )
+                        ],
+                        verbose_name="jti",
+                    ),
+                ),
+                (
+                    "client_id",
+                    models.CharField(
+                        blank=True,
+                        db_index=True,
+                        help_text="For the record only; the jti alone is matched.",
+                        max_length=255,
+                        verbose_name="client id",
+                    ),
+                ),
+                (
+                    "exp",
+                    models.DateTimeField(
+                        db_index=True,
+                        help_text="The token's exp: after it the entry is useless and is purged.",
+                        verbose_name="expires",
+                    ),
+                ),
+                ("reason", models.CharField(blank=True, max_length=200, verbose_name="reason")),
+                ("created", models.DateTimeField(auto_now_add=True, verbose_name="created")),
             ],
             options={
-                'verbose_name': 'revoked token',
-                'verbose_name_plural': 'revoked tokens',
-                'ordering': ['-created'],
+                "verbose_name": "revoked token",
+                "verbose_name_plural": "revoked tokens",
+                "ordering": ["-created"],
             },
         ),
         migrations.CreateModel(
-            name='ResourceGrant',
+            name="ResourceGrant",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('resource', models.CharField(max_length=100, validators=[django.core.validators.RegexValidator(re.compile('^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,99}\\Z'), 'A resource is 1-100 characters: letters, digits and _ . : / - (no spaces).')], verbose_name='resource')),
-                ('created', models.DateTimeField(auto_now_add=True, verbose_name='created')),
-                ('client', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='grants', to='drf_m2m_auth.client', verbose_name='client')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "resource",
+                    models.CharField(
+                        max_length=100,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                re.compile("^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,99}\\Z"),
+                                "A resource is 1-100 characters: letters, digits and _ . : / - (no spaces).",
+                            )
+                        ],
+                        verbose_name="resource",
+                    ),
+                ),
+                ("created", models.DateTimeField(auto_now_add=True, verbose_name="created")),
+                (
+                    "client",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="grants",
+                        to="drf_m2m_auth.client",
+                        verbose_name="client",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'resource grant',
-                'verbose_name_plural': 'resource grants',
-                'ordering': ['resource'],
-                'constraints': [models.UniqueConstraint(fields=('client', 'resource'), name='drf_m2m_auth_grant_unique')],
+                "verbose_name": "resource grant",
+                "verbose_name_plural": "resource grants",
+                "ordering": ["resource"],
+                "constraints": [
+                    models.UniqueConstraint(fields=("client", "resource"), name="drf_m2m_auth_grant_unique")
+                ],
             },
         ),
         migrations.RunPython(create_revocation_state, migrations.RunPython.noop),

@@ -46,7 +46,6 @@ def restore_jtis(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
         ("drf_m2m_auth", "0001_initial"),
     ]
@@ -83,7 +82,10 @@ class Migration(migrations.Migration):
             model_name="revokedtoken",
             name="jti_sha256",
             field=models.CharField(
-                help_text="The digest of the jti; what is matched.", max_length=64, unique=True, verbose_name="jti SHA-256"
+                help_text="The digest of the jti; what is matched.",
+                max_length=64,
+                unique=True,
+                verbose_name="jti SHA-256",
             ),
         ),
         migrations.AlterField(

@@ -51,7 +51,7 @@ def test_migrations_forward_backward_forward(postgres):
         indexes = {
             row[0] for row in conn.execute("SELECT indexdef FROM pg_indexes WHERE tablename LIKE 'drf_m2m_auth_%'")
         }
-    assert any("(client_id, resource)" in i and "UNIQUE" in i for i in indexes), indexes
+    assert any("(client_id, api, resource)" in i and "UNIQUE" in i for i in indexes), indexes
     assert any("drf_m2m_auth_revokedtoken" in i and "(exp)" in i for i in indexes), indexes
 
 

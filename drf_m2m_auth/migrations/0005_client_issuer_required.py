@@ -23,7 +23,7 @@ def require_issuers(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("drf_m2m_auth", "0003_client_issuer"),
+        ("drf_m2m_auth", "0004_grant_api_change_sequence"),
     ]
 
     operations = [
