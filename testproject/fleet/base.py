@@ -54,7 +54,8 @@ def caches() -> dict[str, Any]:
     }
 
 
-def m2m_settings(audience: str) -> dict[str, Any]:
+def m2m_settings(audience: str, api: str | None = None) -> dict[str, Any]:
+    """``api``: the service's API identifier, the api of its grants (default: the audience)."""
     conf: dict[str, Any] = {
         "ISSUER": os.environ.get("M2M_ISSUER", "http://127.0.0.1:8000/issuer/"),
         "AUDIENCE": audience,
@@ -62,6 +63,8 @@ def m2m_settings(audience: str) -> dict[str, Any]:
         "DATABASE": "fleet",
         "CACHE_KEY_PREFIX": "drf_m2m_auth.fleet",  # one prefix for the whole fleet on its Redis
     }
+    if api is not None:
+        conf["API"] = api
     if os.environ.get("M2M_JWKS_URL"):
         conf["JWKS_URL"] = os.environ["M2M_JWKS_URL"]
     for name in ("REVOCATION_CHECK_INTERVAL", "REVOCATION_DB_CHECK_INTERVAL"):

@@ -222,6 +222,7 @@ def test_grant_and_revoke_in_the_control_plane_admin(fleet, admin_page):
     page.goto("/admin/drf_m2m_auth/client/add/")
     page.fill("#id_client_id", client_id)
     page.fill("#id_name", "Service A")
+    page.fill("#id_grants-0-api", "orders")  # the orders service's API: it loads it, no other does
     page.fill("#id_grants-0-resource", "orders")
     page.click("input[name=_save]")
     page.wait_for_selector("ul.messagelist li.success")
@@ -313,7 +314,7 @@ def test_postgres_restart_under_load_and_a_cold_start_while_it_is_down(fleet):
         "-c",
         "from drf_m2m_auth.models import Client, ResourceGrant; "
         f"c = Client.objects.create(client_id='{client_id}'); "
-        "[ResourceGrant.objects.create(client=c, resource=r) for r in ('orders', 'billing', 'shipping')]",
+        "[ResourceGrant.objects.create(client=c, api=r, resource=r) for r in ('orders', 'billing', 'shipping')]",
     )
     fleet.wait_all("/api/", client_id, dict.fromkeys(APIS, 200), time.monotonic())
     tokens = {api: fleet.token(client_id, api) for api in APIS}
