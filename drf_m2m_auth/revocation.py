@@ -19,7 +19,7 @@ from .conf import m2m_settings, on_reset
 from .errors import RevocationUnavailable  # noqa: F401  (raised through here; its home is errors)
 from .revocation_cache import GENERATION_KIND, RevocationCache, new_generation
 from .revocation_issuers import issuer_policies, only_issuer, trusted_issuers
-from .revocation_state import ClientState
+from .revocation_state import ClientState, DatabaseLoader
 from .shared import get_shared_cache
 
 __all__ = [
@@ -81,8 +81,19 @@ def build(
         deny_unregistered=deny,
         deny_unregistered_by_issuer=per_issuer,
         issuer_aliases=aliases,
-        loader=loader,
+        loader=loader or DatabaseLoader(api=_own_api()),
     )
+
+
+def _own_api() -> str:
+    """This service's API, whose grants alone are loaded. When it cannot be determined (check
+    E032 says so), "": no grant has an empty api (saving fills it), so nothing is granted here."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    try:
+        return m2m_settings.API
+    except ImproperlyConfigured:
+        return ""
 
 
 def process_cache() -> RevocationCache:
@@ -151,19 +162,18 @@ def status() -> dict[str, Any]:
     """What this process has loaded, for the status view: ``version``, ``loaded_at``, ``age_s``.
 
     Checks for changes first, exactly as a request would (so polling the status view drives the
-    same reload a request does). ``version`` is ``querysets.stamp_version`` of the loaded stamps: it
-    grows with every committed change, and ``m2m_drill`` reads the same number from the database
-    after its own write. Raises ``RevocationUnavailable`` while nothing could be loaded yet.
+    same reload a request does). ``version`` is the change sequence the snapshot has loaded
+    (``RevocationState.sequence``, changes.py): every committed change has a number, and a process
+    at version V has applied every change numbered up to V. ``m2m_drill`` reads the number its own
+    write produced. Raises ``RevocationUnavailable`` while nothing could be loaded yet.
     """
-    from .querysets import stamp_version
-
     instance = process_cache()
     snap = instance.snapshot
     if instance.clock() >= snap.next_check:
         snap = instance.sync()
     loaded_at = instance.loaded_at
     return {
-        "version": stamp_version(snap.clients_stamp, snap.tokens_stamp) if snap.loaded else None,
+        "version": snap.sequence if snap.loaded else None,
         "loaded_at": loaded_at,
         "age_s": None if loaded_at is None else round(max(0.0, time.time() - loaded_at), 3),
     }

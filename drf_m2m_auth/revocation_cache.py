@@ -1,14 +1,15 @@
 """RevocationCache: is this client / this token still allowed? Answered from process memory, kept fresh via the cache.
 
 Request path (``check`` / ``resources_for``): one monotonic-clock comparison and dict lookups in
-an immutable snapshot. No database query and no cache round trip.
+the snapshot. No database query and no cache round trip.
 
 Freshness: at most once per REVOCATION_CHECK_INTERVAL a process reads one key from the shared
 Django cache, the *generation*. Writers (the models, through ``RevocationState.objects.stamp``)
-stamp the database in the writer's transaction and send ``signals.revocation_changed``; this
-module, subscribed in ``AppConfig.ready()``, sets the generation to a fresh random number once the
-transaction commits. A process that sees a generation other than the one it last saw reads the
-database's stamps and reloads only the sections and clients that changed.
+number their change in the writer's transaction (changes.py) and send
+``signals.revocation_changed``; this module, subscribed in ``AppConfig.ready()``, sets the
+generation to a fresh random number once the transaction commits. A process that sees a
+generation other than the one it last saw reads the database's change sequence and re-reads only
+what the changes numbered after its snapshot name (revocation_state.py).
 
 Why random generations and not ``incr``: the file and database caches implement ``incr`` as
 get-then-set, so two concurrent writers could both write N+1 and a process that saw the first
@@ -16,10 +17,10 @@ would miss the second. A fresh random value never repeats, and a process reloads
 difference, so every commit is seen.
 
 Why revocations are never lost: the database is the truth, the cache only says "look now".
-While the cache is unreachable a process compares the database stamps every interval instead (one
+While the cache is unreachable a process compares the database sequence every interval instead (one
 primary-key read); when it comes back the process re-checks the database and republishes. The
 process that made a change reloads at once on commit, whatever the cache does. Independently of
-the cache, every process re-reads the stamps every REVOCATION_DB_CHECK_INTERVAL seconds, which
+the cache, every process re-reads the sequence every REVOCATION_DB_CHECK_INTERVAL seconds, which
 bounds staleness even if a writer could not reach the cache and died before it came back. A cache
 that other processes cannot see (LocMem, Dummy) announces nothing: the others find a change at
 their periodic database check, and ``announcement()`` says so.
@@ -38,8 +39,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .errors import InvalidToken, RevocationUnavailable
-from .ids import jti_digest
+from .errors import RevocationUnavailable
+from .revocation_rules import judge
 from .revocation_state import ClientState, DatabaseLoader, Snapshot
 from .shared import safe_call
 
@@ -50,8 +51,10 @@ logger = logging.getLogger("drf_m2m_auth.revocation")
 GENERATION_KIND = "revocation-generation"
 _OUTAGE = object()
 _NO_CLIENTS: Mapping[str, ClientState] = {}  # never written: a plain dict is the fastest .get()
-_NO_JTIS: frozenset[str] = frozenset()
-DIGEST_MEMO_SIZE = 4096  # jtis whose digest is remembered (cleared whole when full: no eviction cost)
+# Token objects that passed against the current snapshot (the verifier's cache hands out the same
+# AccessToken for the same JWT): its next check is one set lookup. Each snapshot with new content
+# starts an empty set; cleared whole when full.
+PASSED_MEMO_SIZE = 4096
 
 
 def new_generation() -> int:
@@ -69,7 +72,7 @@ def _database_errors() -> tuple[type[BaseException], ...]:
 class RevocationCache:
     """One process's view of clients, grants, tombstones and the jti deny-list.
 
-    ``cache``: a ``shared.SharedCache`` (or None: no announcements, database stamps every
+    ``cache``: a ``shared.SharedCache`` (or None: no announcements, database sequence every
     interval). ``loader``: reads the database (``revocation_state.DatabaseLoader``).
     ``deny_unregistered``: refuse unregistered clients, unless ``deny_unregistered_by_issuer``
     (issuer -> bool) says otherwise for the token's issuer. ``issuer_aliases``: other exact ``iss``
@@ -119,41 +122,17 @@ class RevocationCache:
         snap = self.snapshot
         if self.clock() >= snap.next_check:
             snap = self.sync()
-        issuer = token.issuer
-        if self.issuer_aliases:
-            issuer = self.issuer_aliases.get(issuer, issuer)
-        client_id = token.client_id
-        state = snap.clients.get(issuer, _NO_CLIENTS).get(client_id)
-        if state is None:
-            # deleting a client never widens access
-            state = snap.tombstones.get(issuer, _NO_CLIENTS).get(client_id)
-            if state is None and snap.tombstones:
-                state = snap.tombstones.get(None, _NO_CLIENTS).get(client_id)
-            if (state is None or token.iat >= state.min_iat) and snap.unregistered.get(issuer, snap.deny_unregistered):
-                raise InvalidToken("The client is not registered.", reason="client_unregistered")
-        if state is not None and token.iat < state.min_iat:  # inactive means min_iat = +inf
-            self._reject(state)
-        if snap.every_issuer:  # rows without an issuer yet: their revocation applies at every issuer
-            unassigned = snap.every_issuer.get(client_id)
-            if unassigned is not None and token.iat < unassigned.min_iat:
-                self._reject(unassigned)
-        if snap.jtis and token.jti is not None:
-            digest = self._digests.get(token.jti)
-            if digest is None:  # SHA-256 costs ~1 us here; a cached token's next request ~50 ns
-                if len(self._digests) >= DIGEST_MEMO_SIZE:
-                    self._digests.clear()
-                digest = self._digests[token.jti] = jti_digest(token.jti)
-            denied = snap.jtis.get(issuer)
-            if denied is None:
-                denied = snap.jtis.get(None, _NO_JTIS)
-            if digest in denied:
-                raise InvalidToken("The access token has been revoked.", reason="jti_revoked", claim="jti")
-
-    @staticmethod
-    def _reject(state: ClientState) -> None:
-        if not state.active:
-            raise InvalidToken("The client has been deactivated.", reason="client_inactive")
-        raise InvalidToken("The access token has been revoked.", reason="token_revoked", claim="iat")
+        passed = snap.passed
+        try:
+            if token in passed:  # this very token object passed against this very snapshot
+                return
+        except TypeError:  # not hashable (a test's stand-in): judge it every time
+            judge(snap, token, self.issuer_aliases, self._digests)
+            return
+        judge(snap, token, self.issuer_aliases, self._digests)
+        if len(passed) >= PASSED_MEMO_SIZE:
+            passed.clear()
+        passed.add(token)
 
     def resources_for(self, issuer: str | None, client_id: str) -> frozenset[str] | None:
         """The resources granted to the client (issuer, client_id), or None if it is not registered
@@ -226,7 +205,7 @@ class RevocationCache:
     def publish(self) -> bool:
         """Set a fresh generation in the shared cache; remembered and retried if the cache is down."""
         if self.cache is None:
-            return True  # CACHE = None: every process compares the database stamps instead
+            return True  # CACHE = None: every process compares the database sequence instead
         if not self.cache.set(self.generation_key, new_generation(), None):
             self.publish_pending = True
             self._warn_once(
@@ -272,6 +251,12 @@ class RevocationCache:
             return snap
 
         new = snap.copy()
+        # Read inside this thread's own uncommitted write: what it sees may yet roll back, and a
+        # rolled-back number is allocated again. Such a snapshot is marked provisional, and the
+        # first read outside that transaction loads everything again.
+        inside = dirty and self._inside_dirty_transaction()
+        if snap.provisional and not inside:
+            new.sequence = None
         try:
             changed = self.loader.reload(new)
         except _database_errors() as exc:
@@ -284,7 +269,10 @@ class RevocationCache:
 
         new.deny_unregistered = self.deny_unregistered
         new.unregistered = self.unregistered
+        if changed or not snap.loaded:
+            new.passed = set()  # verdicts stand for the content they were judged against
         new.loaded = True
+        new.provisional = inside
         new.db_deadline = now + self.db_check_interval if self.db_check_interval else math.inf
         new.next_check = now + interval
         # Only a value read *before* the database counts as seen; our own bump does not.
@@ -299,7 +287,7 @@ class RevocationCache:
             elif self.publish_pending:
                 self.publish()
         if dirty:
-            if self._inside_dirty_transaction():
+            if inside:
                 new.next_check = -math.inf
             else:  # read outside the writer's transaction: what we saw is committed
                 self._dirty = False
@@ -310,7 +298,7 @@ class RevocationCache:
 
     def _read_generation(self) -> tuple[bool, Any]:
         """``(reachable, generation)``. Without a shared cache (CACHE = None) nothing announces a
-        change, so the caller compares the database stamps every interval (one primary-key read)."""
+        change, so the caller compares the database sequence every interval (one primary-key read)."""
         cache = self.cache
         if cache is None:
             return False, None

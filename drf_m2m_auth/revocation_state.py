@@ -1,33 +1,55 @@
-"""What revocation.py holds in memory, and how it is read from the database.
+"""What revocation_cache.py holds in memory, and how a change reaches it from the database.
 
-``Snapshot`` is everything the request path reads (replaced whole on reload); ``DatabaseLoader``
-reads the stamps and reloads only the sections and the clients that changed. The models are
-imported when a loader first reads, never at import time.
+``Snapshot`` is everything the request path reads. ``DatabaseLoader`` keeps it up to date by the
+change sequence (changes.py): it reads ``RevocationState.sequence``; if the snapshot is behind, it
+reads the ``RevocationChange`` rows numbered after the snapshot's and re-reads only what they name
+(one client, one jti digest, or a whole section for a bulk change). A first load, a snapshot older
+than the pruned history, or a sequence that went backwards loads everything.
+
+Concurrency: a change is applied *in place* to the snapshot's dicts (copying 100,000 digests per
+change would cost more than the change itself). Every single-key write of a dict is atomic under
+the GIL, and the writes of one client are ordered so that a reader between two of them never sees
+more access than before or after: a tombstone appears before its client disappears, a client's new
+location before its old one goes, a denied jti is added before its other entries are dropped.
+Only one thread loads at a time (the cache's lock).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
+
+from . import revocation_load as load
 
 __all__ = ["ClientState", "Snapshot", "DatabaseLoader", "CHUNK"]
 
-CHUNK = 500  # ids per IN (...) query: below SQLite's historical 999-parameter limit
+CHUNK = load.CHUNK
 
 
 class ClientState:
     """What the request path needs to know about one registered (or deleted) client."""
 
-    __slots__ = ("active", "valid_after", "resources", "revision", "pk", "min_iat")
+    __slots__ = ("active", "valid_after", "resources", "revision", "pk", "min_iat", "issuer", "client_id")
 
     def __init__(
-        self, *, active: bool, valid_after: float | None, resources: frozenset[str], revision: int, pk: Any = None
+        self,
+        *,
+        active: bool,
+        valid_after: float | None,
+        resources: frozenset[str],
+        revision: int,
+        pk: Any = None,
+        issuer: str = "",
+        client_id: str = "",
     ):
         self.active = active
         self.valid_after = valid_after
         self.resources = resources
         self.revision = revision
         self.pk = pk
+        self.issuer = issuer  # where the snapshot holds it ("": every_issuer)
+        self.client_id = client_id
         # The earliest iat accepted: the request path makes one comparison for both rules.
         self.min_iat = math.inf if not active else (valid_after if valid_after is not None else -math.inf)
 
@@ -36,48 +58,56 @@ class ClientState:
 
 
 class Snapshot:
-    """Everything ``check`` reads. Replaced whole on reload; only ``next_check`` moves in place.
+    """Everything ``check`` reads. Its dicts are updated in place; the rest is replaced on reload.
 
     A client is (issuer, client_id). ``clients``: issuer -> client id -> state. ``every_issuer``:
     clients whose issuer is not recorded yet (rows from before the issuer column, until
     ``m2m_set_issuer`` fills them): their revocation state applies at every issuer and their grants
     at none. ``tombstones``: issuer (None: every issuer) -> client id -> deleted client's state,
-    consulted only for a client that is not registered. ``jtis``: issuer -> SHA-256 digests of the
-    denied jtis that have not expired (each issuer's set includes the entries for every issuer,
-    which alone are under None). ``unregistered``: issuer -> deny an
-    unregistered client?, ``deny_unregistered`` for an issuer not in it.
+    consulted only for a client that is not registered. ``denied``: SHA-256 digest of a denied,
+    unexpired jti -> the issuers whose tokens it is denied in (None among them: every issuer).
+    ``by_pk``: client row pk -> its state (to find a row that moved). ``sequence``: the change
+    number loaded (the status view's version). ``provisional``: last read inside this process's
+    own uncommitted write, which may roll back: the next read outside it loads everything.
+    ``unregistered``: issuer -> deny an unregistered client?, ``deny_unregistered`` for an issuer
+    not in it. ``passed``: the token objects that passed ``check`` against this content (a new
+    snapshot with other content gets an empty one; see revocation_cache.PASSED_MEMO_SIZE).
     """
 
     __slots__ = (
         "clients",
         "every_issuer",
         "tombstones",
-        "jtis",
+        "denied",
+        "by_pk",
         "deny_unregistered",
         "unregistered",
         "next_check",
         "loaded",
         "seen_generation",
-        "clients_stamp",
-        "tokens_stamp",
+        "sequence",
+        "provisional",
         "db_deadline",
         "cache_failed",
+        "passed",
     )
 
     def __init__(self) -> None:
         self.clients: dict[str, dict[str, ClientState]] = {}
         self.every_issuer: dict[str, ClientState] = {}
         self.tombstones: dict[str | None, dict[str, ClientState]] = {}
-        self.jtis: dict[str | None, frozenset[str]] = {}
+        self.denied: dict[str, frozenset[str | None]] = {}
+        self.by_pk: dict[Any, ClientState] = {}
         self.deny_unregistered = False
         self.unregistered: dict[str, bool] = {}
         self.next_check = -math.inf  # the first check loads
         self.loaded = False
         self.seen_generation: Any = None
-        self.clients_stamp: int | None = None
-        self.tokens_stamp: int | None = None
+        self.sequence: int | None = None
+        self.provisional = False
         self.db_deadline = -math.inf
         self.cache_failed = False
+        self.passed: set[Any] = set()  # tokens that passed ``check`` against this content
 
     def copy(self) -> Snapshot:
         new = Snapshot()
@@ -85,109 +115,240 @@ class Snapshot:
             setattr(new, name, getattr(self, name))
         return new
 
+    @property
+    def jtis(self) -> dict[str | None, frozenset[str]]:
+        """issuer -> every digest denied there (for tools and tests; O(n): not on the request path)."""
+        everywhere = frozenset(digest for digest, issuers in self.denied.items() if None in issuers)
+        out: dict[str | None, set[str]] = {}
+        for digest, issuers in self.denied.items():
+            for issuer in issuers:
+                out.setdefault(issuer, set()).add(digest)
+        return {issuer: frozenset(d if issuer is None else d | everywhere) for issuer, d in out.items()}
 
-def _state(active: bool, after: Any, resources: frozenset[str] = frozenset(), revision: int = 0, pk: Any = None):
+
+def _state(row: load.ClientRow, resources: frozenset[str]) -> ClientState:
+    pk, issuer, client_id, active, after, revision = row
     return ClientState(
         active=active,
-        valid_after=after.timestamp() if after else None,
-        resources=resources,
+        valid_after=load.timestamp(after),
+        resources=resources if issuer else frozenset(),  # an issuer-less row is granted nothing
         revision=revision,
         pk=pk,
+        issuer=issuer or "",
+        client_id=client_id,
     )
 
 
+def _tombstone(active: bool, after: float | None) -> ClientState:
+    return ClientState(active=active, valid_after=after, resources=frozenset(), revision=0)
+
+
 class DatabaseLoader:
-    """Reads the revocation tables of one database alias (None: the router's choice)."""
+    """Reads the revocation tables of one database alias (None: the router's choice).
 
-    def __init__(self, using: str | None = None):
+    ``api``: this service's API (``DRF_M2M_AUTH["API"]``); only its grants are loaded (None: the
+    grants of every API, for tools). ``full_loads``/``incremental_loads`` count the two paths.
+    """
+
+    def __init__(self, using: str | None = None, api: str | None = None):
         self.using = using
-
-    def _objects(self, model):
-        return model.objects.using(self.using) if self.using else model.objects
+        self.api = api
+        self.interner = load.Interner()
+        self.full_loads = 0
+        self.incremental_loads = 0
 
     def reload(self, new: Snapshot) -> bool:
-        """Read the stamps, then reload the sections whose stamp moved. True if anything changed."""
-        from django.utils import timezone
+        """Bring ``new`` up to the database's sequence. True if a loaded snapshot changed."""
+        from .changes import MAX_KEYS
 
-        from .models import RevocationState, RevokedToken
+        sequence, pruned = load.sequence_row(self)
+        old = new.sequence
+        if not new.loaded or old is None or sequence < old or old < pruned:
+            self.load_everything(new, sequence)
+            return new.loaded
+        if sequence == old:
+            return False
+        rows = load.changes(self, old, sequence)
+        if load.sequence_row(self)[1] > old:  # pruned past us meanwhile: what we read may be partial
+            self.load_everything(new, sequence)
+            return True
+        client_keys: dict[str, set[str]] = {}
+        digests: set[str] = set()
+        whole_clients = whole_tokens = False
+        for kind, issuer, key in rows:
+            if kind == "client":
+                client_keys.setdefault(issuer, set()).add(key)
+            elif kind == "token":
+                digests.add(key)
+            elif kind == "tokens":
+                whole_tokens = True
+            else:  # "clients", or a kind this version does not know: re-read both
+                whole_clients = True
+                whole_tokens = whole_tokens or kind != "clients"
+        # Read everything first, then apply: a failed read leaves the snapshot as it was.
+        applies = []
+        if whole_clients or sum(map(len, client_keys.values())) > MAX_KEYS:
+            applies.append(self.reload_clients(new))
+        elif client_keys:
+            applies.append(self.read_clients({issuer: sorted(ids) for issuer, ids in client_keys.items()}))
+        if whole_tokens or len(digests) > MAX_KEYS:
+            denied = self.load_denied()
+            applies.append(lambda snap: setattr(snap, "denied", denied))
+        elif digests:
+            applies.append(self.read_jtis(sorted(digests)))
+        for apply in applies:
+            apply(new)
+        new.sequence = sequence
+        self.incremental_loads += 1
+        return True
 
-        row = self._objects(RevocationState).filter(pk=1).values_list("clients_stamp", "tokens_stamp").first()
-        clients_stamp, tokens_stamp = row if row else (0, 0)
-        changed = False
-        # Stamps are read before the data: a change committed in between is picked up next time.
-        if not new.loaded or clients_stamp != new.clients_stamp:
-            new.clients, new.every_issuer = self.clients(new.clients, new.every_issuer)
+    def load_everything(self, new: Snapshot, sequence: int) -> None:
+        """Read every section (the data may be newer than ``sequence``: re-applied later, harmless)."""
+        if new.by_pk:
+            self.reload_clients(new)(new)
+        else:
+            new.clients, new.every_issuer, new.by_pk = self.place(load.client_rows(self), load.grants(self))
             new.tombstones = self.tombstones()
-            new.clients_stamp = clients_stamp
-            changed = True
-        if not new.loaded or tokens_stamp != new.tokens_stamp:
-            unexpired = self._objects(RevokedToken).unexpired(timezone.now()).order_by()
-            jtis: dict[str | None, set[str]] = {}
-            for issuer, digest in unexpired.values_list("issuer", "jti_sha256"):
-                jtis.setdefault(issuer, set()).add(digest)
-            everywhere = jtis.get(None, set())  # entries without an issuer deny at every issuer
-            new.jtis = {
-                issuer: frozenset(digests if issuer is None else digests | everywhere)
-                for issuer, digests in jtis.items()
-            }
-            new.tokens_stamp = tokens_stamp
-            changed = True
-        return changed and new.loaded
+        new.denied = self.load_denied()
+        new.sequence = sequence
+        self.full_loads += 1
 
-    def tombstones(self) -> dict[str | None, dict[str, ClientState]]:
-        from .models import DeletedClient
+    # --- clients -------------------------------------------------------------------------------
 
-        rows = (
-            self._objects(DeletedClient)
-            .order_by()
-            .values_list("issuer", "client_id", "was_active", "tokens_valid_after")
-        )
-        out: dict[str | None, dict[str, ClientState]] = {}
-        for issuer, client_id, active, after in rows:
-            out.setdefault(issuer, {})[client_id] = _state(active, after)
-        return out
-
-    def clients(
-        self, old: dict[str, dict[str, ClientState]], old_every: dict[str, ClientState]
-    ) -> tuple[dict[str, dict[str, ClientState]], dict[str, ClientState]]:
-        """(issuer -> client id -> state, client id -> state of the clients without an issuer)."""
-        from .models import Client, ResourceGrant
-
-        known = {state.pk: state for states in old.values() for state in states.values()}
-        known.update((state.pk, state) for state in old_every.values())
-        rows = list(self._objects(Client).order_by().values_list("pk", "issuer", "client_id", "revision"))
-        fresh: dict[str, dict[str, ClientState]] = {}
+    @staticmethod
+    def place(rows: Any, granted: dict[Any, frozenset[str]], known: Any = ()) -> tuple[dict, dict, dict]:
+        """(issuer -> id -> state, id -> state without an issuer, pk -> state) of ``rows`` plus the
+        unchanged ``known`` states."""
+        clients: dict[str, dict[str, ClientState]] = {}
         every: dict[str, ClientState] = {}
+        by_pk: dict[Any, ClientState] = {}
+        empty: frozenset[str] = frozenset()
+        states = [*known, *(_state(row, granted.get(row[0], empty)) for row in rows)]
+        for state in states:
+            if state.issuer:
+                clients.setdefault(state.issuer, {})[state.client_id] = state
+            else:
+                every[state.client_id] = state
+            by_pk[state.pk] = state
+        return clients, every, by_pk
 
-        def place(issuer: str | None, client_id: str, state: ClientState) -> None:
-            if issuer:
-                fresh.setdefault(issuer, {})[client_id] = state
-            else:  # grants apply at no issuer: what an issuer-less row grants is never known
-                every[client_id] = state
-
-        stale = []
-        for pk, issuer, client_id, revision in rows:
+    def reload_clients(self, new: Snapshot) -> Callable[[Snapshot], None]:
+        """The whole clients section: re-read only the rows whose revision moved (fresh dicts).
+        Returns what applies it."""
+        known = new.by_pk
+        unchanged, stale = [], []
+        for pk, issuer, client_id, revision in load.revisions(self):
             state = known.get(pk)
-            if state is not None and state.revision == revision:
-                place(issuer, client_id, state)
+            if (
+                state is not None
+                and state.revision == revision
+                and state.issuer == (issuer or "")
+                and state.client_id == client_id
+            ):
+                unchanged.append(state)
             else:
                 stale.append(pk)
-        if not stale:
-            return fresh, every
-        everything = len(stale) > len(rows) // 2
-        chunks = [None] if everything else [stale[i : i + CHUNK] for i in range(0, len(stale), CHUNK)]
-        for chunk in chunks:
-            clients = self._objects(Client).order_by()
-            grants = self._objects(ResourceGrant).order_by()
-            if chunk is not None:
-                clients = clients.filter(pk__in=chunk)
-                grants = grants.filter(client_id__in=chunk)
-            resources: dict[Any, set[str]] = {}
-            for client_pk, resource in grants.values_list("client_id", "resource"):
-                resources.setdefault(client_pk, set()).add(resource)
-            for pk, issuer, client_id, active, valid_after, revision in clients.values_list(
-                "pk", "issuer", "client_id", "is_active", "tokens_valid_after", "revision"
-            ):
-                granted = frozenset(resources.get(pk, ())) if issuer else frozenset()
-                place(issuer, client_id, _state(active, valid_after, granted, revision, pk))
-        return fresh, every
+        if len(stale) > (len(stale) + len(unchanged)) // 2:
+            rows, granted, unchanged = list(load.client_rows(self)), load.grants(self), []
+        else:
+            rows = list(load.client_rows(self, pks=stale))
+            granted = load.grants(self, stale)
+        tombstones = self.tombstones()
+        clients, every, by_pk = self.place(rows, granted, unchanged)
+
+        def apply(snap: Snapshot) -> None:
+            snap.tombstones, snap.clients, snap.every_issuer, snap.by_pk = tombstones, clients, every, by_pk
+
+        return apply
+
+    def tombstones(self) -> dict[str | None, dict[str, ClientState]]:
+        out: dict[str | None, dict[str, ClientState]] = {}
+        for issuer, client_id, active, after in load.tombstones(self):
+            out.setdefault(issuer, {})[client_id] = _tombstone(active, after)
+        return out
+
+    def read_clients(self, keys: dict[str, list[str]]) -> Callable[[Snapshot], None]:
+        """Re-read the clients ``keys`` (issuer or "" -> client ids) names; returns what applies them."""
+        rows = list(load.client_rows(self, keys=keys))
+        granted = load.grants(self, [row[0] for row in rows if row[1]]) if rows else {}
+        stones = {(issuer or "", cid): _tombstone(a, t) for issuer, cid, a, t in load.tombstones(self, keys)}
+        return lambda new: self.apply_clients(new, keys, rows, granted, stones)
+
+    def apply_clients(
+        self,
+        new: Snapshot,
+        keys: dict[str, list[str]],
+        rows: list[load.ClientRow],
+        granted: dict[Any, frozenset[str]],
+        stones: dict[tuple[str, str], ClientState],
+    ) -> None:
+        """Apply re-read clients in place. Nothing here can fail halfway; order matters (module doc)."""
+        for (issuer, client_id), stone in stones.items():
+            self.tombstones_of(new, issuer)[client_id] = stone
+        seen = set()
+        for row in rows:
+            state = _state(row, granted.get(row[0], frozenset()))
+            seen.add((state.issuer, state.client_id))
+            self.location(new, state.issuer)[state.client_id] = state
+            before = new.by_pk.get(state.pk)
+            new.by_pk[state.pk] = state
+            if before is not None and (before.issuer, before.client_id) != (state.issuer, state.client_id):
+                self.forget(new, before)  # the row moved (its issuer or client id changed)
+        for issuer, ids in keys.items():
+            for client_id in ids:
+                if (issuer, client_id) not in seen:
+                    gone = self.location(new, issuer).get(client_id)
+                    if gone is not None:
+                        self.forget(new, gone)
+                        if new.by_pk.get(gone.pk) is gone:
+                            del new.by_pk[gone.pk]
+                if (issuer, client_id) not in stones:
+                    holder = new.tombstones.get(issuer or None)
+                    if holder is not None and holder.pop(client_id, None) is not None and not holder:
+                        new.tombstones.pop(issuer or None, None)
+
+    @staticmethod
+    def location(new: Snapshot, issuer: str) -> dict[str, ClientState]:
+        if not issuer:
+            return new.every_issuer
+        found = new.clients.get(issuer)
+        if found is None:
+            found = new.clients.setdefault(issuer, {})
+        return found
+
+    @staticmethod
+    def tombstones_of(new: Snapshot, issuer: str) -> dict[str, ClientState]:
+        return new.tombstones.setdefault(issuer or None, {})
+
+    def forget(self, new: Snapshot, state: ClientState) -> None:
+        where = self.location(new, state.issuer)
+        if where.get(state.client_id) is state:
+            del where[state.client_id]
+
+    # --- the jti deny-list ---------------------------------------------------------------------
+
+    def load_denied(self) -> dict[str, frozenset[str | None]]:
+        denied: dict[str, frozenset[str | None]] = {}
+        shared: dict[frozenset[str | None], frozenset[str | None]] = {}
+        for issuer, digest in load.jti_rows(self):
+            have = denied.get(digest)
+            issuers = frozenset((issuer,)) if have is None else have | {issuer}
+            denied[digest] = shared.setdefault(issuers, issuers)
+        return denied
+
+    def read_jtis(self, digests: list[str]) -> Callable[[Snapshot], None]:
+        """Re-read the deny-list entries of ``digests``; returns what applies them in place."""
+        found: dict[str, set[str | None]] = {}
+        for issuer, digest in load.jti_rows(self, digests):
+            found.setdefault(digest, set()).add(issuer)
+
+        def apply(new: Snapshot) -> None:
+            denied = new.denied
+            for digest in digests:  # one atomic write per digest: never a moment without the entry
+                issuers = found.get(digest)
+                if issuers:
+                    denied[digest] = frozenset(issuers)
+                else:
+                    denied.pop(digest, None)
+
+        return apply

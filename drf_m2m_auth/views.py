@@ -5,9 +5,9 @@
     {"revocation": {"version": V, "loaded_at": <unix time>, "age_s": <seconds>},
      "issuers": {"<iss>": {"keys": <n>, "age_s": <seconds or null>}}}
 
-``version`` grows with every committed change to clients, grants, tombstones or the jti deny-list
-(``querysets.stamp_version`` of the database stamps this process has loaded; a fleet-wide change
-sequence will replace it, with the same meaning: larger is newer). ``loaded_at``/``age_s``: when
+``version`` is the fleet's change sequence this process has loaded (``RevocationState.sequence``,
+changes.py): every committed change to clients, grants, tombstones or the jti deny-list has a
+number, and a process at version V has applied every change numbered up to V. ``loaded_at``/``age_s``: when
 this process last read the database. Per issuer: how many signing keys it holds and how old they
 are (nothing is fetched for the view). No secret, no token, no client id.
 

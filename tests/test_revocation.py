@@ -91,14 +91,27 @@ def client_with(client_id="svc-a", *resources, **fields):
     return client
 
 
-def commit_elsewhere(sql, params=()):
-    """A change made by another process: straight SQL, new stamps, a new generation in the cache."""
+def commit_elsewhere(sql, params=(), changes=(("clients", "", ""), ("tokens", "", ""))):
+    """A change made by another process: straight SQL, its number, a new generation in the cache."""
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-    RevocationState.objects.filter(pk=1).update(
-        clients_stamp=revocation.new_generation(), tokens_stamp=revocation.new_generation()
-    )
+    number_whole_sections(changes)
     caches["default"].set(generation_key(), revocation.new_generation(), None)
+
+
+def number_whole_sections(changes=(("clients", "", ""), ("tokens", "", ""))):
+    """What a writer's stamp() leaves in the database, without its signal: the next number, and
+    what to re-read (by default both sections: raw SQL names no client or jti)."""
+    from django.db.models import F
+
+    from drf_m2m_auth.models import RevocationChange
+
+    RevocationState.objects.get_or_create(pk=1)
+    RevocationState.objects.filter(pk=1).update(sequence=F("sequence") + 1)
+    number = RevocationState.objects.get(pk=1).sequence
+    RevocationChange.objects.bulk_create(
+        [RevocationChange(sequence=number, kind=kind, issuer=issuer, key=key) for kind, issuer, key in changes]
+    )
 
 
 # --- the answers ---------------------------------------------------------------------------------
@@ -207,11 +220,14 @@ def test_generation_change_reloads_only_the_changed_client(clock, django_assert_
     revocation.check(token("svc-0"))
     before = dict(snapshot().clients[revocation.only_issuer()])
     commit_elsewhere(
-        "UPDATE drf_m2m_auth_client SET is_active = %s, revision = revision + 1 WHERE client_id = %s", [False, "svc-7"]
+        "UPDATE drf_m2m_auth_client SET is_active = %s, revision = revision + 1 WHERE client_id = %s",
+        [False, "svc-7"],
+        changes=[("client", revocation.only_issuer(), "svc-7")],
     )
     assert reason_of(token("svc-7")) is None  # not yet: the interval has not passed
     clock.advance(1.01)
-    # stamps, (pk, client_id, revision) scan, that one client, its grants, the tombstones, the deny-list
+    # the sequence, the changes after ours, the sequence again (pruned meanwhile?), that one client,
+    # its grants, its tombstone: nothing else
     with django_assert_num_queries(6):
         assert reason_of(token("svc-7")) == "client_inactive"
     after = snapshot().clients[revocation.only_issuer()]
@@ -368,7 +384,8 @@ def test_deny_list_change_does_not_reload_clients(clock, other_process, django_a
     clients_before = other_process.snapshot.clients
     RevokedToken.objects.revoke("j1", timezone.now() + dt.timedelta(minutes=5))
     clock.advance(1.0)
-    with django_assert_num_queries(2):  # stamps + deny-list
+    # the sequence, the changes after ours, the sequence again, that one digest's entries
+    with django_assert_num_queries(4):
         assert reason_of(token(jti="j1"), other_process) == "jti_revoked"
     assert other_process.snapshot.clients is clients_before
 
@@ -461,7 +478,7 @@ def test_change_never_announced_is_found_by_the_database_check_interval(clock, s
     assert reason_of(token(), other_process) is None  # settled: has seen the cache's generation
     with connection.cursor() as cursor:
         cursor.execute("UPDATE drf_m2m_auth_client SET is_active = %s, revision = revision + 1", [False])
-    RevocationState.objects.update(clients_stamp=revocation.new_generation())
+    number_whole_sections()
     clock.advance(29)
     assert reason_of(token(), other_process) is None
     clock.advance(1.5)
@@ -610,9 +627,9 @@ def test_a_test_transaction_rolled_back_leaves_nothing_behind_for_the_next_one(d
 
 
 def test_the_jti_digest_memo_is_bounded(monkeypatch):
-    from drf_m2m_auth import revocation_cache
+    from drf_m2m_auth import revocation_rules
 
-    monkeypatch.setattr(revocation_cache, "DIGEST_MEMO_SIZE", 3)
+    monkeypatch.setattr(revocation_rules, "DIGEST_MEMO_SIZE", 3)
     RevokedToken.objects.revoke("j-9", timezone.now() + dt.timedelta(hours=1))
     rc = revocation.build()
     for i in range(10):

@@ -16,7 +16,7 @@ from rest_framework.test import APIClient
 from drf_m2m_auth import revocation
 from drf_m2m_auth.conf import validate
 from drf_m2m_auth.models import Client, ResourceGrant, RevocationState, RevokedToken
-from drf_m2m_auth.querysets import STAMP_STEP, stamp_version
+from drf_m2m_auth.querysets import STAMP_STEP
 from drf_m2m_auth.views import is_loopback
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.urls(__name__)]
@@ -25,8 +25,7 @@ urlpatterns = [path("m2m/", include("drf_m2m_auth.urls"))]
 
 
 def db_version() -> int | None:
-    row = RevocationState.objects.filter(pk=1).values_list("clients_stamp", "tokens_stamp").first()
-    return stamp_version(*row) if row else None
+    return RevocationState.objects.filter(pk=1).values_list("sequence", flat=True).first()
 
 
 @pytest.fixture

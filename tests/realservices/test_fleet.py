@@ -365,14 +365,9 @@ def test_postgres_restart_under_load_and_a_cold_start_while_it_is_down(fleet):
         cold.stop()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="awaits helper S3-A: the services still load every API's grants (revocation_state); "
-    "remove this mark when that is merged (strict: an unexpected pass fails the run)",
-)
 def test_a_grant_for_one_api_gives_nothing_at_another(fleet):
-    """Every API has a "reports" resource: a grant names the API it is for. Needs the services to
-    load only their own API's grants (revocation_state, issue 14)."""
+    """Every API has a "reports" resource: a grant names the API it is for, and each service loads
+    only its own API's grants."""
     client_id = "svc-e"
     fleet.cp("m2m_grant", client_id, "reports", "--api", "orders", "--create")
     since = time.monotonic()

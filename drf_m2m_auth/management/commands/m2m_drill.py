@@ -9,7 +9,7 @@ It makes a harmless change: a canary client (``CANARY_ID``) is registered *inact
 grants* (or, if it is already registered, saved unchanged, which still counts as a change). An
 inactive client without grants can only refuse the canary id, never let anything in, whatever
 ``UNREGISTERED_CLIENTS`` says. Right after the commit it reads the version its write produced from
-the database (the same number the status view reports: ``querysets.stamp_version``), polls every
+the database (``RevocationState.sequence``, the number the status view reports), polls every
 service's status view until it reports ``version >= V``, prints each service's propagation time,
 and restores: the canary it created is deleted together with the tombstone that deletion writes,
 so the canary id is exactly as unregistered as before.
@@ -33,7 +33,6 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import router, transaction
 
 from drf_m2m_auth.models import Client, DeletedClient, RevocationState
-from drf_m2m_auth.querysets import stamp_version
 
 CANARY_ID = "drf-m2m-auth-drill-canary"
 POLL_INTERVAL = 0.02  # seconds between two rounds of status requests
@@ -41,9 +40,9 @@ REQUEST_TIMEOUT = 2.0
 
 
 def current_version(using: str) -> int | None:
-    """The version the database holds now (the status view's definition)."""
-    row = RevocationState.objects.using(using).filter(pk=1).values_list("clients_stamp", "tokens_stamp").first()
-    return stamp_version(*row) if row else None
+    """The change sequence the database holds now: read right after our commit, it is at least our
+    own change's number, and a service reporting ``version >= V`` has applied every change up to V."""
+    return RevocationState.objects.using(using).filter(pk=1).values_list("sequence", flat=True).first()
 
 
 def make_change(using: str) -> tuple[bool, int | None, float]:
