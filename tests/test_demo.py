@@ -33,10 +33,6 @@ EXPECTED = {  # each step's outcome, as the demo states it
 }
 
 
-# Step 4c needs the services to read only their own API's grants (helper S3-A's loader).
-AWAITS_PER_API_LOADER = {"4c"}
-
-
 @pytest.fixture(scope="module")
 def played(tmp_path_factory):
     """One run of ``manage.py demo`` for the tests below: (completed process, TMPDIR, dev db existed)."""
@@ -71,9 +67,10 @@ def verdicts(out: str) -> dict[str, tuple[str, str]]:
 def test_the_demo_plays_every_step_as_expected(played):
     done, tmpdir, dev_db_existed = played
     out = done.stdout
+    assert done.returncode == 0, out + done.stderr
     for step, (verdict, said) in verdicts(out).items():
-        if step not in AWAITS_PER_API_LOADER:
-            assert verdict == "PASS" and EXPECTED[step] in said, (step, verdict, said, done.stderr)
+        assert verdict == "PASS" and EXPECTED[step] in said, (step, verdict, said)
+    assert f"All {len(STEPS)} steps as expected" in out
     assert "\033[" not in out
     for claim in ("iss", "aud", "sub", "scope", "iat", "exp"):  # step 1 shows the decoded claims
         assert re.search(rf"^    {claim} +\S", out, re.M), claim
@@ -95,20 +92,11 @@ def test_the_demo_plays_every_step_as_expected(played):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="awaits helper S3-A: the services still load every API's grants (revocation_state); "
-    "remove this mark and AWAITS_PER_API_LOADER when that is merged (strict: an unexpected pass fails the run)",
-)
-def test_a_grant_on_service_bs_api_gives_nothing_at_service_c_and_the_demo_exits_0(played):
-    done, _, _ = played
-    out = done.stdout
-    verdict, said = verdicts(out)["4c"]
-    assert verdict == "PASS" and EXPECTED["4c"] in said, (verdict, said)
+def test_a_grant_on_service_bs_api_gives_nothing_at_service_c(played):
+    out = played[0].stdout
     grant_step = out[out.index("[4c]") : out.index("[5a]")]
+    assert re.search(r"^    service-c GET \S+/reports/  ->  200 OK$", grant_step, re.M), grant_step
     assert re.search(r"^    answer +403 Forbidden$", grant_step, re.M) and "no grant for this resource" in grant_step
-    assert done.returncode == 0, out + done.stderr
-    assert f"All {len(STEPS)} steps as expected" in out
 
 
 class FakeDemo:
