@@ -120,7 +120,8 @@ class FleetSteps:
         n.field("before", f"service-b, the step-1 token: {before_b.status_code} {before_b.reason}")
         n.field("", f"service-c, service-a's token for it: {before_c.status_code} {before_c.reason}")
         said = self.control_plane_ops.run("m2m_revoke", "--client", sc.SERVICE_A)
-        said = " ".join(line.strip() for line in said.strip().splitlines())
+        lines = [line.strip() for line in said.strip().splitlines()]
+        said = " ".join(line if line.endswith((".", ":", ";")) else line + "." for line in lines if line)
         n.field("operator", f"manage.py m2m_revoke --client {sc.SERVICE_A}  (at the control plane)  ->  {said}")
         time.sleep(self.revocation_wait)
         after_b = self.get(self.first_token)
