@@ -86,6 +86,8 @@ def main(argv=None) -> int:
         out = io.StringIO()
         st = pstats.Stats(prof, stream=out)
         st.sort_stats(args.sort).print_stats(args.limit)
+        if os.environ.get("PROFILE_CALLERS"):
+            st.print_callers(os.environ["PROFILE_CALLERS"])
         total = sum(v[2] for v in st.stats.values())
         print(
             f"{args.system} {args.case} {args.alg}: {per_op * 1e6:.2f} us/op under cProfile; "
