@@ -20,7 +20,8 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from . import revocation
-from .admin_grants import ResourceGrantAdminForm, ResourceGrantForm, grants_by_api, own_api, revocation_state
+from .admin_grants import ResourceGrantAdminForm, ResourceGrantForm, grants_by_api, revocation_state
+from .conf import own_api
 from .ids import escape, jti_digest
 from .models import MAX_JTI_LENGTH, Client, DeletedClient, ResourceGrant, RevokedToken, validate_jti
 from .revocation_issuers import only_issuer, trusted_issuers

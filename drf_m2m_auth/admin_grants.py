@@ -15,24 +15,13 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from .conf import own_api
 from .ids import escape
 from .models import Client, DeletedClient, ResourceGrant, RevokedToken
 
-__all__ = ["own_api", "ResourceGrantForm", "ResourceGrantAdminForm", "grants_by_api", "revocation_state"]
+__all__ = ["ResourceGrantForm", "ResourceGrantAdminForm", "grants_by_api", "revocation_state"]
 
 SEPARATOR = " · "
-
-
-def own_api() -> str:
-    """This project's API (DRF_M2M_AUTH["API"]), or "" when it cannot be determined."""
-    from django.core.exceptions import ImproperlyConfigured
-
-    from .conf import m2m_settings
-
-    try:
-        return m2m_settings.API
-    except ImproperlyConfigured:
-        return ""
 
 
 API_REQUIRED = _(

@@ -38,6 +38,7 @@ __all__ = [
     "Validated",
     "IssuerPolicy",
     "issuer_policies",
+    "own_api",
     "issuer_policy",
     "ensure_valid",
     "realm",
@@ -276,6 +277,17 @@ ensure_valid = m2m_settings.ensure_valid
 def issuer_policies() -> list[IssuerPolicy]:
     """The trusted issuers' policies, in settings order (ImproperlyConfigured while the settings are invalid)."""
     return m2m_settings.issuer_policies
+
+
+def own_api() -> str:
+    """This project's API (``DRF_M2M_AUTH["API"]``), or "" when it cannot be determined (E032).
+
+    No grant has an empty api (saving fills it), so "" grants nothing when loading, and asks for
+    the API explicitly in a form."""
+    try:
+        return m2m_settings.API
+    except ImproperlyConfigured:
+        return ""
 
 
 def issuer_policy(iss: str) -> IssuerPolicy | None:

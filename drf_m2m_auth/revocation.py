@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .conf import m2m_settings, on_reset
+from .conf import m2m_settings, on_reset, own_api
 from .errors import RevocationUnavailable  # noqa: F401  (raised through here; its home is errors)
 from .revocation_cache import GENERATION_KIND, RevocationCache, new_generation
 from .revocation_issuers import issuer_policies, only_issuer, trusted_issuers
@@ -81,19 +81,8 @@ def build(
         deny_unregistered=deny,
         deny_unregistered_by_issuer=per_issuer,
         issuer_aliases=aliases,
-        loader=loader or DatabaseLoader(api=_own_api()),
+        loader=loader or DatabaseLoader(api=own_api()),  # "": no grants (E032)
     )
-
-
-def _own_api() -> str:
-    """This service's API, whose grants alone are loaded. When it cannot be determined (check
-    E032 says so), "": no grant has an empty api (saving fills it), so nothing is granted here."""
-    from django.core.exceptions import ImproperlyConfigured
-
-    try:
-        return m2m_settings.API
-    except ImproperlyConfigured:
-        return ""
 
 
 def process_cache() -> RevocationCache:
