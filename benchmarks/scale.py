@@ -116,7 +116,7 @@ def measure(checks: int) -> dict:
 
     from drf_m2m_auth.models import Client, RevokedToken
     from drf_m2m_auth.revocation_cache import RevocationCache
-    from drf_m2m_auth.revocation_state import DatabaseLoader
+    from drf_m2m_auth.revocation_loader import DatabaseLoader
 
     def cache() -> RevocationCache:  # no shared cache: the reload is forced with mark_dirty()
         loader = DatabaseLoader(api="https://api.example/")

@@ -19,7 +19,8 @@ from .conf import m2m_settings, on_reset, own_api
 from .errors import RevocationUnavailable  # noqa: F401  (raised through here; its home is errors)
 from .revocation_cache import GENERATION_KIND, RevocationCache, new_generation
 from .revocation_issuers import issuer_policies, only_issuer, trusted_issuers
-from .revocation_state import ClientState, DatabaseLoader
+from .revocation_loader import DatabaseLoader
+from .revocation_state import ClientState
 from .shared import get_shared_cache
 
 __all__ = [

@@ -40,8 +40,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .errors import RevocationUnavailable
+from .revocation_loader import DatabaseLoader
 from .revocation_rules import judge
-from .revocation_state import ClientState, DatabaseLoader, Snapshot
+from .revocation_state import ClientState, Snapshot
 from .shared import safe_call
 
 __all__ = ["RevocationCache", "GENERATION_KIND", "new_generation"]
@@ -73,7 +74,7 @@ class RevocationCache:
     """One process's view of clients, grants, tombstones and the jti deny-list.
 
     ``cache``: a ``shared.SharedCache`` (or None: no announcements, database sequence every
-    interval). ``loader``: reads the database (``revocation_state.DatabaseLoader``).
+    interval). ``loader``: reads the database (``revocation_loader.DatabaseLoader``).
     ``deny_unregistered``: refuse unregistered clients, unless ``deny_unregistered_by_issuer``
     (issuer -> bool) says otherwise for the token's issuer. ``issuer_aliases``: other exact ``iss``
     values -> the issuer entry's own issuer, under which its clients are registered.

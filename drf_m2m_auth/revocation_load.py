@@ -1,6 +1,6 @@
 """Reading the revocation tables: whole sections (the first load) or the few rows a change names.
 
-Used by ``revocation_state.DatabaseLoader``; every function takes the loader (for its alias, its
+Used by ``revocation_loader.DatabaseLoader``; every function takes the loader (for its alias, its
 API and its interning tables) and returns plain values, never touching a snapshot. The models are
 imported when a function first runs, never at import time.
 

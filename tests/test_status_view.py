@@ -149,7 +149,7 @@ def test_503_with_retry_after_while_nothing_can_be_loaded(access, monkeypatch):
     access("public")
     from django.db import OperationalError
 
-    from drf_m2m_auth.revocation_state import DatabaseLoader
+    from drf_m2m_auth.revocation_loader import DatabaseLoader
 
     def down(self, new):
         raise OperationalError("database is down")
