@@ -30,6 +30,7 @@ PURE = frozenset(
         "dpop",
         "dpop_key",
         "dpop_htu",
+        "dpop_state",
         "mtls",
         "client",
         "token_endpoint",
