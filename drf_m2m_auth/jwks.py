@@ -14,6 +14,7 @@ from typing import Any
 from .errors import InvalidToken, JWKSError, KeysUnavailable
 from .events import EventQueue
 from .fetch import HTTPFetcher, discover_jwks_uri, discovery_url
+from .jwks_shared import SharedKeys
 from .keys import KeySet, VerifyKey, describe_keys, parse_jwks
 
 __all__ = ["JWKSource"]
@@ -26,11 +27,8 @@ _POLL = 0.05  # seconds between shared-cache reads while another process fetches
 class JWKSource:
     """The signing keys of one issuer.
 
-    A process memo in front of an optional shared cache (a ``shared.SharedCache``, duck-typed:
-    ``key``, ``get``, ``set``, ``claim``, ``release``; none of them raises), so one network fetch
-    serves every worker. Its entries are keyed by a digest of the exact issuer and JWKS (or
-    discovery) URL and carry both, so an entry is only ever used by the source it was written for.
-    Rules:
+    A process memo in front of an optional shared cache (a ``shared.SharedCache``; its side is
+    ``jwks_shared.SharedKeys``), so one network fetch serves every worker. Rules:
     refresh when the TTL runs out (Cache-Control max-age clamped to [min_ttl, max_ttl]); on an
     unknown kid refresh at once but at most once per ``cooldown`` (cluster-wide when shared);
     concurrent misses share one fetch; while the issuer is unreachable keep the last good keys
@@ -93,11 +91,7 @@ class JWKSource:
         self._events = EventQueue(lambda: self.on_event, logger, issuer=issuer)  # queued under the lock, sent after it
         # Where the keys are looked up: the configured JWKS URL, else the discovery URL.
         self.origin = jwks_url if jwks_url is not None else discovery_url(self.issuer)
-        self._cache_key = self._cooldown_key = self._fetch_key = ""
-        if shared_cache is not None:
-            self._cache_key = shared_cache.key("jwks", issuer, self.origin)
-            self._cooldown_key = shared_cache.key("jwks-kid-refresh", issuer, self.origin)
-            self._fetch_key = shared_cache.key("jwks-fetch", issuer, self.origin)
+        self.shared = SharedKeys(shared_cache, issuer, self.origin) if shared_cache is not None else None
 
     # The hot path: a dict lookup when the keys are fresh.
     def get_key(self, kid: str | None, alg: str) -> VerifyKey:
@@ -108,7 +102,7 @@ class JWKSource:
         if key is not None:
             return key
         # Unknown kid: another process may already hold the rotated set (a cache read, no network)...
-        shared = self._from_shared(kid, must_be_newer=True) if self.shared_cache is not None else None
+        shared = self._from_shared(kid, must_be_newer=True)
         self._events.flush()
         if shared is not None:
             key = shared.find(kid, alg)
@@ -120,7 +114,7 @@ class JWKSource:
             key = keys.find(kid, alg)
             if key is not None:
                 return key
-        elif kid is not None and self._fetch_in_flight():
+        elif kid is not None and self.shared is not None and self.shared.fetch_in_flight():
             # Emergency rotation: another process is fetching right now; its result may hold the kid.
             waited = self._wait_for_shared(kid)
             self._events.flush()
@@ -178,36 +172,38 @@ class JWKSource:
             raise self._unavailable()
         if reason == "unknown_kid" and now - self._last_kid_refresh < self.cooldown and self.keys is not None:
             return self.keys
-        shared = self._from_shared(kid if reason == "unknown_kid" else None, must_be_newer=reason != "ttl")
-        if shared is not None:
-            return shared
+        fleet_keys = self._from_shared(kid if reason == "unknown_kid" else None, must_be_newer=reason != "ttl")
+        if fleet_keys is not None:
+            return fleet_keys
         self._last_refresh_attempt = now
         if reason == "unknown_kid":
             self._last_kid_refresh = now
         # The fetch claim is taken before the cooldown claim, so a process that meets an unknown
         # kid always sees a fetch in flight elsewhere (emergency rotation) and waits for its result.
-        owner = uuid.uuid4().hex
-        claimed = self._claim(self._fetch_key, self.lock_wait, owner) if self.shared_cache is not None else True
+        shared, owner = self.shared, uuid.uuid4().hex
+        if shared is None:
+            return self._fetch_and_install(reason)
+        claimed = shared.claim_fetch(self.lock_wait, owner)
         if claimed is False and (self.keys is None or reason == "unknown_kid"):
             waited = self._wait_for_shared(kid if reason == "unknown_kid" else None)  # bounded by lock_wait
             if waited is not None:
                 return waited
-            if reason == "unknown_kid" and self.keys is not None and not self._fetch_in_flight():
-                claimed = self._claim(self._fetch_key, self.lock_wait, owner)  # it read the set before the kid
+            if reason == "unknown_kid" and self.keys is not None and not shared.fetch_in_flight():
+                claimed = shared.claim_fetch(self.lock_wait, owner)  # it read the set before the kid
         if claimed is False and (self.keys is None or reason == "unknown_kid"):
             if self.keys is not None:
                 return self.keys
-            if not self._fetch_in_flight():  # that fetch failed: the issuer is down for us too
+            if not shared.fetch_in_flight():  # that fetch failed: the issuer is down for us too
                 return self._on_fetch_error(JWKSError("another process's JWKS fetch failed"), now)
         try:
             # The cooldown bounds refreshes caused by unknown kids (attacker-controlled), cluster-wide.
-            if reason == "unknown_kid" and self._claim(self._cooldown_key, self.cooldown) is False:
+            if reason == "unknown_kid" and shared.claim_kid_refresh(self.cooldown) is False:
                 if self.keys is not None:
                     return self.keys
             return self._fetch_and_install(reason)
         finally:
-            if claimed and self.shared_cache is not None:
-                self.shared_cache.release(self._fetch_key, owner)
+            if claimed:
+                shared.release_fetch(owner)
 
     def _fetch_and_install(self, reason: str) -> KeySet:
         now = self.clock()
@@ -233,9 +229,8 @@ class JWKSource:
             keys=len(keyset.all),
             changed=self.generation != generation,
         )
-        if self.shared_cache is not None:
-            entry = {"issuer": self.issuer, "origin": self.origin, "jwks": doc, "fetched_at": now, "ttl": ttl}
-            self.shared_cache.set(self._cache_key, entry, self.stale_if_error + ttl)
+        if self.shared is not None:
+            self.shared.write(doc, fetched_at=now, ttl=ttl, keep_for=self.stale_if_error + ttl)
         if self._outage_logged:
             logger.warning("JWKS for issuer %s reachable again at %s", self.issuer, self.jwks_url)
         self._outage_logged = False
@@ -302,22 +297,15 @@ class JWKSource:
     # --- shared cache (cross-process) ---------------------------------------------------------
 
     def _from_shared(self, kid: str | None, *, must_be_newer: bool) -> KeySet | None:
-        if self.shared_cache is None:
+        """Install the fleet's copy of the keys if it is fresh (and newer / holds ``kid`` when asked)."""
+        if self.shared is None:
             return None
-        entry = self.shared_cache.get(self._cache_key)
-        # Only an entry written for this exact issuer and URL; its URL is never adopted.
-        if type(entry) is not dict or entry.get("issuer") != self.issuer or entry.get("origin") != self.origin:
+        found = self.shared.read(
+            self.algorithms, now=self.clock(), newer_than=self.fetched_at if must_be_newer else None, kid=kid
+        )
+        if found is None:
             return None
-        try:
-            fetched_at, ttl = float(entry["fetched_at"]), float(entry["ttl"])
-            now = self.clock()
-            if not (now < fetched_at + ttl) or (must_be_newer and fetched_at <= self.fetched_at):
-                return None
-            keyset = parse_jwks(entry["jwks"], self.algorithms)
-        except (JWKSError, ValueError, TypeError, KeyError, RecursionError):
-            return None
-        if not keyset.all or (kid is not None and kid not in keyset.by_kid):
-            return None
+        keyset, fetched_at, ttl = found
         generation = self.generation
         installed = self._install(keyset, fetched_at=fetched_at, ttl=ttl, source="shared cache")
         self._events.add(
@@ -329,15 +317,6 @@ class JWKSource:
         )
         return installed
 
-    def _claim(self, key: str, seconds: float, owner: str | None = None) -> bool | None:
-        """True for the one process (sharing the cache) that may go to the network now; None on an outage."""
-        if self.shared_cache is None:
-            return True
-        return self.shared_cache.claim(key, seconds, owner)
-
-    def _fetch_in_flight(self) -> bool:
-        return self.shared_cache is not None and self.shared_cache.get(self._fetch_key) is not None
-
     def _wait_for_shared(self, kid: str | None) -> KeySet | None:
         """Poll the shared cache, at most ``lock_wait`` seconds, for the result of another process's fetch."""
         deadline = time.monotonic() + self.lock_wait
@@ -347,7 +326,7 @@ class JWKSource:
                 return keyset
             if time.monotonic() >= deadline:
                 return None
-            if not self._fetch_in_flight():  # the fetch ended without what we need: one last read
+            if self.shared is None or not self.shared.fetch_in_flight():  # it ended without what we need
                 return self._from_shared(kid, must_be_newer=kid is not None)
             time.sleep(_POLL)
 

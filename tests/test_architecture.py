@@ -23,6 +23,7 @@ PURE = frozenset(
         "keys",
         "fetch",
         "jwks",
+        "jwks_shared",
         "tokens",
         "diagnostics",
         "scopes",
