@@ -123,9 +123,24 @@ def json_loads(text: str | bytes) -> Any:
     return _JSON.decode(text)
 
 
+_scan_once = _JSON.scan_once  # type: ignore[attr-defined]  # the decoder's C scanner: JSONDecoder.decode adds two Python frames
+_TRAILING_WS = re.compile(r"[ \t\n\r]*")  # JSON's whitespace (RFC 8259 2), as json.decoder's
+
+
 def json_object(data: bytes) -> dict[str, Any]:
     """A JWS header or payload: UTF-8 (RFC 7519 7.2), strict JSON, and an object."""
-    value = _JSON.decode(data.decode("utf-8"))
+    text = data.decode("utf-8")
+    if text[:1] != "{":  # leading whitespace, or not an object: the decoder's own path and errors
+        value = _JSON.decode(text)
+    else:
+        # Same scanner, same hooks as _JSON.decode; only the trailing-text rule is restated here.
+        # Saves ~0.25 us per segment (two per unseen token).
+        try:
+            value, end = _scan_once(text, 0)
+        except StopIteration:
+            raise ValueError("not JSON") from None
+        if end != len(text) and _TRAILING_WS.match(text, end).end() != len(text):  # type: ignore[union-attr]
+            raise ValueError("extra data after the JSON value")
     if type(value) is not dict:
         raise ValueError("not a JSON object")
     return value
