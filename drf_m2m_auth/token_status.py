@@ -21,7 +21,10 @@ from .principal import AccessToken
 from .verifier import get_verifier
 
 _checker: Any = None  # None: not built yet; False: STATUS_LIST is "ignore"
-_status_required = True  # False once built and no issuer's status_list is "required"
+# Read by authentication on every request: True until the checker is built, and afterwards while some
+# issuer's status_list is "required" (every token needs the checker then); False when only tokens
+# carrying a status claim do. An inline test there instead of a call saves one Python frame per request.
+every_token = True
 _lock = threading.Lock()
 
 
@@ -66,6 +69,7 @@ class IssuerRules:
 
 def build_checker() -> Any:
     """A StatusChecker for the current settings, or False when status lists are ignored."""
+    global every_token
     from . import conf
     from .shared import get_shared_cache
     from .statuscheck import StatusChecker
@@ -77,12 +81,12 @@ def build_checker() -> Any:
     # entry takes STATUS_LIST / STATUS_LIST_HOSTS). No checker at all when every entry ignores lists.
     policies = conf.issuer_policies()
     if all(policy.status_list == "ignore" for policy in policies):
+        every_token = False
         return False
     rules = IssuerRules(conf.issuer_policy, fallback_algorithms=as_list(s.ALGORITHMS))
     # StatusChecker.check passes a token with no status claim unless its issuer's mode is "required"
     # (an issuer gone from the settings counts as "if_present"): skip the call for such tokens.
     required = any(rules.mode_for(iss) == "required" for policy in policies for iss in policy.issuers)
-    globals()["_status_required"] = required
     mode_for, allowed_hosts_for, algorithms_for = rules.mode_for, rules.allowed_hosts_for, rules.algorithms_for
 
     timeout, max_bytes = float(s.HTTP_TIMEOUT), int(s.STATUS_LIST_MAX_BYTES)
@@ -97,7 +101,7 @@ def build_checker() -> Any:
     def fetch(uri: str) -> tuple[str, int | None]:
         return fetch_status_list(uri, timeout=timeout, max_bytes=max_bytes, insecure_hosts=insecure)
 
-    return StatusChecker(
+    checker = StatusChecker(
         key_resolver_for=key_resolver_for,
         fetch=fetch,
         algorithms=as_list(s.ALGORITHMS),
@@ -114,14 +118,17 @@ def build_checker() -> Any:
         max_inflated=int(s.STATUS_LIST_MAX_INFLATED_BYTES),
         leeway=float(s.LEEWAY),
     )
+    every_token = required  # only once the checker exists: until then every token asks for it
+    return checker
 
 
 def get_checker() -> Any:
+    global _checker
     checker = _checker
     if checker is None:
         with _lock:
             if _checker is None:
-                globals()["_checker"] = build_checker()
+                _checker = build_checker()
             checker = _checker
     return checker
 
@@ -130,11 +137,12 @@ def check_token_status(token: AccessToken) -> None:
     """Raise InvalidToken / StatusListUnavailable unless the token's status list says VALID."""
     checker = _checker if _checker is not None else get_checker()
     # A token without a status claim needs the checker only where some issuer "requires" one.
-    if checker is not False and ("status" in token.claims or _status_required):
+    if checker is not False and ("status" in token.claims or every_token):
         checker.check(token.claims, token.issuer)
 
 
 @on_reset
 def _drop_checker() -> None:
-    globals()["_status_required"] = True
-    globals()["_checker"] = None
+    global _checker, every_token
+    every_token = True
+    _checker = None

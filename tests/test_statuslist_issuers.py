@@ -150,3 +150,21 @@ def test_aliases_and_unknown_issuers():
     assert rules.mode_for("https://gone.example/") == "if_present"
     assert rules.allowed_hosts_for("https://gone.example/") == ["gone.example"]
     assert rules.algorithms_for("https://gone.example/") == ("RS256",)
+
+
+def test_a_settings_change_to_required_refuses_a_token_without_a_claim_at_once(two_issuers):
+    # authentication skips the status call for a token without a claim once the checker says no
+    # issuer requires one (token_status.every_token); a settings change must undo that at once.
+    a, _, lists, entries, fleet = two_issuers
+    relaxed = [{**entries[0], "status_list": "if_present"}, entries[1]]
+    fleet.configure(relaxed)
+    token = a.token()
+    assert get(token).status_code == 200
+    assert get(token).status_code == 200  # the cached token, on the inline path
+    fleet.configure(entries)  # A: "required" again
+    missing = get(token)
+    assert missing.status_code == 401 and "status" in missing.json()["detail"]
+    fleet.configure([{**entries[0], "status_list": "ignore"}, entries[1]])
+    assert get(token).status_code == 200
+    assert get(a.token(status=status(lists.url("a"), 1))).status_code == 200  # ignored: never fetched
+    assert lists.count(lists.url("a")) == 0
