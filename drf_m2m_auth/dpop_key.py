@@ -12,22 +12,12 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from .dpop import access_token_hash
-from .jose import b64url_encode, thumbprint
+from .jose import b64url_encode, public_jwk, sign, thumbprint
 
 __all__ = ["DPoPKey", "htu_of"]
-
-_SIGN_HASH: dict[str, Any] = {"256": hashes.SHA256, "384": hashes.SHA384, "512": hashes.SHA512}
-_EC_ALGS = {
-    "secp256r1": ("ES256", "P-256", 32),
-    "secp384r1": ("ES384", "P-384", 48),
-    "secp521r1": ("ES512", "P-521", 66),
-}
 
 
 def htu_of(url: str) -> str:
@@ -46,46 +36,24 @@ class DPoPKey:
     def __init__(self, private_key: Any = None):
         if private_key is None:
             private_key = ec.generate_private_key(ec.SECP256R1())
+        if not (hasattr(private_key, "sign") and hasattr(private_key, "public_key")):
+            raise TypeError(f"a DPoP key must be a private key, not {type(private_key).__name__}")
         self._private_key = private_key
-        public = private_key.public_key()
-        if isinstance(public, ec.EllipticCurvePublicKey):
-            self.alg, crv, size = _EC_ALGS[public.curve.name]
-            numbers = public.public_numbers()
-            self.jwk = {
-                "kty": "EC",
-                "crv": crv,
-                "x": b64url_encode(numbers.x.to_bytes(size, "big")),
-                "y": b64url_encode(numbers.y.to_bytes(size, "big")),
-            }
-        elif isinstance(public, rsa.RSAPublicKey):
-            rsa_numbers = public.public_numbers()
-            n, e = rsa_numbers.n, rsa_numbers.e
-            self.alg = "PS256"
-            self.jwk = {
-                "kty": "RSA",
-                "n": b64url_encode(n.to_bytes((n.bit_length() + 7) // 8, "big")),
-                "e": b64url_encode(e.to_bytes((e.bit_length() + 7) // 8, "big")),
-            }
-        elif isinstance(public, ed25519.Ed25519PublicKey):
-            self.alg = "EdDSA"
-            raw = public.public_bytes(Encoding.Raw, PublicFormat.Raw)
-            self.jwk = {"kty": "OKP", "crv": "Ed25519", "x": b64url_encode(raw)}
-        else:
-            raise TypeError(f"unsupported DPoP key type {type(private_key).__name__}")
+        try:
+            alg, jwk = public_jwk(private_key)  # the one JWK encoder (jose), shared with the test issuer
+        except TypeError:
+            raise TypeError(f"unsupported DPoP key type {type(private_key).__name__}") from None
+        if jwk.get("crv") == "Ed448":
+            raise TypeError("unsupported DPoP key type: Ed448 (use Ed25519, EC P-256/384/521 or RSA)")
+        self.alg = "PS256" if alg == "RS256" else alg  # an RSA key signs its proofs with PSS
+        self.jwk = jwk
         self.thumbprint = thumbprint(self.jwk)
 
     def __repr__(self) -> str:
         return f"<DPoPKey {self.alg} jkt={self.thumbprint!r}>"
 
     def _sign(self, data: bytes) -> bytes:
-        key, alg = self._private_key, self.alg
-        if alg.startswith("ES"):
-            size = _EC_ALGS[key.curve.name][2]
-            r, s = decode_dss_signature(key.sign(data, ec.ECDSA(_SIGN_HASH[alg[2:]]())))
-            return r.to_bytes(size, "big") + s.to_bytes(size, "big")
-        if alg == "PS256":
-            return key.sign(data, padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32), hashes.SHA256())
-        return key.sign(data)
+        return sign(self._private_key, self.alg, data)
 
     def proof(
         self,

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
-from joserfc.jwk import ECKey
+from joserfc.jwk import ECKey, JWKRegistry
 
 from drf_m2m_auth.dpop import (
     DPoPVerifier,
@@ -315,6 +315,17 @@ def test_errors_are_invalid_dpop_proof_401(verifier, key):
     assert isinstance(error, InvalidDPoPProof) and error.status_code == 401 and URL not in error.description
 
 
+@pytest.mark.parametrize("alg", ["ES256", "ES384", "ES512", "PS256", "EdDSA"])
+def test_a_client_key_publishes_the_jwk_joserfc_makes(alg):
+    dpop_key = DPoPKey(generate_private_key(alg))
+    assert dpop_key.alg == alg
+    kty = dpop_key.jwk["kty"]
+    theirs = JWKRegistry.import_key(dpop_key._private_key.public_key(), kty).as_dict(private=False)
+    assert dpop_key.jwk == {name: theirs[name] for name in dpop_key.jwk}
+    expected = {"EC": {"kty", "crv", "x", "y"}, "RSA": {"kty", "n", "e"}, "OKP": {"kty", "crv", "x"}}[kty]
+    assert set(dpop_key.jwk) == expected  # public members only
+
+
 @pytest.mark.parametrize("alg", ["ES256", "PS256", "EdDSA"])
 def test_client_keys_make_proofs_the_verifier_accepts(verifier, alg):
     private = None if alg == "ES256" else generate_private_key(alg)
@@ -324,6 +335,16 @@ def test_client_keys_make_proofs_the_verifier_accepts(verifier, alg):
     assert check(verifier, value, jkt=dpop_key.thumbprint).jkt == dpop_key.thumbprint
     a, b = (dpop_key.proof("GET", URL) for _ in range(2))
     assert a != b  # a fresh jti every time
+
+
+def test_a_dpop_key_must_be_a_supported_private_key():
+    private = generate_private_key("ES256")
+    with pytest.raises(TypeError, match="private key"):
+        DPoPKey(private.public_key())
+    with pytest.raises(TypeError, match="Ed448"):
+        DPoPKey(generate_private_key("Ed448"))
+    with pytest.raises(TypeError, match="unsupported DPoP key type"):
+        DPoPKey(object.__new__(type("Odd", (), {"sign": None, "public_key": lambda self: self})))
 
 
 JSON = st.recursive(
