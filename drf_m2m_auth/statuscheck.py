@@ -40,7 +40,7 @@ from .statuslist import (
     verify_status_list_token,
 )
 
-__all__ = ["StatusChecker", "StatusListUnavailable", "MODES", "UNAVAILABLE_MODES"]
+__all__ = ["StatusChecker", "MODES", "UNAVAILABLE_MODES"]
 
 logger = logging.getLogger("drf_m2m_auth.statuslist")
 

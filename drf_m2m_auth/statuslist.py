@@ -29,7 +29,7 @@ from cryptography.exceptions import InvalidSignature
 
 from .errors import InvalidToken, JWKSError, KeysUnavailable, ServiceUnavailable
 from .fetch import check_url, parse_max_age
-from .jose import SIGNATURE_VERIFIERS, b64url_decode, json_object
+from .jose import SIGNATURE_VERIFIERS, b64url_decode, is_numeric_date, json_object
 from .keys import VerifyKey
 
 DRAFT = "draft-ietf-oauth-status-list-20"
@@ -37,10 +37,34 @@ MEDIA_TYPE = "application/statuslist+jwt"
 LIST_TYPES = frozenset({"statuslist+jwt", MEDIA_TYPE})
 VALID, INVALID, SUSPENDED = 0, 1, 2
 ALLOWED_BITS = (1, 2, 4, 8)
-MAX_NUMERIC_DATE = 253402300799
 MAX_IDX = 2**53  # a JSON integer beyond this is not an index any list could have
 
 KeyResolver = Callable[[str | None, str], VerifyKey]
+
+__all__ = [
+    "DRAFT",
+    "MEDIA_TYPE",
+    "LIST_TYPES",
+    "VALID",
+    "INVALID",
+    "SUSPENDED",
+    "ALLOWED_BITS",
+    "MAX_IDX",
+    "KeyResolver",
+    "StatusListInvalid",
+    "StatusListUnobtainable",
+    "StatusListUnavailable",
+    "status_unknown",
+    "refusal",
+    "StatusRef",
+    "parse_status_claim",
+    "check_list_uri",
+    "StatusList",
+    "inflate",
+    "VerifiedList",
+    "verify_status_list_token",
+    "fetch_status_list",
+]
 
 
 class StatusListInvalid(Exception):
@@ -184,7 +208,7 @@ def _numeric(claims: dict[str, Any], name: str) -> float | None:
     if name not in claims:
         return None
     value = claims[name]
-    if type(value) not in (int, float) or not 0 <= value <= MAX_NUMERIC_DATE:
+    if not is_numeric_date(value):  # jose: the one NumericDate rule
         raise StatusListInvalid(f"{name} is not a valid number")
     return float(value)
 

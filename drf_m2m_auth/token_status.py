@@ -25,6 +25,8 @@ _checker: Any = None  # None: not built yet; False: STATUS_LIST is "ignore"
 # issuer's status_list is "required" (every token needs the checker then); False when only tokens
 # carrying a status claim do. An inline test there instead of a call saves one Python frame per request.
 every_token = True
+
+__all__ = ["IssuerRules", "build_checker", "get_checker", "check_token_status", "every_token"]
 _lock = threading.Lock()
 
 

@@ -10,4 +10,6 @@ from django.urls import path
 
 from .views import StatusView
 
+__all__ = ["urlpatterns"]
+
 urlpatterns = [path("status", StatusView.as_view(), name="m2m-status")]

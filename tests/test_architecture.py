@@ -281,6 +281,28 @@ def test_documented_lazy_imports_still_exist():
         assert any(imp.lazy and imp.target == target for imp in IMPORTS[f"{PACKAGE}.{short}"]), (short, target)
 
 
+def _defines_anything(name: str) -> bool:
+    tree = ast.parse(MODULES[name].read_text(encoding="utf-8"))
+    return not all(isinstance(node, ast.Expr) for node in tree.body)  # not an empty package marker
+
+
+@pytest.mark.parametrize(
+    "name",
+    sorted(n for n in MODULES if ".migrations." not in n and ".management.commands." not in n and _defines_anything(n)),
+)
+def test_every_module_says_what_it_exports(name):
+    """__all__ in every module that defines anything: its public names, nothing implied."""
+    tree = ast.parse(MODULES[name].read_text(encoding="utf-8"))
+    names = [
+        t.id
+        for node in tree.body
+        if isinstance(node, (ast.Assign, ast.AnnAssign))
+        for t in (node.targets if isinstance(node, ast.Assign) else [node.target])
+        if isinstance(t, ast.Name)
+    ]
+    assert "__all__" in names, f"{name} has no __all__"
+
+
 @pytest.mark.parametrize("name", sorted(MODULES))
 def test_module_size(name):
     lines = len(MODULES[name].read_text(encoding="utf-8").splitlines())

@@ -43,7 +43,7 @@ def verdict(output):
     return next(line for line in output.splitlines() if line.startswith("verdict"))
 
 
-# --- the three failure cases of issue 7 (and the unknown kid) ----------------------------------------------
+# --- the three common failures: wrong audience, expired, wrong issuer (and the unknown kid) ---------------
 
 
 def test_wrong_audience(m2m_issuer):

@@ -19,10 +19,11 @@ from drf_m2m_auth.errors import InvalidToken
 from drf_m2m_auth.fetch import HTTPFetcher
 from drf_m2m_auth.jwks import JWKSource
 from drf_m2m_auth.shared import SharedCache
-from drf_m2m_auth.statuscheck import StatusChecker, StatusListUnavailable
+from drf_m2m_auth.statuscheck import StatusChecker
 from drf_m2m_auth.statuslist import (
     StatusList,
     StatusListInvalid,
+    StatusListUnavailable,
     fetch_status_list,
     inflate,
     parse_status_claim,

@@ -15,8 +15,8 @@ from rest_framework.test import APIClient
 from drf_m2m_auth.errors import InvalidToken
 from drf_m2m_auth.fetch import HTTPFetcher
 from drf_m2m_auth.jwks import JWKSource
-from drf_m2m_auth.statuscheck import StatusChecker, StatusListUnavailable
-from drf_m2m_auth.statuslist import fetch_status_list
+from drf_m2m_auth.statuscheck import StatusChecker
+from drf_m2m_auth.statuslist import StatusListUnavailable, fetch_status_list
 from drf_m2m_auth.testing import FakeIssuer, JWKSServer, b64url
 
 from .statuslist_support import StatusListServer, encode_lst, list_token

@@ -31,6 +31,16 @@ from drf_spectacular.utils import OpenApiResponse
 
 from ..conf import as_list, m2m_settings, on_reset
 
+__all__ = [
+    "M2MJWTAuthenticationScheme",
+    "SCHEME_NAME",
+    "FAILED_DISCOVERY_RETRY",
+    "discovered_token_url",
+    "token_url",
+    "required_scopes",
+    "operation_scopes",
+]
+
 SCHEME_NAME = "m2mOAuth2"
 FAILED_DISCOVERY_RETRY = 60.0  # seconds before a failed discovery is tried again
 
