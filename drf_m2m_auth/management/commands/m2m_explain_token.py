@@ -1,10 +1,10 @@
 """m2m_explain_token: why is this token accepted or rejected? Every check, one line each, in words.
 
-A thin renderer: ``drf_m2m_auth.diagnostics`` decodes the token without trusting it and runs every
-header and claim rule of the verifier's own tables (token_rules.HEADER_RULES / CLAIM_RULES), the
-issuer's JWKSource and the signature check, reporting every problem, not only the first. Last, the
-token goes through ``M2MJWTAuthentication`` exactly as a request would: that verdict is the truth,
-and a rejection no line predicted is reported as such.
+A thin renderer of ``drf_m2m_auth.explain``: ``drf_m2m_auth.diagnostics`` decodes the token
+without trusting it and runs every header and claim rule of the verifier's own tables
+(token_rules.HEADER_RULES / CLAIM_RULES), the issuer's JWKSource and the signature check, reporting
+every problem, not only the first. Last, the token goes through ``M2MJWTAuthentication`` exactly as
+a request would: that verdict is the truth, and a rejection no line predicted is reported as such.
 
 Exit status: 0 accepted, 1 rejected (or no keys obtainable), 2 usage error. The token is never
 printed whole: only its first characters and a SHA-256 prefix.
@@ -12,7 +12,6 @@ printed whole: only its first characters and a SHA-256 prefix.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 from typing import Any
@@ -20,68 +19,10 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from drf_m2m_auth.conf import m2m_settings
-from drf_m2m_auth.diagnostics import Diagnosis, diagnose
-from drf_m2m_auth.errors import M2MAuthError
+from drf_m2m_auth.diagnostics import Diagnosis
+from drf_m2m_auth.explain import explain, fingerprint
 from drf_m2m_auth.management.commands.m2m_jwks import chosen_trusts
 from drf_m2m_auth.verifier import get_verifier
-
-STATUS_CODES = {"invalid_token": 401, "invalid_request": 400, "temporarily_unavailable": 503}
-
-
-def fingerprint(raw: str) -> str:
-    """Enough to recognise a token in a ticket, never enough to use it."""
-    digest = hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()[:12]
-    return f"{raw[: min(12, len(raw) // 4)]}… (sha256 {digest}, {len(raw)} chars)"
-
-
-def verdict(self: Diagnosis) -> dict[str, Any]:
-    """The real request path (authentication and revocation) judges the token; added as a last step."""
-    from drf_m2m_auth import revocation
-    from drf_m2m_auth.authentication import M2MJWTAuthentication
-
-    auth = M2MJWTAuthentication()
-    try:
-        client, token = auth.validate(self.raw)
-        auth.check_client_state(token)
-    except M2MAuthError as exc:
-        verdict = {
-            "accepted": False,
-            "status": STATUS_CODES.get(exc.error, exc.status_code),
-            "error": exc.error,
-            "reason": exc.reason,
-            "description": exc.description,
-        }
-        predicted = [s for s in self.steps if s["status"] == "FAIL"]
-        if exc.reason.startswith(("client_", "token_", "jti_")):
-            self.add("client", "FAIL", exc.description, exc.reason)
-        elif not predicted or predicted[0]["reason"] != exc.reason:
-            self.add(
-                "verifier",
-                "FAIL",
-                f"{exc.description} (no line above predicted {exc.reason}: please report this)",
-                exc.reason,
-            )
-        return verdict
-    except Exception as exc:  # e.g. no database: the token itself was judged already
-        self.add("client", "SKIP", f"revocation state unavailable: {type(exc).__name__}")
-        return {"accepted": None, "status": None, "error": None, "reason": "unknown", "description": str(exc)}
-    granted = revocation.resources_for(token.issuer, client.client_id)
-    detail = (
-        "not registered (UNREGISTERED_CLIENTS allows it; HasResourceGrant denies it)"
-        if granted is None
-        else f"active, token not revoked; grants: {', '.join(sorted(granted)) or 'none'}"
-    )
-    self.add("client", "PASS", f"{client.client_id!r} {detail}")
-    return {
-        "accepted": True,
-        "status": 200,
-        "error": None,
-        "reason": "accepted",
-        "client_id": client.client_id,
-        "issuer": client.issuer,
-        "scopes": sorted(token.scopes),
-        "description": "The token is accepted.",
-    }
 
 
 class Command(BaseCommand):
@@ -102,9 +43,7 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="machine-readable output")
 
     def handle(self, *args, **opts):
-        from drf_m2m_auth.tokens import TokenVerifier
-
-        everyone = verifier = get_verifier()
+        verifier = get_verifier()
         (trust,) = chosen_trusts(verifier, [opts["issuer"]] if opts["issuer"] else [])
         given = opts["token"]
         raw = (sys.stdin.read() if given == "-" else given).strip()
@@ -112,22 +51,7 @@ class Command(BaseCommand):
             raw = raw[7:].strip()
         if not raw:
             raise CommandError("no token given (pass it as an argument, or '-' and pipe it in)")
-        if len(verifier.trust_list) > 1:  # explain against the named issuer only, with its own JWKSource
-            verifier = TokenVerifier(trusts=[trust], max_token_bytes=verifier.max_token_bytes, clock=verifier.clock)
-        exp = diagnose(verifier, raw)
-        iss = (exp.claims or {}).get("iss")
-        if type(iss) is str and iss not in trust.issuers and iss in everyone.trusts:
-            # Another trusted issuer's token: its own rules judge it, not the named issuer's.
-            other = everyone.trusts[iss].issuer
-            result = {
-                "accepted": False,
-                "status": 401,
-                "error": "invalid_token",
-                "reason": "bad_issuer",
-                "description": f"The token is issuer {other!r}'s, not {trust.issuer!r}'s: run with --issuer {other}.",
-            }
-        else:
-            result = verdict(exp)
+        exp, result = explain(verifier, trust, raw)
         if opts["json"]:
             self.stdout.write(
                 json.dumps(
