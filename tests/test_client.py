@@ -22,6 +22,7 @@ from drf_m2m_auth.client import (
     RateLimited,
     TokenRequestError,
 )
+from drf_m2m_auth.testing import FakeClock
 from tests.client_support.issuer import LocalIssuer
 from tests.client_support.sqlite_cache import DictCache, SqliteCache
 from tests.client_support.workers import call_rejecting_api, fetch_tokens
@@ -30,12 +31,8 @@ SECRET = "s3cret-Do-Not-Leak"
 AUDIENCE = "https://api.example.com"
 
 
-class FakeClock:
-    def __init__(self):
-        self.now = 1_700_000_000.0
-
-    def __call__(self):
-        return self.now
+def clock_at_start() -> FakeClock:
+    return FakeClock(1_700_000_000.0)
 
 
 @pytest.fixture
@@ -137,7 +134,7 @@ def test_a_django_cache_alias_is_shared_and_keyed_without_the_secret(issuer, set
 
 
 def test_a_token_near_expiry_is_refreshed_before_it_expires(issuer):
-    clock = FakeClock()
+    clock = clock_at_start()
     creds = make(issuer, clock=clock, refresh_margin=60, refresh_jitter=60)
     assert creds.token() == "tok-1"
     expires_at = clock.now + 3600
@@ -149,7 +146,7 @@ def test_a_token_near_expiry_is_refreshed_before_it_expires(issuer):
 
 
 def test_refresh_points_are_jittered_across_a_fleet(issuer):
-    clock, cache = FakeClock(), DictCache()
+    clock, cache = clock_at_start(), DictCache()
     fleet = [make(issuer, clock=clock, cache=cache) for _ in range(20)]
     assert {creds.token() for creds in fleet} == {"tok-1"}
     expires_at, renewed_at = clock.now + 3600, {}
@@ -166,7 +163,7 @@ def test_refresh_points_are_jittered_across_a_fleet(issuer):
 
 
 def test_a_failed_refresh_ahead_of_expiry_keeps_the_valid_token(issuer):
-    clock = FakeClock()
+    clock = clock_at_start()
     creds = make(issuer, clock=clock, failure_cooldown=30, max_retries=3)
     creds.token()
     clock.now += 3600 - 30
@@ -179,7 +176,7 @@ def test_a_failed_refresh_ahead_of_expiry_keeps_the_valid_token(issuer):
 
 
 def test_a_revoked_token_is_replaced_and_the_request_retried_once(issuer):
-    clock = FakeClock()
+    clock = clock_at_start()
     creds = make(issuer, clock=clock)
     assert requests.get(issuer.api_url, auth=creds.auth, timeout=5).json()["token"] == "tok-1"
     issuer.revoked.add("tok-1")
@@ -191,7 +188,7 @@ def test_a_revoked_token_is_replaced_and_the_request_retried_once(issuer):
 
 
 def test_an_api_rejecting_every_token_never_loops_nor_burns_tokens(issuer):
-    clock = FakeClock()
+    clock = clock_at_start()
     creds = make(issuer, clock=clock)
     issuer.reject_everything = True
     first = requests.get(issuer.api_url, auth=creds.auth, timeout=5)
@@ -210,7 +207,7 @@ def test_an_api_rejecting_every_token_never_loops_nor_burns_tokens(issuer):
 
 
 def test_a_token_revoked_a_moment_after_it_was_fetched_is_renewed_at_once(issuer):
-    clock = FakeClock()
+    clock = clock_at_start()
     creds = make(issuer, clock=clock)
     assert creds.token() == "tok-1"
     issuer.revoked.add("tok-1")  # an operator revokes the client a second later, then restores it
@@ -221,7 +218,7 @@ def test_a_token_revoked_a_moment_after_it_was_fetched_is_renewed_at_once(issuer
 
 
 def test_a_streamed_body_is_not_resent(issuer):
-    clock = FakeClock()
+    clock = clock_at_start()
     creds = make(issuer, clock=clock)
     creds.token()
     issuer.revoked.add("tok-1")
@@ -412,7 +409,7 @@ def test_a_django_cache_uses_cache_key_prefix(issuer, settings):
 
 
 def test_a_shared_token_from_a_host_whose_clock_runs_ahead_is_clamped(issuer):
-    cache, clock, fast = DictCache(), FakeClock(), FakeClock()
+    cache, clock, fast = DictCache(), clock_at_start(), clock_at_start()
     fast.now += 3600  # that host thinks it is an hour later
     assert make(issuer, cache=cache, clock=fast).token() == "tok-1"
     creds = make(issuer, cache=cache, clock=clock)
@@ -453,7 +450,7 @@ def test_an_api_rejecting_every_token_costs_one_token_request_per_cooldown_per_f
 
 
 def test_a_failing_issuer_is_asked_once_per_failure_cooldown_by_the_whole_fleet(issuer):
-    cache, clock = DictCache(), FakeClock()
+    cache, clock = DictCache(), clock_at_start()
     issuer.script = [(503, {}, {"error": "temporarily_unavailable"})] * 2
     first = make(issuer, cache=cache, clock=clock, max_retries=1, failure_cooldown=30)
     with pytest.raises(IssuerUnavailable) as raised:

@@ -17,19 +17,11 @@ from drf_m2m_auth.dpop_htu import normalize_htu
 from drf_m2m_auth.dpop_key import DPoPKey
 from drf_m2m_auth.errors import InvalidDPoPProof, InvalidToken, UseDPoPNonce
 from drf_m2m_auth.jose import thumbprint as jwk_thumbprint
-from drf_m2m_auth.testing import encode_jws, generate_private_key, public_jwk
+from drf_m2m_auth.testing import FakeClock, encode_jws, generate_private_key, public_jwk
 
 URL = "https://api.example.com/orders/"
 TOKEN = "header.payload.signature-of-the-access-token"
 NOW = 1_700_000_000
-
-
-class Clock:
-    def __init__(self, now=NOW):
-        self.now = now
-
-    def __call__(self):
-        return self.now
 
 
 @pytest.fixture
@@ -39,7 +31,7 @@ def key():
 
 @pytest.fixture
 def clock():
-    return Clock()
+    return FakeClock(NOW)
 
 
 @pytest.fixture
@@ -364,7 +356,7 @@ def test_signed_proofs_with_arbitrary_claims_never_crash(key, claims, header):
     value = proof(key, header=header, claims=claims)
     for nonces in (None, NonceSource(b"s")):
         try:
-            check(DPoPVerifier(algorithms=["ES256"], nonces=nonces, clock=Clock()), value, key=key)
+            check(DPoPVerifier(algorithms=["ES256"], nonces=nonces, clock=FakeClock(NOW)), value, key=key)
         except InvalidToken:
             pass
 
@@ -402,7 +394,7 @@ def test_every_member_of_every_json_type_is_a_401_never_a_crash(key, header, jwk
         hdr["jwk"] = header["jwk"]
     value = proof(key, header=hdr, claims=claims)
     for nonces in (None, NonceSource(b"s")):
-        verifier = DPoPVerifier(algorithms=["ES256", "PS256", "EdDSA", signed_alg], nonces=nonces, clock=Clock())
+        verifier = DPoPVerifier(algorithms=["ES256", "PS256", "EdDSA", signed_alg], nonces=nonces, clock=FakeClock(NOW))
         for jkt in (jkt_of(key), None, 7, ["x"]):
             try:
                 verifier.verify(value, method="GET", url=URL, access_token=TOKEN, jkt=jkt)

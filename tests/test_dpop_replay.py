@@ -17,6 +17,7 @@ from drf_m2m_auth.dpop import DPoPVerifier, MemoryReplayCache
 from drf_m2m_auth.dpop_key import DPoPKey
 from drf_m2m_auth.errors import InvalidDPoPProof, ReplayCheckUnavailable
 from drf_m2m_auth.shared import SharedCache
+from drf_m2m_auth.testing import FakeClock
 
 from .client_support.broken_cache import BrokenCache
 
@@ -86,16 +87,8 @@ def test_cache_down_mode_is_validated():
         DPoPVerifier(cache_down="Reject")
 
 
-class Clock:
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self):
-        return self.now
-
-
 def test_the_process_store_refuses_when_full_and_never_evicts_a_live_entry():
-    clock = Clock()
+    clock = FakeClock(1000.0)
     store = MemoryReplayCache(max_entries=3, clock=clock)
     assert [store.add(k, 1, 60) for k in "abc"] == [True, True, True]
     assert store.add("d", 1, 60) is None  # full of live entries: refuse, evict nothing

@@ -17,18 +17,10 @@ from drf_m2m_auth.errors import InvalidToken, JWKSError, KeysUnavailable
 from drf_m2m_auth.fetch import HTTPFetcher, check_url, parse_max_age
 from drf_m2m_auth.jwks import JWKSource
 from drf_m2m_auth.keys import parse_jwks
-from drf_m2m_auth.testing import FakeIssuer, JWKSServer, b64url, generate_private_key, public_jwk
+from drf_m2m_auth.testing import FakeClock, FakeIssuer, JWKSServer, b64url, generate_private_key, public_jwk
 from drf_m2m_auth.tokens import TokenVerifier
 
 AUD = "https://api.example"
-
-
-class Clock:
-    def __init__(self):
-        self.now = time.time()
-
-    def __call__(self):
-        return self.now
 
 
 @pytest.fixture
@@ -83,7 +75,7 @@ def test_unknown_kid_flood_fetches_at_most_once_per_cooldown(server):
 
 
 def test_endpoint_down_after_warmup_keeps_valid_tokens_working(server, caplog):
-    clock = Clock()
+    clock = FakeClock()
     source = source_for(server, clock=clock, stale_if_error=3600)
     verifier = verifier_for(source, clock=clock)
     verifier.verify(server.fake.token())
@@ -102,7 +94,7 @@ def test_endpoint_down_after_warmup_keeps_valid_tokens_working(server, caplog):
 
 
 def test_stale_window_is_bounded(server):
-    clock = Clock()
+    clock = FakeClock()
     verifier = verifier_for(source_for(server, clock=clock, stale_if_error=600), clock=clock)
     raw = server.fake.token()
     verifier.verify(raw)
@@ -113,7 +105,7 @@ def test_stale_window_is_bounded(server):
 
 
 def test_cold_start_while_down_is_503_and_recovers_within_seconds(server):
-    clock = Clock()
+    clock = FakeClock()
     source = source_for(server, clock=clock, cold_retry=2, cooldown=30)
     verifier = verifier_for(source, clock=clock)
     server.mode = "down"
@@ -366,7 +358,7 @@ def test_jwks_and_discovery_fetches_never_follow_redirects(server, status, disco
 
 @pytest.mark.parametrize("published", ["empty", "unsuitable"])
 def test_a_set_without_usable_keys_is_503_and_recovers_on_the_cold_schedule(server, published, caplog):
-    clock = Clock()
+    clock = FakeClock()
     source = source_for(server, clock=clock, cold_retry=2, cooldown=30)
     verifier = verifier_for(source, clock=clock)
     healthy = server.fake.keys

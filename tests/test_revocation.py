@@ -21,6 +21,7 @@ from drf_m2m_auth.errors import InvalidToken, RevocationUnavailable
 from drf_m2m_auth.ids import jti_digest
 from drf_m2m_auth.models import Client, ResourceGrant, RevocationState, RevokedToken
 from drf_m2m_auth.principal import AccessToken
+from drf_m2m_auth.testing import FakeClock
 
 pytestmark = pytest.mark.django_db
 
@@ -49,21 +50,10 @@ def reason_of(tok, module=revocation):
     return None
 
 
-class FakeClock:
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self):
-        return self.now
-
-    def advance(self, seconds):
-        self.now += seconds
-
-
 @pytest.fixture
 def clock():
     """This process's RevocationCache runs on a fake clock (also when a setting change rebuilds it)."""
-    fake = FakeClock()
+    fake = FakeClock(1000.0)
     revocation.use_factory(lambda: revocation.build(clock=fake))
     yield fake
     revocation.use_factory(None)

@@ -28,17 +28,9 @@ from drf_m2m_auth.statuslist import (
     inflate,
     parse_status_claim,
 )
-from drf_m2m_auth.testing import FakeIssuer, JWKSServer, b64url, encode_jws, generate_private_key
+from drf_m2m_auth.testing import FakeClock, FakeIssuer, JWKSServer, b64url, encode_jws, generate_private_key
 
 from .statuslist_support import StatusListServer, encode_lst, list_token, pack
-
-
-class Clock:
-    def __init__(self):
-        self.now = time.time()
-
-    def __call__(self):
-        return self.now
 
 
 @pytest.fixture
@@ -323,7 +315,7 @@ def test_slow_endpoint_is_unavailable(fake, lists, make_checker):
 
 
 def test_down_after_a_good_fetch_serves_stale_then_503(fake, lists, make_checker):
-    uri, clock = lists.url(1), Clock()
+    uri, clock = lists.url(1), FakeClock()
     lists.publish(uri, list_token(fake, uri, {1: 1}, ttl=10))
     checker = make_checker(clock=clock, stale_if_error=100, retry=1)
     assert reason_of(checker, fake, uri, 1) == "token_status_invalid"
@@ -340,7 +332,7 @@ def test_down_after_a_good_fetch_serves_stale_then_503(fake, lists, make_checker
 
 
 def test_revocation_is_seen_after_ttl_not_before(fake, lists, make_checker):
-    uri, clock = lists.url(1), Clock()
+    uri, clock = lists.url(1), FakeClock()
     lists.publish(uri, list_token(fake, uri, {}, ttl=10))
     checker = make_checker(clock=clock)
     assert reason_of(checker, fake, uri, 3) == "valid"
@@ -364,7 +356,7 @@ def test_revocation_is_seen_after_ttl_not_before(fake, lists, make_checker):
     ],
 )
 def test_freshness_rules(ttl, max_age, exp_in, expected, fake, lists, make_checker):
-    uri, clock = lists.url(1), Clock()
+    uri, clock = lists.url(1), FakeClock()
     token = list_token(
         fake, uri, ttl=ttl, **({"omit": ("exp",)} if exp_in is None else {"exp": int(clock.now) + exp_in})
     )
@@ -439,7 +431,7 @@ def test_issuer_keys_unobtainable_makes_the_list_unavailable(fake, jwks, lists, 
 
 def test_a_cached_token_remembered_valid_is_refused_once_its_list_says_revoked(make_checker, fake, lists):
     """The one-lookup path of a cached token (same claims object) ends with its list's fresh time."""
-    clock, uri = Clock(), lists.url(1)
+    clock, uri = FakeClock(), lists.url(1)
     lists.publish(uri, list_token(fake, uri, {}, ttl=10))
     checker = make_checker(clock=clock, min_ttl=1)
     cached = claims(uri, 3)  # a verified-token cache hands out the same claims object every time

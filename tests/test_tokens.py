@@ -15,18 +15,10 @@ from cryptography.hazmat.primitives import serialization
 
 from drf_m2m_auth.errors import InvalidToken, KeysUnavailable
 from drf_m2m_auth.jwks import JWKSource
-from drf_m2m_auth.testing import FakeIssuer, b64url, encode_jws, public_jwk
+from drf_m2m_auth.testing import FakeClock, FakeIssuer, b64url, encode_jws, public_jwk
 from drf_m2m_auth.tokens import TokenVerifier
 
 AUD = "https://api.example"
-
-
-class Clock:
-    def __init__(self, now=None):
-        self.now = now if now is not None else time.time()
-
-    def __call__(self):
-        return self.now
 
 
 @pytest.fixture(scope="module")
@@ -426,7 +418,7 @@ def test_scopes_wrong_types_contribute_nothing(rsa_issuer):
 
 
 def test_cache_hit_skips_crypto_but_still_checks_exp(rsa_issuer):
-    clock = Clock()
+    clock = FakeClock()
     verifier = make_verifier(rsa_issuer, clock=clock)
     raw = rsa_issuer.token(expires_in=60)
     first = verifier.verify(raw)
@@ -436,7 +428,7 @@ def test_cache_hit_skips_crypto_but_still_checks_exp(rsa_issuer):
 
 
 def test_failures_are_never_cached(rsa_issuer):
-    clock = Clock()
+    clock = FakeClock()
     verifier = make_verifier(rsa_issuer, clock=clock)
     raw = rsa_issuer.token(nbf=int(clock.now) + 100)
     assert reason_of(verifier, raw)[0] == "not_yet_valid"
@@ -447,7 +439,7 @@ def test_failures_are_never_cached(rsa_issuer):
 
 def test_cache_entry_dropped_when_key_leaves_the_jwks():
     fake = FakeIssuer()
-    clock = Clock()
+    clock = FakeClock()
     verifier = make_verifier(fake, clock=clock)
     raw = fake.token()
     verifier.verify(raw)
