@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The Django 4.2 leg of CI (issue 17): what proves the "Framework :: Django :: 4.2" classifier.
+# The Django 4.2 leg of CI: what proves the "Framework :: Django :: 4.2" classifier.
 # A second virtualenv (Django 4.2 LTS, DRF < 3.17, the test extra) in a temporary directory, running
 # the tests that need no real service (PostgreSQL, Redis, nginx and the browser run under Django 5.2
 # in the README's test command) and not the version-independent packaging test. About 4 minutes on

@@ -1,4 +1,4 @@
-"""Statistics over interleaved rounds, the targets of issue 3, and the tables (text and RST)."""
+"""Statistics over interleaved rounds, the performance targets, and the tables (text and RST)."""
 
 from __future__ import annotations
 

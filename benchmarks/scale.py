@@ -1,4 +1,4 @@
-"""Revocation at fleet scale: what loading and reloading the revocation snapshot costs (issue 14).
+"""Revocation at fleet scale: what loading and reloading the revocation snapshot costs.
 
 Not a test. Builds 50,000 clients x 5 grants + 100,000 revoked jtis with bulk_create in a temporary
 database (SQLite; PostgreSQL too when a ``postgres`` binary is installed: a throwaway cluster on a

@@ -188,7 +188,7 @@ def _reason(tok):
 
 
 def test_deleting_a_deactivated_client_in_the_admin_never_re_enables_its_tokens(admin_client, clients):
-    """Issue 12 item 7, through the admin: the confirmation says what happens, and it happens."""
+    """Deleting a client, through the admin: the confirmation says what happens, and it happens."""
     b = clients[1]
     tok = _token(b.client_id, time.time())
     assert _reason(tok) == "client_inactive"

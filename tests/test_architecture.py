@@ -8,6 +8,7 @@ together; it only moves the moment the tie is made).
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -307,3 +308,23 @@ def test_every_module_says_what_it_exports(name):
 def test_module_size(name):
     lines = len(MODULES[name].read_text(encoding="utf-8").splitlines())
     assert lines <= MAX_LINES, f"{name} has {lines} lines (limit {MAX_LINES}): split it"
+
+
+# A tracker issue's number means nothing to a reader of this repository: say what the thing is.
+_TRACKER_REF = re.compile(r"\b" + "issue" + r"s? ?#?\d+", re.IGNORECASE)
+_TEXT_SUFFIXES = {".py", ".rst", ".md", ".txt", ".cfg", ".toml", ".ini", ".html", ".sh", ".yml", ".yaml"}
+
+
+def test_no_text_refers_to_a_tracker_issue_by_number():
+    repo = ROOT.parent
+    roots = [ROOT, *(repo / d for d in ("tests", "benchmarks", "docs", ".ci", ".github", "testproject"))]
+    files = [p for r in roots if r.exists() for p in r.rglob("*") if p.suffix in _TEXT_SUFFIXES and p.is_file()]
+    files += [p for p in repo.glob("*") if p.suffix in _TEXT_SUFFIXES and p.is_file()]
+    found = [
+        f"{p.relative_to(repo)}:{n}"
+        for p in files
+        if "_build" not in p.parts and "results" not in p.parts
+        for n, line in enumerate(p.read_text(encoding="utf-8", errors="replace").splitlines(), 1)
+        if _TRACKER_REF.search(line)
+    ]
+    assert found == []

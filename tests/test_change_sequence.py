@@ -1,5 +1,5 @@
 """The reader side of the change sequence: a process re-reads only what the changes after its
-snapshot name, and ends where a fresh full load would (issue 14, "a change costs what changed").
+snapshot name, and ends where a fresh full load would ("a change costs what changed").
 
 A second ``RevocationCache`` stands for another process; ``reader.loader`` counts its full loads,
 so every test also proves the incremental path was the one taken.

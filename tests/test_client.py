@@ -366,7 +366,7 @@ def test_a_token_stripped_on_a_cross_host_redirect_is_not_put_back(issuer):
     assert [auth for host, auth in issuer.api_log if host.startswith("localhost")] == [""]
 
 
-# --- issue 12: redirects, exact shared-cache identities, clocks ahead, fleet-wide forced renewals --
+# --- redirects, exact shared-cache identities, clocks ahead, fleet-wide forced renewals --
 
 
 @pytest.mark.parametrize("status", [301, 302, 303, 307, 308])

@@ -49,7 +49,7 @@ def test_discovery_then_shared_cache_then_forced_refresh(settings):
 
 
 def test_refresh_says_whether_it_reached_the_fleet(settings, tmp_path, m2m_issuer, m2m_jwks_server):
-    """Issue 17: --refresh says whether every worker gets the keys (a shared cache) or only itself."""
+    """--refresh says whether every worker gets the keys (a shared cache) or only itself."""
     settings.CACHES = {
         "default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": str(tmp_path)}
     }

@@ -189,7 +189,7 @@ def test_json_output(settings):
 
 
 def test_tools_say_how_soon_other_processes_see_a_change(settings, tmp_path):
-    """Issue 17: 'announced' only when a cache other processes read accepted the generation."""
+    """'announced' only when a cache other processes read accepted the generation."""
     import json
 
     settings.CACHES = LOCMEM

@@ -361,7 +361,7 @@ def test_signed_proofs_with_arbitrary_claims_never_crash(key, claims, header):
             pass
 
 
-# Every member a proof can carry, drawn from every JSON type (issue 12 item 1: a list as jwk.crv
+# Every member a proof can carry, drawn from every JSON type (a list as jwk.crv
 # was a TypeError, i.e. a 500, before the signature was even checked).
 HEADER_MEMBERS = ["typ", "alg", "jwk", "crit", "kid", "x5c", "nonce"]
 JWK_MEMBERS = ["kty", "crv", "x", "y", "n", "e", "d", "alg", "use", "kid", "key_ops"]

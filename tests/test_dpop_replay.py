@@ -1,4 +1,4 @@
-"""DPoP replay protection whatever the shared cache does (issue 12 items 5, 6 and the replay store).
+"""DPoP replay protection whatever the shared cache does, and the process replay store.
 
 A cache that stores nothing (DummyCache) and an unreachable cache both fall back to the in-process
 store, so a replay to the same worker is still refused; DPOP_REPLAY_CACHE_DOWN="reject" answers

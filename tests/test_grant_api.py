@@ -1,4 +1,4 @@
-"""Grants belong to an API (issue 14): DRF_M2M_AUTH['API'] and E032, ResourceGrant.api in the models,
+"""Grants belong to an API: DRF_M2M_AUTH['API'] and E032, ResourceGrant.api in the models,
 the fleet's admin (grants per API, a client's revocation state) and ``m2m_grant --api``.
 
 Which grants a service *loads* (only its own API's) is revocation_state's, tested with it.

@@ -1,4 +1,4 @@
-"""A client is (issuer, client_id) (issue 13): two trusted issuers, one client id at both.
+"""A client is (issuer, client_id): two trusted issuers, one client id at both.
 
 The outside review's reproduction: with two tenants, a client of tenant B named like a registered
 client of tenant A got A's grants, and revoking A's client also hit B's. Here two real JWKS servers

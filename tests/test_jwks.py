@@ -269,7 +269,7 @@ def test_parse_skips_bad_keys_not_the_set():
         parse_jwks({"keys": "nope"}, ["RS256"])
 
 
-# --- issue 12: shared-cache keys per exact issuer and URL; no redirects; empty sets ------------------
+# --- shared-cache keys per exact issuer and URL; no redirects; empty sets ------------------
 
 
 def _shared(cache=None):
@@ -383,7 +383,7 @@ def _token_for(keys, server):
 
 
 def test_unknown_kid_waits_for_another_process_fetch_instead_of_answering_401(server):
-    """Emergency rotation (issue 16): worker B meets the new kid while worker A is fetching it."""
+    """Emergency rotation: worker B meets the new kid while worker A is fetching it."""
     shared = _shared()
     worker_a = source_for(server, shared_cache=shared, lock_wait=5, cooldown=30)
     worker_b = source_for(server, shared_cache=shared, lock_wait=5, cooldown=30)
@@ -433,7 +433,7 @@ def test_an_unknown_kid_with_no_fetch_in_flight_is_answered_at_once(server):
     assert time.monotonic() - started < 2.0
 
 
-# --- issue 12 item 1: a JWKS key member of any JSON type skips that key, never the set ------------
+# --- a JWKS key member of any JSON type skips that key, never the set ------------
 
 from hypothesis import given  # noqa: E402
 from hypothesis import settings as hsettings  # noqa: E402
@@ -476,7 +476,7 @@ def test_a_document_without_a_keys_array_is_a_fetch_error(doc):
 
 
 def test_unknown_kid_after_waiting_for_a_fetch_that_read_the_old_set_fetches_once_itself(server):
-    """Emergency rotation (issue 16) during another worker's TTL refresh.
+    """Emergency rotation during another worker's TTL refresh.
 
     Worker A's TTL refresh read the JWKS just before the new key was published and answers just
     after it; worker B meets the new kid meanwhile and waits for A's result, which lacks the kid.

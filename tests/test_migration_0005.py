@@ -1,4 +1,4 @@
-"""The upgrade to grants per API and the change sequence (issue 14), on a real SQLite file;
+"""The upgrade to grants per API and the change sequence, on a real SQLite file;
 tests/realservices/test_migration_pg.py plays the same scenarios on PostgreSQL.
 
 A database at the schema before it (0003_client_issuer, clients with their issuer) holds clients,

@@ -1,4 +1,4 @@
-"""Issue 17 item 7: the opt-in network check (``check --tag drf_m2m_auth_network``, ``m2m_jwks --check``).
+"""The opt-in network check (``check --tag drf_m2m_auth_network``, ``m2m_jwks --check``).
 
 Every test talks to a real JWKSServer on 127.0.0.1 (or to a closed loopback port)."""
 

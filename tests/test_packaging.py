@@ -148,7 +148,7 @@ print(drf_m2m_auth.__version__)
 
 
 def test_a_fresh_project_following_the_install_guide_protects_a_view(dists, tmp_path):
-    """Issue 17's trial: the wheel, ``startproject``, the install guide's settings (a file cache), its
+    """The adoption trial: the wheel, ``startproject``, the install guide's settings (a file cache), its
     views and urls examples (extracted from the page), migrate, m2m_grant; then runserver answers a
     granted token 200 and no token 401, and a revocation made by another process is seen at once."""
     import json

@@ -238,7 +238,7 @@ def test_any_jti_can_be_revoked(jti):
     assert "\n" not in entry.jti_display and "\u202e" not in entry.jti_display
 
 
-# --- deleting a client never widens access (issue 12 item 7) -----------------------------------------
+# --- deleting a client never widens access -----------------------------------------
 
 
 @pytest.mark.parametrize("how", ["instance", "queryset"])

@@ -1,4 +1,4 @@
-"""Several issuers, one API (issue 13, verifier side): each token is judged by its own issuer's rules.
+"""Several issuers, one API (verifier side): each token is judged by its own issuer's rules.
 
 Real JWKS servers on 127.0.0.1 (their request counts prove what was fetched), the real request path
 (M2MJWTAuthentication in a DRF view), `manage.py check` and the commands.

@@ -1,4 +1,4 @@
-"""The soak run (issue 16): its checker on hand-made histories, and the short run for real.
+"""The soak run: its checker on hand-made histories, and the short run for real.
 
 The short run starts PostgreSQL, Redis, the issuer, service-b (gunicorn, 4 workers) behind nginx and
 Locust in subprocesses (Locust's gevent never patches this process) and fails on any violated
@@ -19,7 +19,7 @@ from benchmarks.soak.checker import check
 from tests.realservices.servers import require
 
 REPO = Path(__file__).resolve().parents[1]
-# Issue 16's known bug: in an emergency rotation, a worker meeting the new kid while another process
+# The known bug: in an emergency rotation, a worker meeting the new kid while another process
 # fetches the JWKS answers 401 at once (measured: 11-14 valid requests in the first ~200 ms). Helper
 # A fixes it in jwks.py; once that is merged, set this to False: the short run then fails on them.
 KNOWN_EMERGENCY_ROTATION_RACE = False
@@ -107,7 +107,7 @@ def test_a_revocation_while_redis_is_down_has_the_database_interval():
 
 
 def test_a_status_list_revocation_has_the_lists_ttl_plus_one_second():
-    """The hook issue 15 will use: a token revoked at the issuer, refused within the list's ttl + 1 s."""
+    """Issuer-driven revocation: a token revoked at the issuer, refused within the list's ttl + 1 s."""
     change = {"client": "s", "what": "token_status", "start": 96.0, "end": 100.0, "committed": 99.0}
     history = [req(104.5, 200, client="s", kind="watch_status"), req(106.5, 200, client="s", kind="watch_status")]
     result = check(history, timeline(changes=[change], settings={**SETTINGS, "STATUS_LIST_TTL": 5}))

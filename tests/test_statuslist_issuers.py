@@ -49,7 +49,7 @@ class Fleet:
 def two_issuers(request, settings, monkeypatch):
     via_settings = request.param == "ISSUERS setting"
     if via_settings and "ISSUERS" not in SETTINGS:
-        pytest.skip("the settings table has no ISSUERS yet (issue 13)")
+        pytest.skip("the settings table has no ISSUERS")
     servers = [JWKSServer(FakeIssuer(A, AUD)), JWKSServer(FakeIssuer(B, AUD))]
     servers[0].fake.issuer, servers[1].fake.issuer = A, B  # named apart from where their keys are served
     lists = StatusListServer()

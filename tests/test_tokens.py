@@ -492,7 +492,7 @@ def test_b64url_decoders_agree(segment):
     assert results[0] == results[1]
 
 
-# --- issue 12: a client id with control or format characters is refused -------------------------
+# --- a client id with control or format characters is refused -------------------------
 
 
 @pytest.mark.parametrize(
@@ -517,7 +517,7 @@ def test_client_id_with_ordinary_unicode_is_accepted(rsa_issuer):
     assert verifier.verify(rsa_issuer.token(client_id="dienst-über-ünïcode")).client_id == "dienst-über-ünïcode"
 
 
-# --- issue 12 item 1: any JSON type in any header member or claim is a 401, never an exception -----
+# --- any JSON type in any header member or claim is a 401, never an exception -----
 
 from hypothesis import HealthCheck, given  # noqa: E402
 from hypothesis import settings as hsettings  # noqa: E402

@@ -1,4 +1,4 @@
-"""The upgrade to (issuer, client_id), played on a real database file or server (issue 13).
+"""The upgrade to (issuer, client_id), played on a real database file or server.
 
 A database migrated with the previous release (0002) holds clients, grants, a deny-listed jti and a
 tombstone. ``one_issuer`` migrates it forward with one configured issuer: every row gets that

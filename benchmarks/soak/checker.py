@@ -19,7 +19,7 @@ except a token of a generation whose key an emergency rotation withdrew (not jud
 rotation is published); a client under a change has its old answer until the change starts and its
 new answer from ``committed + bound`` (bound: REVOCATION_CHECK_INTERVAL + 0.5 s, or
 REVOCATION_DB_CHECK_INTERVAL while Redis is down, or the status list's ttl + 1 s for a token revoked
-at the issuer, as issue 16 states), either in between (a 401 for a token whose key an emergency
+at the issuer), either in between (a 401 for a token whose key an emergency
 rotation withdrew is not judged); a change with no request after its bound is a violation; the
 latest old answer to a request sent after ``committed`` is the change's propagation (a lower bound
 on it: the worker had not seen the change when that request was sent). A 5xx or a timeout
@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 INVALID_KINDS = frozenset({"expired", "wrong_aud", "tampered", "revoked_client"})
-CONTROL_PLANE_SLACK = 0.5  # issue 16: control-plane changes within REVOCATION_CHECK_INTERVAL + 0.5 s
+CONTROL_PLANE_SLACK = 0.5  # control-plane changes within REVOCATION_CHECK_INTERVAL + 0.5 s
 KILL_SLACK = 0.005  # the harness stamps the kill just before os.kill
 
 
@@ -129,7 +129,7 @@ def describe(record: dict) -> str:
 
 
 def change_bound(change: dict, settings: dict) -> float:
-    if change["what"] == "token_status":  # issue 15: a status-list revocation, within the list's ttl + 1 s
+    if change["what"] == "token_status":  # a status-list revocation, within the list's ttl + 1 s
         return float(settings["STATUS_LIST_TTL"]) + 1.0
     if change.get("redis_down"):
         return float(settings["REVOCATION_DB_CHECK_INTERVAL"])

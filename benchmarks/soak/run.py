@@ -1,4 +1,4 @@
-"""The soak run (issue 16): service-b under Locust load while its dependencies fail on a schedule.
+"""The soak run: service-b under Locust load while its dependencies fail on a schedule.
 
     python benchmarks/soak/run.py --short        # about 90 s of load; what tests/test_soak.py runs
     python benchmarks/soak/run.py --long         # 10 minutes, 2,000 clients, a report with a plot
@@ -58,7 +58,7 @@ SYSTEMS = ("ours", "pyjwt", "simplejwt", "authlib")
 # and token kinds are left out of its run, and its report says "n/a" for them.
 REVOCATION_FAULTS = frozenset({"control_plane", "status_list_revoke"})
 WORKERS = 4
-# The propagation settings of the run (issue 16: REVOCATION_DB_CHECK_INTERVAL = 5 s). The JWKS TTL is
+# The propagation settings of the run (REVOCATION_DB_CHECK_INTERVAL = 5 s). The JWKS TTL is
 # short so that the 15 s JWKS outage really makes every worker refresh, fail and serve stale keys.
 SERVICE_M2M = {
     "M2M_REVOCATION_CHECK_INTERVAL": "1.0",
@@ -82,7 +82,7 @@ class Profile:
 SHORT = Profile(clients=200, invalid_each=5, duration=84, users=12, rate=10, spread=1.0)
 LONG = Profile(clients=2000, invalid_each=25, duration=600, users=20, rate=10, spread=7.0)
 
-# (offset in seconds from the start of the load, fault). Fault durations are fixed by issue 16.
+# (offset in seconds from the start of the load, fault). Fault durations are fixed.
 SCHEDULE = [
     (5, "rotation"),
     (9, "control_plane"),  # two manage.py commands, a few seconds each

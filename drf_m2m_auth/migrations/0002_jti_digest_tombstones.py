@@ -1,4 +1,4 @@
-# The deny-list matches any jti by its SHA-256 (issue 12), deleted clients leave a tombstone, and
+# The deny-list matches any jti by its SHA-256, deleted clients leave a tombstone, and
 # client ids refuse control and format characters. Written by hand; RunPython computes the digests.
 
 import hashlib

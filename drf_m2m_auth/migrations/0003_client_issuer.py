@@ -1,7 +1,7 @@
-# A client is (issuer, client_id) (issue 13). Written by hand. This migration adds a nullable
+# A client is (issuer, client_id). Written by hand. This migration adds a nullable
 # issuer to clients, tombstones and the jti deny-list, and fills it when exactly one issuer is
 # configured (DRF_M2M_AUTH, read now). With several, nothing is guessed: the rows stay empty until
-# `manage.py m2m_set_issuer --issuer ISS [--client ID ...]` fills them, and 0004 (issuer required)
+# `manage.py m2m_set_issuer --issuer ISS [--client ID ...]` fills them, and 0005 (issuer required)
 # refuses to run while any client has none. Meanwhile an empty client's revocation state applies
 # at every issuer and its grants at none; an empty tombstone or denied jti applies at every issuer.
 

@@ -1,4 +1,4 @@
-# Grants belong to an API, and every change is numbered (issue 14). Generated, then edited by
+# Grants belong to an API, and every change is numbered. Generated, then edited by
 # hand: existing grants get this project's API (DRF_M2M_AUTH["API"], by default its single
 # audience) when it can be determined, else they stay empty (granted at no API) until 0006, which
 # refuses to run without it; this migration never refuses, so that 0005's refusal (clients

@@ -1,4 +1,4 @@
-# Every client names its issuer (issue 13). Written by hand. Refuses to run, naming the command
+# Every client names its issuer. Written by hand. Refuses to run, naming the command
 # that fixes it, while a client has no issuer (0003 fills it only when exactly one issuer is
 # configured: with several, nothing is guessed).
 

@@ -1,4 +1,4 @@
-# Every grant names its API (issue 14). Written by hand. Fills the grants 0004 left empty with this
+# Every grant names its API. Written by hand. Fills the grants 0004 left empty with this
 # project's DRF_M2M_AUTH["API"]; refuses to run, naming the setting, while it cannot be determined
 # (several audiences and no "API": nothing is guessed). Until then those grants apply at no API.
 

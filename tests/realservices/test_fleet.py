@@ -7,7 +7,7 @@ addressed one by one. The services read drf_m2m_auth's tables through the ``flee
 nothing else; Django's own tables live in each process's SQLite file. This module starts its own
 PostgreSQL and Redis, because it stops and restarts both.
 
-Measured times are printed (``-s`` shows them) and asserted against the bounds of issue 14:
+Measured times are printed (``-s`` shows them) and asserted against the fleet's bounds:
 REVOCATION_CHECK_INTERVAL = 0.5 s, every worker of every service within 1 s.
 """
 
@@ -29,7 +29,7 @@ APIS = ("orders", "billing", "shipping")
 WORKERS_PER_SERVICE = 2
 CHECK_INTERVAL = 0.5
 DB_CHECK_INTERVAL = 2.0
-BOUND = 1.0  # issue 14: every worker of every service answers accordingly within 1 s
+BOUND = 1.0  # every worker of every service answers accordingly within 1 s
 READER = "m2m_reader"
 DBNAME = "m2m_fleet"
 SCOPE = "fleet:call"

@@ -57,7 +57,7 @@ def test_migrations_forward_backward_forward(postgres):
 
 @pytest.mark.parametrize("scenario", ["one_issuer", "two_issuers"])
 def test_upgrade_from_the_previous_release(postgres, scenario):
-    """Issue 13 on PostgreSQL: a database at 0002 migrates forward; with one issuer every row gets
+    """(issuer, client_id) on PostgreSQL: a database at 0002 migrates forward; with one issuer every row gets
     it and every grant still works; with two nothing is guessed until m2m_set_issuer."""
     db = postgres.create_database(f"m2m_upgrade_{scenario}")
     getattr(upgrade_scenario, scenario)(django_env(postgres.env(db)))

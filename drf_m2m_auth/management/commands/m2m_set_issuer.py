@@ -1,7 +1,7 @@
 """m2m_set_issuer: say which trusted issuer the clients without one belong to.
 
 Migration 0003 records each client's issuer only when exactly one issuer is configured; with
-several nothing is guessed, and migration 0004 (issuer required) refuses to run until every client
+several nothing is guessed, and migration 0005 (issuer required) refuses to run until every client
 has one. Until then such a client's revocation state applies at every issuer and its grants at
 none. This command fills the empty ones, all of them or those named with ``--client``, and
 never changes a client that already has an issuer.
