@@ -94,7 +94,11 @@ class TokenVerifier:
             raise InvalidToken("The access token is not a string.", reason="malformed")
         if len(raw) > self.max_token_bytes:  # size cap before any parsing or hashing
             raise InvalidToken("The access token is too large.", reason="too_large")
-        digest = _sha256(raw.encode("utf-8", "surrogatepass")).digest()
+        try:
+            data = raw.encode()  # no error handler named: CPython's fast path, ~30 ns less per call
+        except UnicodeEncodeError:  # a lone surrogate: still hashed, and refused as malformed later
+            data = raw.encode("utf-8", "surrogatepass")
+        digest = _sha256(data).digest()
         entry = self._cache.get(digest)
         if entry is not None:
             # The hot path: no parsing, no crypto; exp and nbf (with leeway) still checked.

@@ -165,6 +165,12 @@ def test_2_3_jwe_five_segments_rejected(rsa_issuer):
     assert reason_of(make_verifier(rsa_issuer), "a.b.c.d.e") == ("malformed", None)
 
 
+@pytest.mark.parametrize("bad", ["\ud800.e30.AA", "e30.\udfff.AA", "\u00e9yJ.e30.AA", "e30.e30.\u65e5"])
+def test_non_ascii_and_lone_surrogates_are_malformed_not_an_exception(rsa_issuer, bad):
+    # The cache key hashes the raw string: a lone surrogate cannot be UTF-8 encoded strictly.
+    assert reason_of(make_verifier(rsa_issuer), bad) == ("malformed", None)
+
+
 def test_2_5_ecdsa_psychic_signature_rejected():
     """CVE-2022-21449: r = s = 0 must never verify."""
     fake = FakeIssuer(alg="ES256")
