@@ -18,11 +18,11 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from drf_m2m_auth import changes, querysets, revocation
-from drf_m2m_auth.errors import InvalidToken
 from drf_m2m_auth.ids import jti_digest
 from drf_m2m_auth.models import Client, DeletedClient, ResourceGrant, RevocationChange, RevocationState, RevokedToken
-from drf_m2m_auth.principal import AccessToken
 from drf_m2m_auth.testing import FakeClock
+
+from .revocation_support import reason_of, token
 
 pytestmark = pytest.mark.django_db
 
@@ -31,23 +31,6 @@ OTHER = "https://other-issuer.example/"
 
 def issuer() -> str:
     return revocation.only_issuer()
-
-
-def token(client_id="svc-a", *, iss=None, iat=None, jti=None):
-    now = time.time()
-    claims = {"sub": f"{client_id}@clients", "iss": iss or issuer(), "aud": "api", "exp": now + 3600}
-    claims["iat"] = now if iat is None else iat
-    if jti:
-        claims["jti"] = jti
-    return AccessToken(claims, frozenset())
-
-
-def reason(reader, tok):
-    try:
-        reader.check(tok)
-    except InvalidToken as exc:
-        return exc.reason
-    return None
 
 
 @pytest.fixture
@@ -100,7 +83,7 @@ def sequence():
 def test_deactivate_and_revoke_tokens_reach_the_reader_with_a_few_queries(reader):
     a = Client.objects.create(client_id="svc-a", name="A")
     follow(reader)
-    assert reason(reader, token()) is None
+    assert reason_of(token(), reader) is None
     before = reader.snapshot.sequence
     a.deactivate()
     with CaptureQueriesContext(connection) as queries:
@@ -110,12 +93,12 @@ def test_deactivate_and_revoke_tokens_reach_the_reader_with_a_few_queries(reader
     assert len(queries) == 6, [q["sql"] for q in queries.captured_queries]
     assert "drf_m2m_auth_client" in queries.captured_queries[3]["sql"]
     assert "svc-a" in str(queries.captured_queries[3]["sql"])
-    assert reason(reader, token()) == "client_inactive"
+    assert reason_of(token(), reader) == "client_inactive"
     a.activate()
     a.revoke_tokens(timezone.now())
     follow(reader)
-    assert reason(reader, token(iat=time.time() - 60)) == "token_revoked"
-    assert reason(reader, token(iat=time.time() + 1)) is None
+    assert reason_of(token(iat=time.time() - 60), reader) == "token_revoked"
+    assert reason_of(token(iat=time.time() + 1), reader) is None
     assert reader.loader.full_loads == 1 and reader.loader.incremental_loads >= 3
 
 
@@ -133,12 +116,12 @@ def test_delete_with_tombstone_and_register_again(reader):
     snap = follow(reader)
     assert "svc-a" not in snap.clients.get(issuer(), {})
     assert snap.tombstones[issuer()]["svc-a"].active is False
-    assert reason(reader, token()) == "client_inactive"  # deleting never widens access
+    assert reason_of(token(), reader) == "client_inactive"  # deleting never widens access
     Client.objects.create(client_id="svc-a", name="A again")  # consumes the tombstone, keeps its cut-off
     snap = follow(reader)
     assert "svc-a" not in snap.tombstones.get(issuer(), {})
-    assert reason(reader, token(iat=time.time() - 60)) == "token_revoked"
-    assert reason(reader, token(iat=time.time() + 5)) is None
+    assert reason_of(token(iat=time.time() - 60), reader) == "token_revoked"
+    assert reason_of(token(iat=time.time() + 5), reader) is None
     b = Client.objects.create(client_id="svc-b", name="B")
     follow(reader)
     b.delete()  # active, never revoked: no tombstone, simply unregistered
@@ -183,13 +166,13 @@ def test_a_renamed_client_leaves_its_old_id(reader):
     a.client_id = "svc-renamed"
     a.save()
     follow(reader)
-    assert reason(reader, token("svc-renamed")) is None
+    assert reason_of(token("svc-renamed"), reader) is None
     assert "svc-a" not in reader.snapshot.clients[issuer()]
     a.issuer = OTHER
     a.save()
     follow(reader)
     assert "svc-renamed" not in reader.snapshot.clients[issuer()]
-    assert reason(reader, token("svc-renamed", iss=OTHER)) is None
+    assert reason_of(token("svc-renamed", issuer=OTHER), reader) is None
     assert reader.loader.full_loads == 1
     assert state(reader.snapshot) == fresh_state()
 
@@ -199,15 +182,15 @@ def test_jti_revoke_expire_and_purge(reader):
     RevokedToken.objects.revoke("j1", exp)
     RevokedToken.objects.revoke("j2", exp, issuer=None)  # every issuer
     follow(reader)
-    assert reason(reader, token(jti="j1")) == "jti_revoked"
-    assert reason(reader, token(jti="j1", iss=OTHER)) is None
-    assert reason(reader, token(jti="j2", iss=OTHER)) == "jti_revoked"
+    assert reason_of(token(jti="j1"), reader) == "jti_revoked"
+    assert reason_of(token(jti="j1", issuer=OTHER), reader) is None
+    assert reason_of(token(jti="j2", issuer=OTHER), reader) == "jti_revoked"
     RevokedToken.objects.denying("j1").update(exp=timezone.now() - dt.timedelta(seconds=1))
     follow(reader)
     assert jti_digest("j1") not in reader.snapshot.denied
     assert RevokedToken.objects.purge_expired() == 1
     follow(reader)
-    assert reason(reader, token(jti="j1")) is None and reason(reader, token(jti="j2")) == "jti_revoked"
+    assert reason_of(token(jti="j1"), reader) is None and reason_of(token(jti="j2"), reader) == "jti_revoked"
     assert reader.loader.full_loads == 1
     assert state(reader.snapshot) == fresh_state()
 
@@ -227,8 +210,8 @@ def test_a_bulk_change_rereads_the_section(reader, monkeypatch):
         [RevokedToken(issuer=issuer(), jti_sha256=jti_digest(f"b{i}"), exp=exp) for i in range(5)]
     )
     follow(reader)
-    assert all(reason(reader, token(f"svc-{i}")) == "client_inactive" for i in range(6))
-    assert reason(reader, token("svc-x", jti="b4")) == "jti_revoked"
+    assert all(reason_of(token(f"svc-{i}"), reader) == "client_inactive" for i in range(6))
+    assert reason_of(token("svc-x", jti="b4"), reader) == "jti_revoked"
     assert all(jti_digest(f"b{i}") in reader.snapshot.denied for i in range(5))
     assert reader.loader.full_loads == 1
     assert state(reader.snapshot) == fresh_state()
@@ -243,7 +226,7 @@ def test_history_pruned_past_the_snapshot_loads_everything(reader):
     RevocationState.objects.filter(pk=1).update(pruned_through=sequence())
     follow(reader)
     assert reader.loader.full_loads == 2
-    assert reason(reader, token()) == "client_inactive"
+    assert reason_of(token(), reader) == "client_inactive"
 
 
 def test_a_sequence_that_went_backwards_loads_everything(reader):
@@ -273,16 +256,16 @@ def test_a_rolled_back_number_read_inside_its_transaction_is_not_trusted():
     revocation.use_factory(lambda: revocation.build(clock=clock))
     try:
         Client.objects.create(client_id="svc-a", name="A", is_active=False)
-        assert reason(revocation.process_cache(), token()) == "client_inactive"
+        assert reason_of(token(), revocation.process_cache()) == "client_inactive"
         with pytest.raises(RuntimeError), transaction.atomic():
             Client.objects.filter(client_id="svc-a").activate()
-            assert reason(revocation.process_cache(), token()) is None  # its own change, uncommitted
+            assert reason_of(token(), revocation.process_cache()) is None  # its own change, uncommitted
             rolled_back = sequence()
             raise RuntimeError("roll back")
         RevokedToken.objects.revoke("unrelated", timezone.now() + dt.timedelta(minutes=5))
         assert sequence() == rolled_back  # the same number, another change
         clock.advance(1.0)
-        assert reason(revocation.process_cache(), token()) == "client_inactive"
+        assert reason_of(token(), revocation.process_cache()) == "client_inactive"
     finally:
         revocation.use_factory(None)
 

@@ -22,12 +22,12 @@ from rest_framework.test import APIClient
 from rest_framework.views import APIView
 
 from drf_m2m_auth import revocation
-from drf_m2m_auth.errors import InvalidToken
 from drf_m2m_auth.models import Client, DeletedClient, ResourceGrant, RevokedToken
 from drf_m2m_auth.permissions import HasResourceGrant, HasScopes
-from drf_m2m_auth.principal import AccessToken
 from drf_m2m_auth.revocation_cache import RevocationCache
 from drf_m2m_auth.testing import JWKSServer
+
+from .revocation_support import reason_of, token
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls(__name__)]
 
@@ -171,22 +171,6 @@ class Rows:
         return False
 
 
-def token(issuer, client_id="svc", *, iat=None, jti=None):
-    now = time.time()
-    claims = {"iss": issuer, "sub": f"{client_id}@clients", "aud": "x", "iat": iat or now, "exp": now + 600}
-    if jti:
-        claims["jti"] = jti
-    return AccessToken(claims, frozenset())
-
-
-def reason(cache, tok):
-    try:
-        cache.check(tok)
-    except InvalidToken as exc:
-        return exc.reason
-    return None
-
-
 def test_a_client_without_an_issuer_is_revoked_everywhere_and_granted_nowhere():
     from drf_m2m_auth.revocation_state import ClientState
 
@@ -198,9 +182,9 @@ def test_a_client_without_an_issuer_is_revoked_everywhere_and_granted_nowhere():
         loader=Rows(every_issuer={"svc-off": off, "svc-cut": cut}, clients={"https://a/": {"svc-cut": granted}})
     )
     for iss in ("https://a/", "https://b/"):
-        assert reason(cache, token(iss, "svc-off")) == "client_inactive"
-        assert reason(cache, token(iss, "svc-cut", iat=now - 60)) == "token_revoked"
-        assert reason(cache, token(iss, "svc-cut", iat=now + 1)) is None
+        assert reason_of(token("svc-off", issuer=iss), cache) == "client_inactive"
+        assert reason_of(token("svc-cut", issuer=iss, iat=now - 60), cache) == "token_revoked"
+        assert reason_of(token("svc-cut", issuer=iss, iat=now + 1), cache) is None
         assert cache.resources_for(iss, "svc-off") is None
     # A's own row keeps its grants; the issuer-less row's cut-off still applies on top.
     assert cache.resources_for("https://a/", "svc-cut") == {"orders"}
@@ -214,13 +198,13 @@ def test_unregistered_clients_policy_per_issuer_and_aliases():
         deny_unregistered_by_issuer={"https://partner/": True},
         issuer_aliases={"https://sts.windows.net/t/": "https://login/t/v2.0"},
     )
-    assert reason(cache, token("https://internal/", "stranger")) is None
-    assert reason(cache, token("https://partner/", "stranger")) == "client_unregistered"
+    assert reason_of(token("stranger", issuer="https://internal/"), cache) is None
+    assert reason_of(token("stranger", issuer="https://partner/"), cache) == "client_unregistered"
     strict = RevocationCache(
         loader=Rows(), deny_unregistered=True, deny_unregistered_by_issuer={"https://internal/": False}
     )
-    assert reason(strict, token("https://internal/", "stranger")) is None
-    assert reason(strict, token("https://partner/", "stranger")) == "client_unregistered"
+    assert reason_of(token("stranger", issuer="https://internal/"), strict) is None
+    assert reason_of(token("stranger", issuer="https://partner/"), strict) == "client_unregistered"
     # An alias's tokens are judged as its entry's issuer's clients.
     from drf_m2m_auth.revocation_state import ClientState
 
@@ -229,7 +213,7 @@ def test_unregistered_clients_policy_per_issuer_and_aliases():
         loader=Rows(clients={"https://login/t/v2.0": {"svc": off}}),
         issuer_aliases={"https://sts.windows.net/t/": "https://login/t/v2.0"},
     )
-    assert reason(aliased, token("https://sts.windows.net/t/", "svc")) == "client_inactive"
+    assert reason_of(token("svc", issuer="https://sts.windows.net/t/"), aliased) == "client_inactive"
 
 
 # --- commands and admin with two issuers --------------------------------------------------------

@@ -20,34 +20,11 @@ from drf_m2m_auth import revocation
 from drf_m2m_auth.errors import InvalidToken, RevocationUnavailable
 from drf_m2m_auth.ids import jti_digest
 from drf_m2m_auth.models import Client, ResourceGrant, RevocationState, RevokedToken
-from drf_m2m_auth.principal import AccessToken
 from drf_m2m_auth.testing import FakeClock
 
+from .revocation_support import reason_of, token
+
 pytestmark = pytest.mark.django_db
-
-
-def token(client_id="svc-a", *, iat=None, jti=None, exp_in=3600, issuer=None):
-    """A verified token of ``client_id`` at ``issuer`` (default: the one configured issuer)."""
-    now = time.time()
-    claims = {
-        "sub": f"{client_id}@clients",
-        "iss": issuer or revocation.only_issuer(),
-        "aud": "api",
-        "iat": now if iat is None else iat,
-        "exp": now + exp_in,
-    }
-    if jti:
-        claims["jti"] = jti
-    return AccessToken(claims, frozenset({"read:orders"}))
-
-
-def reason_of(tok, module=revocation):
-    try:
-        module.check(tok)
-    except InvalidToken as exc:
-        assert exc.error == "invalid_token"
-        return exc.reason
-    return None
 
 
 @pytest.fixture
@@ -92,16 +69,11 @@ def commit_elsewhere(sql, params=(), changes=(("clients", "", ""), ("tokens", ""
 def number_whole_sections(changes=(("clients", "", ""), ("tokens", "", ""))):
     """What a writer's stamp() leaves in the database, without its signal: the next number, and
     what to re-read (by default both sections: raw SQL names no client or jti)."""
-    from django.db.models import F
-
+    from drf_m2m_auth.changes import allocate, write_changes
     from drf_m2m_auth.models import RevocationChange
 
-    RevocationState.objects.get_or_create(pk=1)
-    RevocationState.objects.filter(pk=1).update(sequence=F("sequence") + 1)
-    number = RevocationState.objects.get(pk=1).sequence
-    RevocationChange.objects.bulk_create(
-        [RevocationChange(sequence=number, kind=kind, issuer=issuer, key=key) for kind, issuer, key in changes]
-    )
+    number = allocate(RevocationState, "default", {})
+    write_changes(RevocationChange, RevocationState, "default", number, list(changes))
 
 
 # --- the answers ---------------------------------------------------------------------------------
