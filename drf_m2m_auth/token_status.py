@@ -75,7 +75,7 @@ def build_checker() -> Any:
     from . import conf
     from .shared import get_shared_cache
     from .statuscheck import StatusChecker
-    from .statuslist import fetch_status_list
+    from .statuslist_fetch import fetch_status_list
 
     m2m_settings.ensure_valid()  # the table validated every STATUS_LIST_* value: a 503 otherwise
     s = m2m_settings

@@ -39,6 +39,7 @@ PURE = frozenset(
         "token_cache",
         "bearer_auth",
         "statuslist",
+        "statuslist_fetch",
         "statuscheck",
         "issuers",
         "presets",

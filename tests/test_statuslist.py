@@ -24,10 +24,10 @@ from drf_m2m_auth.statuslist import (
     StatusList,
     StatusListInvalid,
     StatusListUnavailable,
-    fetch_status_list,
     inflate,
     parse_status_claim,
 )
+from drf_m2m_auth.statuslist_fetch import fetch_status_list
 from drf_m2m_auth.testing import FakeClock, FakeIssuer, JWKSServer, b64url, encode_jws, generate_private_key
 
 from .statuslist_support import StatusListServer, encode_lst, list_token, pack

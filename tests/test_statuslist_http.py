@@ -16,7 +16,8 @@ from drf_m2m_auth.errors import InvalidToken
 from drf_m2m_auth.fetch import HTTPFetcher
 from drf_m2m_auth.jwks import JWKSource
 from drf_m2m_auth.statuscheck import StatusChecker
-from drf_m2m_auth.statuslist import StatusListUnavailable, fetch_status_list
+from drf_m2m_auth.statuslist import StatusListUnavailable
+from drf_m2m_auth.statuslist_fetch import fetch_status_list
 from drf_m2m_auth.testing import FakeIssuer, JWKSServer, b64url
 
 from .statuslist_support import StatusListServer, encode_lst, list_token
@@ -111,7 +112,7 @@ def test_four_processes_share_one_fetch(lists, tmp_path):
             from drf_m2m_auth.jwks import JWKSource
             from drf_m2m_auth.shared import SharedCache
             from drf_m2m_auth.statuscheck import StatusChecker
-            from drf_m2m_auth.statuslist import fetch_status_list
+            from drf_m2m_auth.statuslist_fetch import fetch_status_list
             src = JWKSource({fake.issuer!r}, jwks_url={jwks.jwks_url!r}, fetch=HTTPFetcher(),
                             shared_cache=SharedCache(cache, prefix="fleet"))
             checker = StatusChecker(key_resolver_for=lambda issuer: src.get_key, fetch=fetch_status_list,
