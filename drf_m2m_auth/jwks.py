@@ -66,7 +66,6 @@ class JWKSource:
         self.jwks_url = jwks_url
         self.algorithms = tuple(algorithms)
         self.fetch = fetch or HTTPFetcher()
-        self.shared_cache = shared_cache
         self.clock = clock
         self.default_ttl, self.min_ttl, self.max_ttl = default_ttl, min_ttl, max_ttl
         self.cooldown = cooldown
